@@ -1,0 +1,88 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""qp2p_trio: Trio-native peer-to-peer networking over QUIC.
+
+Endpoints identified by an Ed25519 key, mutually authenticated TLS 1.3
+connections, discrete messages (one per QUIC stream) with request/response,
+and raw QUIC streams as Trio streams.
+"""
+
+# This file chooses the public API; each name is re-exported explicitly.
+from ._config import ALPN as ALPN, Config as Config
+from ._connection import Connection as Connection, ConnectionStatistics as ConnectionStatistics
+from ._endpoint import (
+    Endpoint as Endpoint,
+    EndpointStatistics as EndpointStatistics,
+    open_endpoint as open_endpoint,
+)
+from ._errors import (
+    ConnectError as ConnectError,
+    ConnectionClosed as ConnectionClosed,
+    EndpointError as EndpointError,
+    HandshakeError as HandshakeError,
+    LocalProtocolError as LocalProtocolError,
+    MessageError as MessageError,
+    MessageRefused as MessageRefused,
+    MessageTooLarge as MessageTooLarge,
+    PeerIdentityError as PeerIdentityError,
+    ProtocolError as ProtocolError,
+    QP2PError as QP2PError,
+    RemoteProtocolError as RemoteProtocolError,
+    StreamReset as StreamReset,
+)
+from ._identity import Identity as Identity, NodeId as NodeId
+from ._message import Message as Message
+from ._streams import (
+    BidirectionalStream as BidirectionalStream,
+    ReceiveStream as ReceiveStream,
+    SendStream as SendStream,
+)
+from ._version import __version__ as __version__
+from ._wire import CloseCode as CloseCode, StreamErrorCode as StreamErrorCode
+
+__all__ = [
+    "ALPN",
+    "BidirectionalStream",
+    "CloseCode",
+    "Config",
+    "ConnectError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionStatistics",
+    "Endpoint",
+    "EndpointError",
+    "EndpointStatistics",
+    "HandshakeError",
+    "Identity",
+    "LocalProtocolError",
+    "Message",
+    "MessageError",
+    "MessageRefused",
+    "MessageTooLarge",
+    "NodeId",
+    "PeerIdentityError",
+    "ProtocolError",
+    "QP2PError",
+    "ReceiveStream",
+    "RemoteProtocolError",
+    "SendStream",
+    "StreamErrorCode",
+    "StreamReset",
+    "__version__",
+    "open_endpoint",
+]
+
+
+def _fixup_module_metadata() -> None:
+    # Show public objects as qp2p_trio.X in reprs, tracebacks and docs.
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("qp2p_trio._"):
+            try:
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):  # pragma: no cover
+                pass
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata

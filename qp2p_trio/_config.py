@@ -1,0 +1,142 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""Endpoint configuration: one frozen, validated class.
+
+Every protocol timer and every limit lives here, so that no public call
+needs a ``timeout=`` argument (callers use cancel scopes) and so that the
+limits that keep memory bounded are documented in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, final
+
+import attrs
+
+__all__ = ["ALPN", "Config"]
+
+#: The ALPN protocol id every qp2p_trio connection negotiates.  A peer that
+#: offers only other protocols fails the handshake (TLS alert 120).
+ALPN = "qp2p-trio/1"
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"Config.{attribute.name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"Config.{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+def _positive_int(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Config.{attribute.name} must be an int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"Config.{attribute.name} must be > 0, got {value!r}")
+
+
+def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None:
+        _positive(_inst, attribute, value)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Config:
+    """Settings of an endpoint; immutable and validated when constructed.
+
+    Every field has a default chosen for a P2P node on the open Internet; the
+    limits keep an endpoint's memory bounded whatever its peers do.
+
+    Example::
+
+        config = qp2p_trio.Config(idle_timeout=60.0, max_message_size=64 * 1024 * 1024)
+        async with qp2p_trio.open_endpoint(config=config) as ep:
+            ...
+
+    Use `attrs.evolve` to derive a changed copy.
+
+    Raises:
+        TypeError: a field has the wrong type.
+        ValueError: a field is out of range, or two fields contradict each other
+            (for example a keep-alive interval not below the idle timeout).
+    """
+
+    #: Seconds without any packet after which a connection is closed (QUIC
+    #: max_idle_timeout; the smaller of both peers' values applies).
+    idle_timeout: float = attrs.field(default=30.0, validator=_positive)
+    #: Seconds between keep-alive PINGs on an otherwise idle connection, or
+    #: ``None`` to send none.  The default stays below common NAT UDP mapping
+    #: timeouts (about 30 s) so that mappings survive.
+    keep_alive_interval: float | None = attrs.field(default=10.0, validator=_optional_positive)
+    #: Largest message payload (bytes) this endpoint accepts; checked against
+    #: the frame header before any payload byte is buffered.  Also bounds
+    #: replies to our requests.
+    max_message_size: int = attrs.field(default=16 * MiB, validator=_positive_int)
+    #: Complete messages waiting for `Endpoint.receive`, at most.  Messages
+    #: beyond it are refused with ``BUSY`` (the sender gets `MessageRefused`).
+    receive_queue_messages: int = attrs.field(default=1024, validator=_positive_int)
+    #: Payload bytes of messages being received or waiting in the queue, at
+    #: most; a message whose declared size does not fit is refused with ``BUSY``.
+    receive_queue_bytes: int = attrs.field(default=64 * MiB, validator=_positive_int)
+    #: New incoming connections waiting for `Endpoint.accept`; see that method
+    #: for what happens past it.
+    accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Raw streams a peer opened that wait for ``accept_bi``/``accept_uni``
+    #: (per connection and direction); past it they are refused with ``REFUSED``.
+    stream_accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Unread bytes buffered per raw receive stream; a peer that sends more
+    #: than that ahead of the reader gets STOP_SENDING (the reader gets an error).
+    stream_receive_buffer: int = attrs.field(default=4 * MiB, validator=_positive_int)
+    #: Bytes a sender may have in flight per stream (written to QUIC but not
+    #: acknowledged); writers block above it.
+    stream_send_buffer: int = attrs.field(default=1 * MiB, validator=_positive_int)
+    #: Bytes a connection may have in flight across all its streams.
+    connection_send_buffer: int = attrs.field(default=8 * MiB, validator=_positive_int)
+    #: Streams this endpoint opens concurrently per connection and direction;
+    #: further sends wait for a free slot (aioquic peers allow 128).
+    max_concurrent_streams: int = attrs.field(default=100, validator=_positive_int)
+    #: Seconds `open_endpoint` spends closing connections gracefully on exit
+    #: before it cancels everything.
+    close_grace: float = attrs.field(default=1.0, validator=_positive)
+    #: UDP payload size QUIC packets are built to (bytes); 1200 is the QUIC
+    #: minimum that every path must carry.  There is no path MTU discovery.
+    max_datagram_size: int = attrs.field(default=1200, validator=_positive_int)
+    #: Congestion controller of aioquic to use.
+    congestion_control: Literal["reno", "cubic"] = attrs.field(
+        default="cubic", validator=attrs.validators.in_(("reno", "cubic"))
+    )
+    #: Initial RTT estimate (seconds) before a sample exists.
+    initial_rtt: float = attrs.field(default=0.1, validator=_positive)
+    #: Initial per-stream and per-connection receive windows (bytes) we grant;
+    #: aioquic doubles them as data arrives.
+    initial_stream_window: int = attrs.field(default=1 * MiB, validator=_positive_int)
+    initial_connection_window: int = attrs.field(default=1 * MiB, validator=_positive_int)
+
+    def __attrs_post_init__(self) -> None:
+        if self.keep_alive_interval is not None and self.keep_alive_interval >= self.idle_timeout:
+            raise ValueError(
+                f"Config.keep_alive_interval ({self.keep_alive_interval}) must be below "
+                f"Config.idle_timeout ({self.idle_timeout}), or None to disable keep-alive"
+            )
+        if self.max_datagram_size < 1200 or self.max_datagram_size > 65527:
+            raise ValueError(
+                f"Config.max_datagram_size must be within 1200..65527 (QUIC's minimum and "
+                f"UDP's maximum), got {self.max_datagram_size}"
+            )
+        if self.receive_queue_bytes < self.max_message_size:
+            raise ValueError(
+                "Config.receive_queue_bytes must be >= Config.max_message_size, or no message "
+                "of the largest allowed size could ever be received"
+            )
+        if self.stream_send_buffer > self.connection_send_buffer:
+            raise ValueError(
+                "Config.stream_send_buffer must not exceed Config.connection_send_buffer"
+            )
+        if self.max_concurrent_streams > 128:
+            raise ValueError(
+                "Config.max_concurrent_streams must be <= 128 (the stream limit aioquic peers grant)"
+            )

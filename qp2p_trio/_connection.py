@@ -1,0 +1,893 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""One authenticated QUIC connection to a peer.
+
+Theory of operation
+-------------------
+A `Connection` owns its `QuicCore` and the per-stream `StreamState` records.
+The endpoint's tasks feed it (`_on_input`) and transmit for it; everything
+that changes state here is synchronous.  Calls made by users mutate the core,
+mark the connection *dirty* (the endpoint's sender task transmits it) and
+wait on ``_progress``, a parking lot that is woken after every change: new
+input (acknowledgements, data, resets), a close, or a transmit.  Waiters
+re-check their own condition when woken.
+
+Invariants:
+
+- No stream data is handled before the peer proved its node id: events
+  that arrive earlier are held in ``_held`` and replayed once verified.
+- Every incoming message reserves its declared size in the endpoint's
+  receive budget at its head, before any payload byte is buffered, and
+  releases it when refused, reset, or taken from the queue by the user.
+- After a close is seen (ours or the peer's) every waiter fails promptly.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import TYPE_CHECKING, TypeVar, final
+
+import attrs
+import trio
+
+from . import _quic, _wire
+from ._certs import verify_certificate_chain
+from ._errors import (
+    ConnectError,
+    ConnectionClosed,
+    HandshakeError,
+    LocalProtocolError,
+    MessageRefused,
+    MessageTooLarge,
+    PeerIdentityError,
+    RemoteProtocolError,
+    StreamReset,
+)
+from ._message import Message
+from ._streams import BidirectionalStream, ReceiveStream, SendStream
+from ._util import NoPublicConstructor
+
+if TYPE_CHECKING:
+    from ._endpoint import Address, Endpoint
+    from ._identity import NodeId
+
+__all__ = ["Connection", "ConnectionStatistics"]
+
+_T = TypeVar("_T")
+K = _wire.StreamKind
+E = _wire.StreamErrorCode
+_REFUSAL_CODES = frozenset({E.BUSY, E.UNSUPPORTED, E.MALFORMED, E.REFUSED, E.NO_REPLY})
+
+
+def _is_uni(sid: int) -> bool:
+    return bool(sid & 2)
+
+
+def stream_error(code: int, what: str) -> StreamReset:
+    """The exception a local caller gets when the peer reset or stopped a stream."""
+    try:
+        name = E(code).name
+    except ValueError:
+        name = f"0x{code:x}"
+    if code == E.TOO_LARGE:
+        return MessageTooLarge(f"{what}: the peer refused it as too large", error_code=code)
+    if code in _REFUSAL_CODES:
+        return MessageRefused(f"{what}: the peer refused it ({name})", error_code=code)
+    return StreamReset(f"{what}: the peer reset the stream ({name})", error_code=code)
+
+
+class _Phase(enum.Enum):
+    HANDSHAKING = "handshaking"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@final
+@attrs.frozen
+class ConnectionStatistics:
+    """A snapshot of a connection's counters (`Connection.statistics`).
+
+    Attributes:
+        rtt: smoothed round-trip time in seconds (0 before the first sample).
+        rtt_min: lowest RTT seen.
+        congestion_window: bytes the congestion controller allows in flight.
+        bytes_in_flight: bytes sent and not yet acknowledged or lost.
+        datagrams_sent / datagrams_received: UDP datagrams.
+        bytes_sent / bytes_received: UDP payload bytes.
+        packets_lost: QUIC packets declared lost.
+        open_streams: streams this connection still tracks.
+    """
+
+    rtt: float
+    rtt_min: float
+    congestion_window: int
+    bytes_in_flight: int
+    datagrams_sent: int
+    datagrams_received: int
+    bytes_sent: int
+    bytes_received: int
+    packets_lost: int
+    open_streams: int
+
+
+class StreamState:
+    """Bookkeeping of one stream, owned by its `Connection` (see module doc)."""
+
+    __slots__ = (
+        "error",
+        "handle",
+        "kind",
+        "local_recv_closed",
+        "local_send_closed",
+        "parser",
+        "recv_buf",
+        "recv_fin",
+        "reply",
+        "reserved",
+        "reset_code",
+        "sending",
+        "sid",
+        "stop_code",
+    )
+
+    def __init__(self, sid: int, kind: _wire.StreamKind | None) -> None:
+        self.sid = sid
+        self.kind = kind
+        self.parser: _wire.StreamParser | None = None
+        self.sending = False  # we write on it
+        self.local_send_closed = False  # FIN queued or reset by us
+        self.stop_code: int | None = None  # the peer's STOP_SENDING
+        self.recv_buf = bytearray()
+        self.recv_fin = False
+        self.reset_code: int | None = None  # the peer's RESET_STREAM
+        self.local_recv_closed = False  # we stopped reading
+        self.reserved = 0  # receive budget held
+        self.reply: bytes | None = None
+        self.error: BaseException | None = None
+        self.handle: object = None
+
+
+@final
+class Connection(metaclass=NoPublicConstructor):
+    """An authenticated QUIC connection to one peer.
+
+    Get one from `Endpoint.connect` or `Endpoint.accept`; it has no public
+    constructor.  Messages the peer sends arrive through the endpoint's
+    `Endpoint.receive`, whichever connection carried them.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        core: _quic.QuicCore,
+        peer_address: Address,
+        *,
+        expected_peer: NodeId | None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._config = endpoint._config
+        self._core = core
+        self._wire_address = peer_address
+        self._expected_peer = expected_peer
+        self._peer_id: NodeId | None = None
+        self._phase = _Phase.HANDSHAKING
+        self._handshake_error: BaseException | None = None
+        self._established = trio.Event()
+        self._close_exc: ConnectionClosed | None = None
+        self._closed_locally = False
+        self._closed = trio.Event()
+        self._close_sent = trio.Event()
+        self._progress = trio.lowlevel.ParkingLot()
+        self._streams: dict[int, StreamState] = {}
+        self._held: list[_quic.CoreEvent] = []
+        self._uni_slots = trio.Semaphore(self._config.max_concurrent_streams)
+        self._bi_slots = trio.Semaphore(self._config.max_concurrent_streams)
+        q = self._config.stream_accept_queue_size
+        self._accept_bi_send, self._accept_bi_recv = trio.open_memory_channel[BidirectionalStream](q)
+        self._accept_uni_send, self._accept_uni_recv = trio.open_memory_channel[ReceiveStream](q)
+        self._cids: set[bytes] = set()
+        self.timer_at: float | None = None
+        self.next_ping_at: float | None = None
+        self._ping_uid = 0
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    # ------------------------------------------------------------ properties
+    @property
+    def peer_address(self) -> Address:
+        """The peer's current socket address (it can change if the peer migrates)."""
+        addr = self._core.peer_address() or self._wire_address
+        return self._endpoint._present_address(addr)
+
+    @property
+    def peer_id(self) -> NodeId:
+        """The node id the peer proved during the handshake."""
+        if self._peer_id is None:  # pragma: no cover - connections are exposed verified
+            raise RuntimeError("peer not verified yet")
+        return self._peer_id
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection has closed (either side, or idle timeout)."""
+        return self._close_exc is not None
+
+    @property
+    def close_reason(self) -> ConnectionClosed | None:
+        """How the connection ended, or ``None`` while it is open."""
+        return self._close_exc
+
+    def __repr__(self) -> str:
+        peer = self._peer_id.short() if self._peer_id else "?"
+        return f"<qp2p_trio.Connection peer={peer} address={self.peer_address!r} {self._phase.value}>"
+
+    def statistics(self) -> ConnectionStatistics:
+        """Return an immutable snapshot of this connection's counters."""
+        s = self._core.statistics()
+        return ConnectionStatistics(
+            rtt=float(s["rtt"]),
+            rtt_min=float(s["rtt_min"]),
+            congestion_window=int(s["congestion_window"]),
+            bytes_in_flight=int(s["bytes_in_flight"]),
+            datagrams_sent=self.datagrams_sent,
+            datagrams_received=self.datagrams_received,
+            bytes_sent=self.bytes_sent,
+            bytes_received=self.bytes_received,
+            packets_lost=int(s["packets_lost"]),
+            open_streams=len(self._streams),
+        )
+
+    # ------------------------------------------------------ endpoint-facing
+    @property
+    def core(self) -> _quic.QuicCore:
+        return self._core
+
+    def _wake(self) -> None:
+        self._progress.unpark_all()
+
+    def _dirty(self) -> None:
+        self._endpoint._mark_dirty(self)
+
+    def _on_input(self) -> None:
+        """Process whatever the core produced after input, a timer or an API call."""
+        for ev in self._core.events():
+            self._handle_event(ev)
+        term = self._core.close_seen()
+        if term is not None:
+            self._handle_terminated(term)
+        self._wake()
+
+    def _handle_event(self, ev: _quic.CoreEvent) -> None:
+        if isinstance(ev, _quic.CidIssued):
+            self._cids.add(ev.cid)
+            self._endpoint._route_add(ev.cid, self)
+        elif isinstance(ev, _quic.CidRetired):
+            self._cids.discard(ev.cid)
+            self._endpoint._route_remove(ev.cid, self)
+        elif isinstance(ev, _quic.HandshakeDone):
+            self._handshake_done()
+        elif isinstance(ev, _quic.Terminated):
+            self._handle_terminated(ev)
+        elif isinstance(ev, _quic.PingAck):
+            pass
+        elif self._phase is _Phase.HANDSHAKING:
+            # Stream events before the peer is verified wait for verification.
+            self._held.append(ev)
+        elif self._phase is _Phase.OPEN:
+            self._handle_stream_event(ev)
+
+    def _handshake_done(self) -> None:
+        try:
+            self._peer_id = verify_certificate_chain(
+                self._core.peer_certificates(), now=time.time(), expected=self._expected_peer
+            )
+        except PeerIdentityError as exc:
+            self._handshake_error = exc
+            self._core.close(_wire.CloseCode.PEER_IDENTITY, str(exc)[:200])
+            self._dirty()
+            return
+        self._phase = _Phase.OPEN
+        self._established.set()
+        self._endpoint._connection_established(self)
+        held, self._held = self._held, []
+        for ev in held:
+            self._handle_stream_event(ev)
+
+    def _handle_terminated(self, term: _quic.Terminated) -> None:
+        if self._close_exc is not None:
+            return
+        if term.idle_timeout:
+            message = "connection closed: idle timeout"
+        elif term.by_peer:
+            message = f"connection closed by the peer (code 0x{term.error_code:x})"
+        else:
+            message = f"connection closed (code 0x{term.error_code:x})"
+        if term.reason:
+            message += f": {term.reason}"
+        self._close_exc = ConnectionClosed(
+            message,
+            error_code=term.error_code,
+            reason=term.reason,
+            by_peer=term.by_peer,
+            idle_timeout=term.idle_timeout,
+        )
+        if self._phase is _Phase.HANDSHAKING and self._handshake_error is None:
+            if term.idle_timeout:
+                self._handshake_error = ConnectError(
+                    "no answer from the peer: the handshake timed out"
+                )
+            else:
+                self._handshake_error = HandshakeError(f"handshake failed: {message}")
+            self._handshake_error.__cause__ = self._close_exc
+        self._phase = _Phase.CLOSED
+        for st in self._streams.values():
+            self._release(st)
+        self._held.clear()
+        self._closed.set()
+        self._established.set()  # wake a connect() waiting on the handshake
+        self._endpoint._connection_closed(self)
+        self._wake()
+
+    def _after_transmit(self) -> None:
+        if self._close_exc is not None or self._closed_locally:
+            self._close_sent.set()
+
+    # --------------------------------------------------------- stream events
+    def _handle_stream_event(self, ev: _quic.CoreEvent) -> None:
+        if isinstance(ev, _quic.StreamData):
+            self._on_stream_data(ev.stream_id, ev.data, ev.fin)
+        elif isinstance(ev, _quic.StreamReset):
+            st = self._streams.get(ev.stream_id)
+            if st is not None:
+                st.reset_code = ev.error_code
+                self._release(st)
+                if st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None:
+                    # An incoming message abandoned half-way: forget it.
+                    self._forget(st)
+                self._maybe_forget(st)
+        elif isinstance(ev, _quic.StopSending):
+            st = self._streams.get(ev.stream_id)
+            if st is not None:
+                st.stop_code = ev.error_code
+                self._maybe_forget(st)
+
+    def _new_incoming(self, sid: int) -> StreamState | None:
+        if (sid & 1) == (0 if self._core.is_client else 1):
+            return None  # one of ours that we already forgot
+        st = StreamState(sid, None)
+        allowed = {K.MESSAGE, K.RAW_UNI} if _is_uni(sid) else {K.REQUEST, K.RAW_BIDI}
+        st.parser = _wire.StreamParser(
+            allowed=allowed, max_message_size=self._config.max_message_size
+        )
+        self._streams[sid] = st
+        return st
+
+    def _on_stream_data(self, sid: int, data: bytes, fin: bool) -> None:
+        st = self._streams.get(sid)
+        if st is None:
+            st = self._new_incoming(sid)
+            if st is None:
+                return
+        if st.local_recv_closed:
+            return  # refused or no longer read: drop what is still in flight
+        if st.parser is None:
+            if st.kind is K.RAW_BIDI:
+                # Our own raw stream: the peer's direction carries no preamble.
+                self._on_raw_data(st, data, fin)
+            return
+        try:
+            events = st.parser.feed(data, fin)
+        except RemoteProtocolError as exc:
+            self._refuse(st, exc.error_code, exc)
+            return
+        for pev in events:
+            if isinstance(pev, _wire.Head):
+                if not self._on_head(st, pev):
+                    return
+            elif isinstance(pev, _wire.MessageComplete):
+                self._on_message(st, pev)
+            else:
+                self._on_raw_data(st, pev.data, pev.fin)
+
+    def _on_head(self, st: StreamState, head: _wire.Head) -> bool:
+        if st.kind is None:
+            st.kind = head.kind
+        if head.kind in (K.MESSAGE, K.REQUEST):
+            assert head.length is not None
+            if not self._endpoint._budget_reserve(head.length):
+                self._refuse(st, E.BUSY, None)
+                return False
+            st.reserved = head.length
+            return True
+        if head.kind is K.REPLY:
+            return True
+        # A raw stream opened by the peer.
+        if head.kind is K.RAW_BIDI:
+            bidi = BidirectionalStream._create(self, st)
+            st.handle = bidi
+            ok = self._try_send(self._accept_bi_send, bidi)
+        else:
+            uni = ReceiveStream._create(self, st)
+            st.handle = uni
+            ok = self._try_send(self._accept_uni_send, uni)
+        if not ok:
+            self._refuse(st, E.REFUSED, None)
+            return False
+        return True
+
+    @staticmethod
+    def _try_send(channel: trio.MemorySendChannel[object], item: object) -> bool:
+        try:
+            channel.send_nowait(item)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            return False
+        return True
+
+    def _refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
+        """Stop reading a stream with ``code``; reset our side of a bidi one."""
+        self._endpoint._count_refused()
+        self._release(st)
+        self._core.stop(st.sid, code)
+        st.local_recv_closed = True
+        st.parser = None
+        if not _is_uni(st.sid) and not st.local_send_closed:
+            self._core.reset(st.sid, code)
+            st.local_send_closed = True
+        if st.sending and st.kind is K.REQUEST:
+            # Our own request: the reply was too large or malformed.
+            if code == E.TOO_LARGE:
+                st.error = MessageTooLarge(
+                    "the reply is larger than Config.max_message_size", error_code=code
+                )
+            else:
+                st.error = RemoteProtocolError(f"malformed reply: {exc}", error_code=code)
+        else:
+            self._forget(st)
+        self._dirty()
+
+    def _on_message(self, st: StreamState, done: _wire.MessageComplete) -> None:
+        if done.kind is K.REPLY:
+            st.reply = done.payload
+            return
+        msg = Message._create(
+            payload=done.payload,
+            sender=self.peer_id,
+            connection=self,
+            stream_id=None if done.kind is K.MESSAGE else st.sid,
+        )
+        if done.kind is K.MESSAGE:
+            self._forget(st)
+        else:
+            st.handle = msg
+            st.parser = None
+        st_reserved, st.reserved = st.reserved, 0
+        self._endpoint._deliver(msg, st_reserved)
+
+    def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
+        if data:
+            st.recv_buf += data
+            if len(st.recv_buf) > self._config.stream_receive_buffer:
+                st.error = trio.BrokenResourceError(
+                    "the peer sent more than Config.stream_receive_buffer bytes ahead of the reader"
+                )
+                self._core.stop(st.sid, E.CLOSED)
+                st.local_recv_closed = True
+                st.recv_buf = bytearray()
+                self._dirty()
+        if fin:
+            st.recv_fin = True
+            self._maybe_forget(st)
+
+    def _release(self, st: StreamState) -> None:
+        if st.reserved:
+            self._endpoint._budget_release(st.reserved)
+            st.reserved = 0
+
+    def _forget(self, st: StreamState) -> None:
+        self._streams.pop(st.sid, None)
+
+    def _maybe_forget(self, st: StreamState) -> None:
+        """Drop a raw stream's record once both directions are over."""
+        if st.kind not in (K.RAW_BIDI, K.RAW_UNI):
+            return
+        uni = _is_uni(st.sid)
+        send_done = (uni and not st.sending) or st.local_send_closed or st.stop_code is not None
+        recv_done = (uni and st.sending) or st.local_recv_closed or (
+            (st.recv_fin or st.reset_code is not None) and not st.recv_buf
+        )
+        if send_done and recv_done:
+            self._forget(st)
+
+    # ------------------------------------------------------------ waiting
+    def _check_usable(self) -> None:
+        if self._closed_locally:
+            raise trio.ClosedResourceError("this connection was closed")
+        if self._close_exc is not None:
+            raise self._close_exc
+
+    async def _wait_established(self) -> None:
+        await self._established.wait()
+        if self._handshake_error is not None:
+            raise self._handshake_error
+        if self._close_exc is not None and self._phase is not _Phase.OPEN:
+            raise ConnectError("connection closed during the handshake") from self._close_exc
+
+    def _unacked_total(self) -> int:
+        total = 0
+        for st in self._streams.values():
+            if st.sending and not st.local_send_closed:
+                total += self._core.send_progress(st.sid).unacked
+        return total
+
+    def _send_room(self, st: StreamState) -> int:
+        cfg = self._config
+        p = self._core.send_progress(st.sid)
+        return min(
+            cfg.stream_send_buffer - p.unacked, cfg.connection_send_buffer - self._unacked_total()
+        )
+
+    def _raise_if_send_broken(self, st: StreamState, what: str) -> None:
+        if st.stop_code is not None:
+            raise stream_error(st.stop_code, what)
+        self._check_usable()
+
+    async def _write(
+        self, st: StreamState, data: bytes | bytearray | memoryview, *, end: bool, what: str
+    ) -> None:
+        """Queue ``data`` on a stream within the send-buffer limits."""
+        view = memoryview(data).cast("B")
+        total = len(view)
+        offset = 0
+        while True:
+            self._raise_if_send_broken(st, what)
+            room = self._send_room(st)
+            if room > 0 or (offset == total):
+                n = min(max(room, 0), total - offset)
+                last = offset + n == total
+                if n or (last and end):
+                    self._core.send(st.sid, view[offset : offset + n], end_stream=last and end)
+                    self._dirty()
+                offset += n
+                if last:
+                    return
+            await self._progress.park()
+
+    async def _wait_acked(self, st: StreamState, what: str) -> None:
+        while True:
+            self._raise_if_send_broken(st, what)
+            p = self._core.send_progress(st.sid)
+            if p.reset_code is not None:
+                raise stream_error(st.stop_code or p.reset_code, what)
+            if p.finished:
+                return
+            await self._progress.park()
+
+    def _abandon(self, st: StreamState, code: int) -> None:
+        """Reset and stop a stream of ours (a cancelled or failed call)."""
+        if self._close_exc is None:
+            if not st.local_send_closed or not self._core.send_progress(st.sid).finished:
+                self._core.reset(st.sid, code)
+            if not _is_uni(st.sid) and not st.local_recv_closed:
+                self._core.stop(st.sid, code)
+            self._dirty()
+        self._forget(st)
+
+    # ----------------------------------------------------------- messages
+    async def send(self, payload: bytes | bytearray | memoryview) -> None:
+        """Send one message on a new unidirectional stream.
+
+        Returns once the peer's QUIC stack acknowledged every byte and the end
+        of the stream: the message is then complete in the peer's queue.
+        Blocks while the send buffers are full (backpressure) and while
+        `Config.max_concurrent_streams` sends are already in progress.
+
+        Raises:
+            MessageTooLarge: the peer's `Config.max_message_size` is smaller.
+            MessageRefused: the peer refused it (its receive queue is full);
+                nothing was delivered, so sending again later is safe.
+            StreamReset: the peer reset the stream.
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+            TypeError: ``payload`` is not bytes-like.
+
+        Cancellation: the stream is reset and the peer discards the partial
+        message.  If every byte had already been acknowledged, the peer may
+        have received the message.  The connection stays usable.
+        """
+        view = _payload_view(payload)
+        self._check_usable()
+        async with self._uni_slots:
+            sid = self._core.next_stream_id(unidirectional=True)
+            st = StreamState(sid, K.MESSAGE)
+            st.sending = True
+            self._streams[sid] = st
+            try:
+                self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
+                await self._write(st, view, end=True, what="message")
+                st.local_send_closed = True
+                await self._wait_acked(st, "message")
+            except BaseException:
+                self._abandon(st, E.CANCELLED)
+                raise
+            self._forget(st)
+
+    async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
+        """Send a request on a new bidirectional stream and return the reply.
+
+        The peer receives a `Message` with ``expects_reply`` true and answers
+        with `Message.reply`.  The reply is bounded by our own
+        `Config.max_message_size`.
+
+        Raises:
+            MessageTooLarge: the request exceeds the peer's limit, or the
+                reply exceeds ours.
+            MessageRefused: the peer refused the request (busy) or rejected
+                it without a reply (``error_code`` ``NO_REPLY``).
+            StreamReset: the peer reset the stream.
+            RemoteProtocolError: the reply was malformed.
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+
+        Cancellation: the stream is reset in both directions; the peer's
+        reply, if any, is discarded.  The connection stays usable.
+        """
+        view = _payload_view(payload)
+        self._check_usable()
+        async with self._bi_slots:
+            sid = self._core.next_stream_id(unidirectional=False)
+            st = StreamState(sid, K.REQUEST)
+            st.sending = True
+            st.parser = _wire.StreamParser(
+                allowed={K.REPLY}, max_message_size=self._config.max_message_size
+            )
+            self._streams[sid] = st
+            try:
+                self._core.send(sid, _wire.encode_message_head(K.REQUEST, len(view)))
+                await self._write(st, view, end=True, what="request")
+                st.local_send_closed = True
+                while st.reply is None:
+                    if st.error is not None:
+                        raise st.error
+                    if st.reset_code is not None:
+                        raise stream_error(st.reset_code, "request")
+                    self._raise_if_send_broken(st, "request")
+                    await self._progress.park()
+            except BaseException:
+                self._abandon(st, E.CANCELLED)
+                raise
+            self._forget(st)
+            return st.reply
+
+    async def _reply(self, sid: int, payload: bytes | bytearray | memoryview) -> None:
+        view = _payload_view(payload)
+        st = self._streams.get(sid)
+        self._check_usable()
+        if st is None or st.local_send_closed:
+            await trio.lowlevel.checkpoint()
+            if st is None:
+                raise StreamReset(
+                    "the requester abandoned the request", error_code=E.CANCELLED
+                )
+            raise LocalProtocolError("this request was already answered")
+        st.sending = True
+        try:
+            self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
+            await self._write(st, view, end=True, what="reply")
+            st.local_send_closed = True
+            await self._wait_acked(st, "reply")
+        except BaseException:
+            st.local_send_closed = True
+            self._abandon(st, E.CANCELLED)
+            raise
+        self._forget(st)
+
+    def _reject(self, sid: int, code: int) -> None:
+        st = self._streams.get(sid)
+        if st is None or st.local_send_closed:
+            return
+        st.local_send_closed = True
+        if self._close_exc is None:
+            self._core.reset(sid, code)
+            self._dirty()
+        self._forget(st)
+
+    # --------------------------------------------------------- raw streams
+    async def open_bi(self) -> BidirectionalStream:
+        """Open a raw bidirectional stream; the peer gets it from `accept_bi`.
+
+        Raises:
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+
+        Cancellation: nothing is opened.
+        """
+        await trio.lowlevel.checkpoint()
+        return self._open_raw(K.RAW_BIDI)  # type: ignore[return-value]
+
+    async def open_uni(self) -> SendStream:
+        """Open a raw unidirectional stream; the peer gets it from `accept_uni`.
+
+        Raises:
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+
+        Cancellation: nothing is opened.
+        """
+        await trio.lowlevel.checkpoint()
+        return self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
+
+    def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
+        self._check_usable()
+        uni = kind is K.RAW_UNI
+        sid = self._core.next_stream_id(unidirectional=uni)
+        st = StreamState(sid, kind)
+        st.sending = True
+        self._streams[sid] = st
+        # The preamble makes the stream exist for the peer at once.
+        self._core.send(sid, _wire.encode_raw_preamble(kind))
+        self._dirty()
+        handle: SendStream | BidirectionalStream = (
+            SendStream._create(self, st) if uni else BidirectionalStream._create(self, st)
+        )
+        st.handle = handle
+        return handle
+
+    async def accept_bi(self) -> BidirectionalStream:
+        """Wait for the next raw bidirectional stream the peer opened.
+
+        At most `Config.stream_accept_queue_size` wait here; the peer's
+        further streams are refused (``REFUSED``).
+
+        Raises:
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+
+        Cancellation: nothing is lost; the stream stays queued.
+        """
+        return await self._accept(self._accept_bi_recv)
+
+    async def accept_uni(self) -> ReceiveStream:
+        """Wait for the next raw unidirectional stream the peer opened.
+
+        Same limits, errors and cancellation as `accept_bi`.
+        """
+        return await self._accept(self._accept_uni_recv)
+
+    async def _accept(self, channel: trio.MemoryReceiveChannel[_T]) -> _T:
+        self._check_usable()
+        try:
+            item = channel.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.checkpoint()
+            return item
+        while True:
+            self._check_usable()
+            try:
+                return channel.receive_nowait()
+            except trio.WouldBlock:
+                await self._progress.park()
+
+    async def _raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
+        if st.local_send_closed:
+            raise trio.ClosedResourceError("this stream's sending side was closed")
+        try:
+            await self._write(st, data, end=False, what="stream")
+        except ConnectionClosed as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def _raw_wait_writable(self, st: StreamState) -> None:
+        await trio.lowlevel.checkpoint()
+        while not st.local_send_closed and st.stop_code is None and self._close_exc is None:
+            if self._closed_locally or self._send_room(st) > 0:
+                return
+            await self._progress.park()
+
+    def _raw_send_eof(self, st: StreamState) -> None:
+        if st.local_send_closed:
+            return
+        if st.stop_code is not None:
+            raise stream_error(st.stop_code, "stream")
+        if self._close_exc is not None:
+            raise trio.BrokenResourceError(str(self._close_exc)) from self._close_exc
+        st.local_send_closed = True
+        self._core.send(st.sid, b"", end_stream=True)
+        self._dirty()
+        self._maybe_forget(st)
+
+    def _raw_close_send(self, st: StreamState) -> None:
+        if st.local_send_closed or not st.sending:
+            st.local_send_closed = True
+            self._maybe_forget(st)
+            return
+        st.local_send_closed = True
+        if self._close_exc is None and st.stop_code is None:
+            self._core.send(st.sid, b"", end_stream=True)
+            self._dirty()
+        self._maybe_forget(st)
+        self._wake()
+
+    def _raw_close_receive(self, st: StreamState) -> None:
+        if st.local_recv_closed:
+            return
+        st.local_recv_closed = True
+        if self._close_exc is None and not st.recv_fin and st.reset_code is None:
+            self._core.stop(st.sid, E.CLOSED)
+            self._dirty()
+        st.recv_buf = bytearray()
+        self._maybe_forget(st)
+        self._wake()
+
+    async def _raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
+        await trio.lowlevel.checkpoint()
+        while True:
+            if st.local_recv_closed:
+                if st.error is not None:
+                    raise st.error
+                raise trio.ClosedResourceError("this stream's receiving side was closed")
+            if st.recv_buf:
+                chunk = bytes(st.recv_buf[:max_bytes])
+                del st.recv_buf[:max_bytes]
+                if not st.recv_buf:
+                    self._maybe_forget(st)
+                return chunk
+            if st.recv_fin:
+                return b""
+            if st.reset_code is not None:
+                raise stream_error(st.reset_code, "stream")
+            if self._close_exc is not None:
+                raise trio.BrokenResourceError(str(self._close_exc)) from self._close_exc
+            await self._progress.park()
+
+    # -------------------------------------------------------------- closing
+    async def aclose(self, code: int = 0, reason: str = "") -> None:
+        """Close the connection gracefully: the peer sees an application close.
+
+        Idempotent.  Afterwards calls on this connection raise
+        `trio.ClosedResourceError`, and calls blocked in other tasks fail
+        with it.  Returns once the CONNECTION_CLOSE was sent (bounded by
+        `Config.close_grace`).
+
+        Args:
+            code: application error code the peer receives (0 = normal).
+            reason: short human-readable reason the peer receives.
+
+        Cancellation: the connection is closed anyway; only the wait for
+        the close to be sent is cut short.
+        """
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 2**62:
+            raise ValueError(f"code must be an int in [0, 2**62), got {code!r}")
+        self._close_locally(code, reason)
+        await trio.lowlevel.checkpoint()
+        with trio.move_on_after(self._config.close_grace):
+            await self._close_sent.wait()
+
+    def _close_locally(self, code: int, reason: str) -> None:
+        if self._closed_locally:
+            return
+        self._closed_locally = True
+        if self._close_exc is None:
+            self._core.close(code, reason)
+            self._dirty()
+            self._on_input()
+        else:
+            self._close_sent.set()
+        self._wake()
+
+    async def wait_closed(self) -> ConnectionClosed:
+        """Wait until the connection has closed, and return how it ended.
+
+        Cancellation: nothing changes.
+        """
+        await self._closed.wait()
+        assert self._close_exc is not None
+        return self._close_exc
+
+
+def _payload_view(payload: bytes | bytearray | memoryview) -> memoryview:
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise TypeError(f"payload must be bytes-like, got {type(payload).__name__}")
+    return memoryview(payload).cast("B")

@@ -1,0 +1,657 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The endpoint: one UDP socket, many connections, one nursery.
+
+Theory of operation
+-------------------
+`open_endpoint` binds a UDP socket and runs two tasks in the endpoint's
+nursery:
+
+- the **receive task** reads datagrams, routes each by its destination
+  connection id (`_routes`, which holds every local CID of every
+  connection, client ones included), creates a server-side connection for a
+  new Initial of at least 1200 bytes, feeds the datagram to the connection's
+  core and lets the connection process the resulting events synchronously;
+- the **send task** is the only writer of the socket.  It fires due QUIC
+  timers and keep-alive pings, then asks every *dirty* connection for its
+  datagrams and sends each to the address aioquic gave with it, and sleeps
+  until the next deadline or until something marks a connection dirty.
+
+User calls never touch the socket: they change a connection's core and
+mark it dirty.  All time comes from `trio.current_time()`, so a
+`trio.testing.MockClock` drives QUIC's timers too.
+
+Addresses: on an IPv6 socket bound to ``::`` (dual stack) IPv4 peers appear
+as ``::ffff:a.b.c.d``; every address is converted to the socket's own form
+before it reaches aioquic (which compares addresses as tuples) and back to
+the plain form before users see it.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import math
+import socket as _stdlib_socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, final
+
+import attrs
+import trio
+
+from . import _quic
+from ._certs import make_certificate
+from ._config import Config
+from ._connection import Connection
+from ._errors import EndpointError
+from ._identity import Identity, NodeId
+from ._message import Message
+from ._util import NoPublicConstructor, unwrap_group
+from ._wire import CloseCode
+
+__all__ = ["Address", "Endpoint", "EndpointStatistics", "open_endpoint"]
+
+Address = tuple[Any, ...]
+
+_MAX_UDP_PAYLOAD = 65536
+_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+@final
+@attrs.frozen
+class EndpointStatistics:
+    """A snapshot of an endpoint's counters (`Endpoint.statistics`).
+
+    Attributes:
+        connections: connections alive (handshaking, open or closing).
+        datagrams_received / datagrams_sent: UDP datagrams.
+        bytes_received / bytes_sent: UDP payload bytes.
+        dropped_malformed: datagrams whose QUIC header did not parse, or that
+            aioquic rejected.
+        dropped_unknown_connection: datagrams for no known connection that
+            could not start one (not an Initial, or shorter than 1200 bytes).
+        dropped_unsupported_version: datagrams of another QUIC version
+            (answered with Version Negotiation).
+        send_errors / receive_errors: socket errors, datagram skipped.
+        messages_received: messages delivered to the receive queue.
+        streams_refused: incoming streams refused (too large, queue full,
+            malformed, unsupported).
+        connections_unannounced: accepted connections `Endpoint.accept` did
+            not get because its queue was full (they work all the same).
+    """
+
+    connections: int
+    datagrams_received: int
+    datagrams_sent: int
+    bytes_received: int
+    bytes_sent: int
+    dropped_malformed: int
+    dropped_unknown_connection: int
+    dropped_unsupported_version: int
+    send_errors: int
+    receive_errors: int
+    messages_received: int
+    streams_refused: int
+    connections_unannounced: int
+
+
+@attrs.define
+class _Counters:
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    dropped_malformed: int = 0
+    dropped_unknown_connection: int = 0
+    dropped_unsupported_version: int = 0
+    send_errors: int = 0
+    receive_errors: int = 0
+    messages_received: int = 0
+    streams_refused: int = 0
+    connections_unannounced: int = 0
+
+
+@final
+class Endpoint(metaclass=NoPublicConstructor):
+    """A QUIC endpoint: one UDP socket serving many connections, as client and server.
+
+    Get one from `open_endpoint`; it has no public constructor.
+    """
+
+    def __init__(self, sock: trio.socket.SocketType, config: Config, identity: Identity) -> None:
+        self._sock = sock
+        self._family = sock.family
+        self._config = config
+        self._identity = identity
+        cert, key = make_certificate(identity, now=time.time())
+        self._client_conf = _quic.build_configuration(
+            config, is_client=True, certificate=cert, private_key=key
+        )
+        self._server_conf = _quic.build_configuration(
+            config, is_client=False, certificate=cert, private_key=key
+        )
+        self._local_address: Address = self._present_address(sock.getsockname())
+        self._routes: dict[bytes, Connection] = {}
+        self._connections: set[Connection] = set()
+        self._dirty: dict[Connection, None] = {}
+        self._raw_out: list[tuple[bytes, Address]] = []
+        self._wake = trio.Event()
+        self._msg_send, self._msg_recv = trio.open_memory_channel[tuple[Message, int]](math.inf)
+        self._accept_send, self._accept_recv = trio.open_memory_channel[Connection](
+            config.accept_queue_size
+        )
+        self._budget_messages = 0
+        self._budget_bytes = 0
+        self._counters = _Counters()
+        self._closing = False
+        self._closed = False
+        self._bg_scope = trio.CancelScope()
+
+    # ------------------------------------------------------------ properties
+    @property
+    def local_address(self) -> Address:
+        """The socket address this endpoint is bound to."""
+        return self._local_address
+
+    @property
+    def node_id(self) -> NodeId:
+        """This endpoint's node id (the public key of its identity)."""
+        return self._identity.node_id
+
+    @property
+    def identity(self) -> Identity:
+        """This endpoint's identity (its key pair)."""
+        return self._identity
+
+    @property
+    def config(self) -> Config:
+        """The configuration this endpoint runs with."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"<qp2p_trio.Endpoint {self.node_id.short()} at {self._local_address!r}>"
+
+    def statistics(self) -> EndpointStatistics:
+        """Return an immutable snapshot of this endpoint's counters."""
+        return EndpointStatistics(
+            connections=len(self._connections), **attrs.asdict(self._counters)
+        )
+
+    # ------------------------------------------------------------- addresses
+    def _present_address(self, addr: Address) -> Address:
+        if self._family == _stdlib_socket.AF_INET6:
+            host = addr[0]
+            try:
+                mapped = ipaddress.IPv6Address(host).ipv4_mapped
+            except ValueError:
+                mapped = None
+            if mapped is not None:
+                return (str(mapped), addr[1])
+            return (host, addr[1], *(tuple(addr[2:4]) or (0, 0)))
+        return (addr[0], addr[1])
+
+    async def _resolve(self, address: Address) -> Address:
+        if not isinstance(address, tuple) or len(address) not in (2, 4):
+            raise TypeError(f"address must be a (host, port) tuple, got {address!r}")
+        host, port = address[0], address[1]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"invalid port in {address!r}")
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {host!r}")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            family = self._family if self._family == _stdlib_socket.AF_INET else 0
+            try:
+                infos = await trio.socket.getaddrinfo(
+                    host, port, family=family, type=_stdlib_socket.SOCK_DGRAM
+                )
+            except OSError as exc:
+                raise ValueError(f"cannot resolve {host!r}: {exc}") from exc
+            if not infos:
+                raise ValueError(f"cannot resolve {host!r}")
+            ip = ipaddress.ip_address(infos[0][4][0])
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._family == _stdlib_socket.AF_INET:
+            if ip.version != 4:
+                raise ValueError(f"{host} is IPv6 but this endpoint's socket is IPv4")
+            return (str(ip), port)
+        if ip.version == 4:
+            return (f"::ffff:{ip}", port, 0, 0)
+        rest = tuple(address[2:4]) if len(address) == 4 else (0, 0)
+        return (ip.compressed, port, *rest)
+
+    # ---------------------------------------------------------- connections
+    async def connect(self, address: Address, *, node_id: NodeId | None = None) -> Connection:
+        """Open a new connection to the peer at ``address`` and verify its identity.
+
+        Both sides prove their node id during the TLS 1.3 handshake.  With
+        ``node_id`` given, a peer holding another key is refused: the
+        connection is closed and not kept.
+
+        Args:
+            address: ``(host, port)`` of the peer (IPv6: also a 4-tuple).
+            node_id: the node id the peer must prove, or ``None`` to accept
+                any (the proven id is then in `Connection.peer_id`).
+
+        Returns:
+            The established connection.
+
+        Raises:
+            PeerIdentityError: the peer proved another node id (a `HandshakeError`).
+            HandshakeError: TLS failed (for example the peer speaks another ALPN).
+            ConnectError: no answer before `Config.idle_timeout`.
+            trio.ClosedResourceError: the endpoint is closed.
+            ValueError, TypeError: a malformed address or node id.
+
+        Cancellation: the half-open connection is closed (the peer gets a
+        CONNECTION_CLOSE) and forgotten; nothing is kept.
+        """
+        self._check_open()
+        if node_id is not None and not isinstance(node_id, NodeId):
+            raise TypeError(f"node_id must be a NodeId, got {type(node_id).__name__}")
+        wire = await self._resolve(address)
+        self._check_open()
+        core = _quic.QuicCore(self._client_conf)
+        conn = Connection._create(self, core, wire, expected_peer=node_id)
+        self._register(conn, core.host_cid)
+        core.connect(wire, trio.current_time())
+        conn._on_input()
+        self._mark_dirty(conn)
+        try:
+            await conn._wait_established()
+        except BaseException:
+            conn._close_locally(CloseCode.NO_ERROR, "connect abandoned")
+            raise
+        return conn
+
+    async def accept(self) -> Connection:
+        """Wait for the next connection a peer opened to us (already verified).
+
+        Every incoming connection is served whether or not anybody calls
+        `accept`: its messages reach `receive`.  At most
+        `Config.accept_queue_size` wait here; later ones are not announced
+        (counted in `EndpointStatistics.connections_unannounced`).
+
+        Raises:
+            trio.ClosedResourceError: the endpoint is closed.
+
+        Cancellation: nothing is lost.
+        """
+        try:
+            return await self._accept_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.ClosedResourceError("the endpoint is closed") from None
+
+    async def receive(self) -> Message:
+        """Wait for the next message from any connection.
+
+        Messages wait in a bounded queue (`Config.receive_queue_messages`,
+        `Config.receive_queue_bytes`); while it is full, new messages are
+        refused at their first bytes and their senders get `MessageRefused`.
+
+        Raises:
+            trio.ClosedResourceError: the endpoint is closed.
+
+        Cancellation: nothing is lost; the message stays queued.
+        """
+        try:
+            msg, reserved = await self._msg_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.ClosedResourceError("the endpoint is closed") from None
+        self._budget_release(reserved)
+        return msg
+
+    def messages(self) -> _MessageIterator:
+        """Iterate over incoming messages until the endpoint closes.
+
+        Example::
+
+            async for msg in ep.messages():
+                if msg.expects_reply:
+                    await msg.reply(msg.payload)
+        """
+        return _MessageIterator(self)
+
+    async def aclose(self) -> None:
+        """Close every connection gracefully and stop the endpoint.
+
+        The peers see an application close (code 0).  Bounded by
+        `Config.close_grace`.  Idempotent.  Afterwards calls raise
+        `trio.ClosedResourceError`; `open_endpoint` does this on exit.
+
+        Cancellation: the endpoint is closed anyway, less gracefully.
+        """
+        with trio.CancelScope(shield=True):
+            await self._shutdown()
+        await trio.lowlevel.checkpoint()
+
+    # ------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self._closing:
+            raise trio.ClosedResourceError("the endpoint is closed")
+
+    def _register(self, conn: Connection, cid: bytes) -> None:
+        self._connections.add(conn)
+        self._route_add(cid, conn)
+        conn._cids.add(cid)
+
+    def _route_add(self, cid: bytes, conn: Connection) -> None:
+        self._routes[cid] = conn
+
+    def _route_remove(self, cid: bytes, conn: Connection) -> None:
+        if self._routes.get(cid) is conn:
+            del self._routes[cid]
+
+    def _mark_dirty(self, conn: Connection) -> None:
+        self._dirty[conn] = None
+        self._wake.set()
+
+    def _connection_established(self, conn: Connection) -> None:
+        interval = self._config.keep_alive_interval
+        if interval is not None:
+            conn.next_ping_at = trio.current_time() + interval
+        if not conn.core.is_client:
+            try:
+                self._accept_send.send_nowait(conn)
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                self._counters.connections_unannounced += 1
+
+    def _connection_closed(self, conn: Connection) -> None:
+        conn.next_ping_at = None
+
+    def _forget(self, conn: Connection) -> None:
+        for cid in conn._cids:
+            self._route_remove(cid, conn)
+        conn._cids.clear()
+        self._connections.discard(conn)
+        self._dirty.pop(conn, None)
+
+    def _budget_reserve(self, length: int) -> bool:
+        cfg = self._config
+        if (
+            self._closing
+            or self._budget_messages >= cfg.receive_queue_messages
+            or self._budget_bytes + length > cfg.receive_queue_bytes
+        ):
+            return False
+        self._budget_messages += 1
+        self._budget_bytes += length
+        return True
+
+    def _budget_release(self, length: int) -> None:
+        self._budget_messages -= 1
+        self._budget_bytes -= length
+
+    def _deliver(self, msg: Message, reserved: int) -> None:
+        self._counters.messages_received += 1
+        try:
+            self._msg_send.send_nowait((msg, reserved))
+        except trio.ClosedResourceError:
+            self._budget_release(reserved)
+
+    def _count_refused(self) -> None:
+        self._counters.streams_refused += 1
+
+    # ---------------------------------------------------------- receiving
+    def _on_datagram(self, data: bytes, addr: Address) -> None:
+        counters = self._counters
+        counters.datagrams_received += 1
+        counters.bytes_received += len(data)
+        header = _quic.parse_datagram_header(data)
+        if header is None:
+            counters.dropped_malformed += 1
+            return
+        conn = self._routes.get(header.destination_cid)
+        now = trio.current_time()
+        if conn is None:
+            if not header.supported_version:
+                counters.dropped_unsupported_version += 1
+                answer = _quic.version_negotiation(data)
+                if answer is not None:
+                    self._raw_out.append((answer, addr))
+                    self._wake.set()
+                return
+            if not header.is_initial or len(data) < 1200 or self._closing:
+                counters.dropped_unknown_connection += 1
+                return
+            core = _quic.QuicCore(
+                self._server_conf, original_destination_connection_id=header.destination_cid
+            )
+            conn = Connection._create(self, core, tuple(addr), expected_peer=None)
+            self._register(conn, header.destination_cid)
+            self._register(conn, core.host_cid)
+        conn.datagrams_received += 1
+        conn.bytes_received += len(data)
+        try:
+            conn.core.receive(data, addr, now)
+        except Exception:
+            # aioquic rejects some malformed packets by raising; the datagram
+            # is dropped, the connection and the endpoint go on.
+            counters.dropped_malformed += 1
+        if conn.next_ping_at is not None and self._config.keep_alive_interval is not None:
+            conn.next_ping_at = now + self._config.keep_alive_interval
+        conn._on_input()
+        self._mark_dirty(conn)
+
+    async def _receive_loop(self) -> None:
+        sock = self._sock
+        while True:
+            try:
+                data, addr = await sock.recvfrom(_MAX_UDP_PAYLOAD)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    return
+                # For example ECONNREFUSED reported for an earlier send.
+                self._counters.receive_errors += 1
+                continue
+            self._on_datagram(data, addr)
+
+    # ------------------------------------------------------------ sending
+    def _fire_timers(self, now: float) -> None:
+        interval = self._config.keep_alive_interval
+        for conn in list(self._connections):
+            due = conn.timer_at
+            if due is not None and due <= now:
+                conn.timer_at = None
+                conn.core.on_timer(now)
+                conn._on_input()
+                self._dirty[conn] = None
+            ping = conn.next_ping_at
+            if ping is not None and ping <= now and interval is not None:
+                conn._ping_uid += 1
+                conn.core.ping(conn._ping_uid)
+                conn.next_ping_at = now + interval
+                self._dirty[conn] = None
+
+    def _next_deadline(self) -> float:
+        deadline = math.inf
+        for conn in self._connections:
+            if conn.timer_at is not None and conn.timer_at < deadline:
+                deadline = conn.timer_at
+            if conn.next_ping_at is not None and conn.next_ping_at < deadline:
+                deadline = conn.next_ping_at
+        return deadline
+
+    async def _sendto(self, data: bytes, addr: Address) -> bool:
+        try:
+            await self._sock.sendto(data, addr)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        except OSError:
+            self._counters.send_errors += 1
+            return True
+        self._counters.datagrams_sent += 1
+        self._counters.bytes_sent += len(data)
+        return True
+
+    async def _transmit(self, conn: Connection) -> None:
+        datagrams = conn.core.datagrams(trio.current_time())
+        # aioquic issues new connection ids while building packets: route
+        # them before any datagram leaves (the peer may use them at once).
+        conn._on_input()
+        for data, addr in datagrams:
+            conn.datagrams_sent += 1
+            conn.bytes_sent += len(data)
+            await self._sendto(data, addr)
+        conn._after_transmit()
+        conn.timer_at = conn.core.timer()
+        if conn.core.is_ended:
+            self._forget(conn)
+
+    async def _send_loop(self) -> None:
+        while True:
+            self._wake = trio.Event()
+            self._fire_timers(trio.current_time())
+            while self._dirty:
+                conn = next(iter(self._dirty))
+                del self._dirty[conn]
+                await self._transmit(conn)
+            while self._raw_out:
+                data, addr = self._raw_out.pop(0)
+                await self._sendto(data, addr)
+            if self._dirty:
+                continue
+            with trio.move_on_at(self._next_deadline()):
+                await self._wake.wait()
+
+    async def _run_background(self, *, task_status: trio.TaskStatus[None]) -> None:
+        with self._bg_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_guard, self._receive_loop, "receive")
+                nursery.start_soon(_guard, self._send_loop, "send")
+                task_status.started()
+
+    async def _shutdown(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closing = True
+        conns = list(self._connections)
+        for conn in conns:
+            conn._close_locally(CloseCode.NO_ERROR, "endpoint closed")
+        with trio.move_on_after(self._config.close_grace):
+            for conn in conns:
+                await conn._close_sent.wait()
+        self._closed = True
+        self._bg_scope.cancel()
+        self._msg_send.close()
+        self._accept_send.close()
+
+
+async def _guard(fn: Any, name: str) -> None:
+    try:
+        await fn()
+    except Exception as exc:
+        raise EndpointError(
+            f"internal error in the endpoint's {name} task; please report this bug"
+        ) from exc
+
+
+@final
+class _MessageIterator:
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+
+    def __aiter__(self) -> _MessageIterator:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self._endpoint.receive()
+        except trio.ClosedResourceError:
+            raise StopAsyncIteration from None
+
+
+async def _bind(local_address: Address) -> trio.socket.SocketType:
+    if not isinstance(local_address, tuple) or len(local_address) not in (2, 4):
+        raise TypeError(f"local_address must be a (host, port) tuple, got {local_address!r}")
+    host, port = local_address[0], local_address[1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except (ValueError, TypeError):
+        raise ValueError(f"local_address host must be a numeric IP address, got {host!r}") from None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError(f"invalid port in local_address {local_address!r}")
+    family = _stdlib_socket.AF_INET6 if ip.version == 6 else _stdlib_socket.AF_INET
+    sock = trio.socket.socket(family, _stdlib_socket.SOCK_DGRAM)
+    try:
+        if family == _stdlib_socket.AF_INET6:
+            # Dual stack when bound to "::", so IPv4 peers reach us too.
+            sock.setsockopt(
+                _stdlib_socket.IPPROTO_IPV6, _stdlib_socket.IPV6_V6ONLY, 0 if ip.is_unspecified else 1
+            )
+        for opt in (_stdlib_socket.SO_RCVBUF, _stdlib_socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(_stdlib_socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
+            except OSError:  # pragma: no cover - a kernel refusing a buffer size
+                pass
+        await sock.bind((str(ip), port) if family == _stdlib_socket.AF_INET else (str(ip), port, 0, 0))
+    except OSError as exc:
+        sock.close()
+        raise EndpointError(f"cannot bind a UDP socket to {local_address!r}: {exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@asynccontextmanager
+async def open_endpoint(
+    local_address: Address = ("0.0.0.0", 0),
+    *,
+    identity: Identity | None = None,
+    config: Config | None = None,
+) -> AsyncIterator[Endpoint]:
+    """Open a QUIC endpoint: bind a UDP socket and serve connections on it.
+
+    The socket is bound and the endpoint's tasks are running when the body
+    starts.  On exit every open connection is closed gracefully (peers see
+    an application close with code 0), bounded by `Config.close_grace`, and
+    then the endpoint's tasks are cancelled.
+
+    Example::
+
+        async with qp2p_trio.open_endpoint(("127.0.0.1", 0)) as ep:
+            conn = await ep.connect(peer_address, node_id=peer_id)
+            await conn.send(b"hello")
+
+    Args:
+        local_address: numeric ``(host, port)`` to bind; port 0 picks a free
+            port.  ``"::"`` binds a dual-stack IPv6 socket.
+        identity: the node's key pair; a fresh one by default.
+        config: endpoint settings; `Config()` by default.
+
+    Raises:
+        EndpointError: the socket cannot be bound, or the endpoint's
+            machinery failed.
+        ValueError, TypeError: a malformed argument.
+    """
+    if config is None:
+        config = Config()
+    elif not isinstance(config, Config):
+        raise TypeError(f"config must be a qp2p_trio.Config, got {type(config).__name__}")
+    if identity is None:
+        identity = Identity.generate()
+    elif not isinstance(identity, Identity):
+        raise TypeError(f"identity must be a qp2p_trio.Identity, got {type(identity).__name__}")
+    sock = await _bind(local_address)
+    try:
+        endpoint = Endpoint._create(sock, config, identity)
+        try:
+            async with trio.open_nursery(strict_exception_groups=True) as nursery:
+                await nursery.start(endpoint._run_background)
+                try:
+                    yield endpoint
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await endpoint._shutdown()
+        except BaseExceptionGroup as group:
+            unwrap_group(group)
+    finally:
+        sock.close()

@@ -1,0 +1,150 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The exception hierarchy: every error qp2p_trio raises on purpose.
+
+Nothing else in the package defines exception classes.  Besides these, public
+calls raise only Trio's resource errors (`trio.ClosedResourceError`,
+`trio.BusyResourceError`, `trio.BrokenResourceError` on raw streams) and
+`ValueError` / `TypeError` for bad arguments at the call site.
+"""
+
+from __future__ import annotations
+
+import trio
+
+__all__ = [
+    "ConnectError",
+    "ConnectionClosed",
+    "EndpointError",
+    "HandshakeError",
+    "LocalProtocolError",
+    "MessageError",
+    "MessageRefused",
+    "MessageTooLarge",
+    "PeerIdentityError",
+    "ProtocolError",
+    "QP2PError",
+    "RemoteProtocolError",
+    "StreamReset",
+]
+
+
+class QP2PError(Exception):
+    """Base class of every error that qp2p_trio raises on purpose."""
+
+
+class ConnectError(QP2PError):
+    """A connection could not be established.
+
+    When several attempts were made, ``__cause__`` is an `ExceptionGroup`
+    holding each attempt's error.
+    """
+
+
+class HandshakeError(ConnectError):
+    """The QUIC/TLS handshake failed: TLS alert, wrong ALPN, or bad identity."""
+
+
+class PeerIdentityError(HandshakeError):
+    """The peer's certificate did not prove the expected node id.
+
+    Attributes:
+        expected: the node id the caller asked for, or ``None``.
+        actual: the node id the peer proved, or ``None`` if it proved none.
+    """
+
+    def __init__(self, message: str, *, expected: object = None, actual: object = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class ConnectionClosed(QP2PError):
+    """The connection is gone.
+
+    Attributes:
+        error_code: the QUIC (transport or application) error code.
+        reason: the reason phrase sent with the close, if any.
+        by_peer: ``True`` if the peer closed it, ``False`` if we did
+            (including an idle timeout detected locally).
+        idle_timeout: ``True`` if the connection ended because it was idle.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: int = 0,
+        reason: str = "",
+        by_peer: bool = False,
+        idle_timeout: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.reason = reason
+        self.by_peer = by_peer
+        self.idle_timeout = idle_timeout
+
+
+class MessageError(QP2PError):
+    """One message (or stream) failed; the connection stays usable."""
+
+
+class StreamReset(MessageError, trio.BrokenResourceError):
+    """The peer reset or stopped the stream.
+
+    It is also a `trio.BrokenResourceError`, so code written against Trio's
+    stream interfaces handles it.
+
+    Attributes:
+        error_code: the application error code the peer sent.
+    """
+
+    def __init__(self, message: str, *, error_code: int) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class MessageRefused(StreamReset):
+    """The peer refused the message (busy, unsupported kind or malformed).
+
+    Refusal happens before the peer buffered the message, so nothing was
+    delivered and sending it again later is safe.
+    """
+
+
+class MessageTooLarge(MessageRefused):
+    """The message is larger than the receiver's `Config.max_message_size`.
+
+    Raised on the sender's side when the peer refuses it, and on the
+    requester's side when a reply exceeds the local limit.
+    """
+
+
+class ProtocolError(QP2PError):
+    """Abstract base of protocol violations; raise a subclass."""
+
+    def __init__(self, *args: object) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError("ProtocolError is abstract: raise LocalProtocolError or RemoteProtocolError")
+        super().__init__(*args)
+
+
+class LocalProtocolError(ProtocolError):
+    """We (or our caller) tried something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer violated the wire format.
+
+    Attributes:
+        error_code: the application error code we answer with.
+    """
+
+    def __init__(self, message: str, *, error_code: int = 0) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class EndpointError(QP2PError):
+    """The endpoint's background machinery failed (socket error or internal bug)."""

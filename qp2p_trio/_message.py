@@ -1,0 +1,103 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""A message received from a peer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, final
+
+import trio
+
+from ._errors import LocalProtocolError
+from ._util import NoPublicConstructor
+from ._wire import StreamErrorCode
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._endpoint import Address
+    from ._identity import NodeId
+
+__all__ = ["Message"]
+
+
+@final
+class Message(metaclass=NoPublicConstructor):
+    """One complete message from a peer, as `Endpoint.receive` returns it.
+
+    It has no public constructor.  A message sent with `Connection.send`
+    has ``expects_reply`` false; one sent with `Connection.request` has it
+    true and must be answered with `reply` or turned down with `reject`
+    (until then, the requester waits and the stream stays open).
+
+    Attributes:
+        payload: the message bytes (possibly empty).
+        sender: the node id the peer proved during the handshake.
+        connection: the connection that carried it.
+    """
+
+    __slots__ = ("_answered", "_stream_id", "connection", "payload", "sender")
+
+    def __init__(
+        self, *, payload: bytes, sender: NodeId, connection: Connection, stream_id: int | None
+    ) -> None:
+        self.payload = payload
+        self.sender = sender
+        self.connection = connection
+        self._stream_id = stream_id
+        self._answered = False
+
+    @property
+    def peer_address(self) -> Address:
+        """The sender's socket address."""
+        return self.connection.peer_address
+
+    @property
+    def expects_reply(self) -> bool:
+        """Whether the sender waits for a reply (it called `Connection.request`)."""
+        return self._stream_id is not None
+
+    def __repr__(self) -> str:
+        kind = "request" if self.expects_reply else "message"
+        return f"<qp2p_trio.Message {kind} from {self.sender.short()} ({len(self.payload)} bytes)>"
+
+    def _claim(self) -> int:
+        if self._stream_id is None:
+            raise LocalProtocolError("this message expects no reply (it was sent with send())")
+        if self._answered:
+            raise LocalProtocolError("this request was already answered")
+        self._answered = True
+        return self._stream_id
+
+    async def reply(self, payload: bytes | bytearray | memoryview) -> None:
+        """Answer a request; return once the peer acknowledged the whole reply.
+
+        Raises:
+            LocalProtocolError: the message expects no reply, or was already
+                answered or rejected.
+            StreamReset: the requester gave up (it was cancelled).
+            MessageTooLarge: the reply exceeds the requester's limit.
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed the connection.
+
+        Cancellation: the reply stream is reset; the requester gets
+        `StreamReset`.
+        """
+        try:
+            sid = self._claim()
+        except LocalProtocolError:
+            await trio.lowlevel.checkpoint()
+            raise
+        await self.connection._reply(sid, payload)
+
+    def reject(self, error_code: int = StreamErrorCode.NO_REPLY) -> None:
+        """Turn the request down without a reply.
+
+        The requester's `Connection.request` raises `MessageRefused` (for
+        the default code) or `StreamReset` carrying ``error_code``.
+
+        Raises:
+            LocalProtocolError: the message expects no reply, or was already
+                answered or rejected.
+        """
+        sid = self._claim()
+        self.connection._reject(sid, error_code)

@@ -1,0 +1,432 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The aioquic adapter: the only module that touches aioquic's connection.
+
+Theory of operation
+-------------------
+`QuicCore` wraps one aioquic `QuicConnection` (sans-IO: every call takes
+``now``; nothing here waits or reads a clock) and translates its events into
+our own small frozen event classes, so the rest of the package never sees an
+aioquic type.
+
+aioquic 1.7 has no public API for a few things a P2P library needs.  Every
+private access is here, listed below, and each has a test in
+``tests/test_quic_adapter.py`` that fails loudly if aioquic changes:
+
+1. ``QuicConnection._initialize`` is overridden to set
+   ``tls._request_client_certificate = True`` on servers: mutual TLS (aioquic
+   calls the flag "for test purposes only").
+2. ``tls._peer_certificate`` / ``tls._peer_certificate_chain``: the peer's
+   certificate, which carries its node id.
+3. ``QuicConnection._close_event``: a CONNECTION_CLOSE from the peer is only
+   reported as an event after 3 PTOs; we fail streams at once instead.
+4. ``QuicConnection._streams[sid].sender`` (``_buffer_start``,
+   ``_buffer_stop``, ``is_finished``, ``_reset_error_code``): how many bytes of
+   a stream are not yet acknowledged.  aioquic buffers writes without limit and
+   has no "drained" event, so this is our send backpressure.
+5. ``QuicConnection._loss`` (``_rtt_*``, ``congestion_window``,
+   ``bytes_in_flight``) and ``_loss._on_packets_lost`` (wrapped to count lost
+   packets): connection statistics.
+6. ``QuicConnection._state``: whether the connection ended.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final, final
+
+import attrs
+from aioquic.buffer import Buffer, BufferReadError
+from aioquic.quic import events as qe
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.packet import (
+    QuicProtocolVersion,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
+
+from ._config import ALPN, Config
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = [
+    "CID_LENGTH",
+    "CidIssued",
+    "CidRetired",
+    "CoreEvent",
+    "DatagramHeader",
+    "HandshakeDone",
+    "PingAck",
+    "QuicCore",
+    "StopSending",
+    "StreamData",
+    "StreamReset",
+    "Terminated",
+    "build_configuration",
+    "parse_datagram_header",
+    "version_negotiation",
+]
+
+#: Every local connection id has this length: short headers carry no length,
+#: so one socket serving many connections needs a single value.
+CID_LENGTH: Final = 8
+
+_SUPPORTED_VERSIONS: Final = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
+
+Address = tuple[Any, ...]
+
+
+# --------------------------------------------------------------------- events
+@final
+@attrs.frozen
+class HandshakeDone:
+    alpn: str | None
+
+
+@final
+@attrs.frozen
+class StreamData:
+    stream_id: int
+    data: bytes
+    fin: bool
+
+
+@final
+@attrs.frozen
+class StreamReset:
+    """The peer reset its sending side of a stream (RESET_STREAM)."""
+
+    stream_id: int
+    error_code: int
+
+
+@final
+@attrs.frozen
+class StopSending:
+    """The peer asked us to stop sending (STOP_SENDING); aioquic has already reset our side."""
+
+    stream_id: int
+    error_code: int
+
+
+@final
+@attrs.frozen
+class Terminated:
+    error_code: int
+    reason: str
+    by_peer: bool
+    idle_timeout: bool
+    is_application: bool
+
+
+@final
+@attrs.frozen
+class CidIssued:
+    cid: bytes
+
+
+@final
+@attrs.frozen
+class CidRetired:
+    cid: bytes
+
+
+@final
+@attrs.frozen
+class PingAck:
+    uid: int
+
+
+CoreEvent = HandshakeDone | StreamData | StreamReset | StopSending | Terminated | CidIssued | CidRetired | PingAck
+
+
+# -------------------------------------------------------------- configuration
+def build_configuration(
+    config: Config,
+    *,
+    is_client: bool,
+    certificate: x509.Certificate,
+    private_key: Ed25519PrivateKey,
+) -> QuicConfiguration:
+    """Build the aioquic configuration for one side of a connection.
+
+    Peer certificates are not verified by aioquic (``CERT_NONE``): we verify
+    the node id binding ourselves right after the handshake.  No SNI is sent,
+    and no session ticket is stored or offered, so resumption and 0-RTT, which
+    would skip the certificate, never happen.
+    """
+    qc = QuicConfiguration(
+        alpn_protocols=[ALPN],
+        is_client=is_client,
+        idle_timeout=config.idle_timeout,
+        max_datagram_size=config.max_datagram_size,
+        congestion_control_algorithm=config.congestion_control,
+        initial_rtt=config.initial_rtt,
+        max_data=config.initial_connection_window,
+        max_stream_data=config.initial_stream_window,
+        connection_id_length=CID_LENGTH,
+        verify_mode=ssl.CERT_NONE,
+        server_name=None,
+    )
+    qc.certificate = certificate
+    qc.private_key = private_key
+    return qc
+
+
+# ------------------------------------------------------------ datagram header
+@final
+@attrs.frozen
+class DatagramHeader:
+    destination_cid: bytes
+    is_initial: bool
+    is_long_header: bool
+    version: int | None
+    supported_version: bool
+
+
+def parse_datagram_header(data: bytes) -> DatagramHeader | None:
+    """Parse the first QUIC packet header of a datagram, or None if it is garbage."""
+    try:
+        header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+    except (ValueError, BufferReadError):
+        return None
+    version = header.version
+    is_long = version is not None
+    return DatagramHeader(
+        destination_cid=header.destination_cid,
+        is_initial=is_long and header.packet_type == _INITIAL_TYPE,
+        is_long_header=is_long,
+        version=version,
+        supported_version=(not is_long) or version in _SUPPORTED_VERSIONS,
+    )
+
+
+def version_negotiation(data: bytes) -> bytes | None:
+    """Return a Version Negotiation packet answering ``data``, or None."""
+    try:
+        header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+    except (ValueError, BufferReadError):
+        return None
+    if header.version is None or header.version == QuicProtocolVersion.NEGOTIATION:
+        return None
+    return bytes(
+        encode_quic_version_negotiation(
+            source_cid=header.destination_cid,
+            destination_cid=header.source_cid,
+            supported_versions=list(_SUPPORTED_VERSIONS),
+        )
+    )
+
+
+def _initial_type() -> Any:
+    from aioquic.quic.packet import QuicPacketType
+
+    return QuicPacketType.INITIAL
+
+
+_INITIAL_TYPE: Final = _initial_type()
+
+
+# ----------------------------------------------------------------- connection
+class _QuicConnection(QuicConnection):  # type: ignore[misc]
+    """aioquic's connection with mutual TLS and a lost-packet counter."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.qp2p_packets_lost = 0
+        lost = self._loss._on_packets_lost
+
+        def counting(*, packets: Iterable[Any], **kw: Any) -> None:
+            packets = list(packets)
+            self.qp2p_packets_lost += len(packets)
+            lost(packets=packets, **kw)
+
+        self._loss._on_packets_lost = counting
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        if not self._is_client:
+            # Mutual TLS: ask the client for its certificate (RFC 8446 4.3.2).
+            self.tls._request_client_certificate = True
+
+
+@final
+@attrs.frozen
+class SendProgress:
+    """How far a stream's sending side got.
+
+    ``unacked``: bytes written but not yet acknowledged; ``finished``: every
+    byte and the FIN were acknowledged; ``reset_code``: the side was reset
+    (by us, or by aioquic answering the peer's STOP_SENDING).
+    """
+
+    unacked: int
+    finished: bool
+    reset_code: int | None
+
+
+_DONE = SendProgress(0, True, None)
+
+
+@final
+class QuicCore:
+    """One QUIC connection, sans-IO.  See the module docstring."""
+
+    def __init__(
+        self,
+        configuration: QuicConfiguration,
+        *,
+        original_destination_connection_id: bytes | None = None,
+    ) -> None:
+        self._quic = _QuicConnection(
+            configuration=configuration,
+            original_destination_connection_id=original_destination_connection_id,
+        )
+        self.is_client: bool = configuration.is_client
+        self._pending_close_reported = False
+
+    # -- identity and addressing
+    @property
+    def host_cid(self) -> bytes:
+        return bytes(self._quic.host_cid)
+
+    @property
+    def original_destination_cid(self) -> bytes:
+        return bytes(self._quic.original_destination_connection_id)
+
+    def peer_address(self) -> Address | None:
+        addr = self._quic.get_peer_address()
+        return tuple(addr) if addr is not None else None
+
+    def peer_certificates(self) -> list[x509.Certificate]:
+        """The peer's leaf certificate then the rest of its chain (empty if none)."""
+        tls = getattr(self._quic, "tls", None)
+        leaf = getattr(tls, "_peer_certificate", None)
+        if leaf is None:
+            return []
+        return [leaf, *getattr(tls, "_peer_certificate_chain", [])]
+
+    # -- driving
+    def connect(self, addr: Address, now: float) -> None:
+        self._quic.connect(addr, now=now)
+
+    def receive(self, data: bytes, addr: Address, now: float) -> None:
+        self._quic.receive_datagram(data, addr, now=now)
+
+    def datagrams(self, now: float) -> list[tuple[bytes, Address]]:
+        return self._quic.datagrams_to_send(now=now)  # type: ignore[no-any-return]
+
+    def timer(self) -> float | None:
+        return self._quic.get_timer()  # type: ignore[no-any-return]
+
+    def on_timer(self, now: float) -> None:
+        self._quic.handle_timer(now=now)
+
+    def events(self) -> list[CoreEvent]:
+        """Drain aioquic's event queue, translated."""
+        out: list[CoreEvent] = []
+        quic = self._quic
+        while (ev := quic.next_event()) is not None:
+            if isinstance(ev, qe.StreamDataReceived):
+                out.append(StreamData(ev.stream_id, ev.data, ev.end_stream))
+            elif isinstance(ev, qe.StreamReset):
+                out.append(StreamReset(ev.stream_id, ev.error_code))
+            elif isinstance(ev, qe.StopSendingReceived):
+                out.append(StopSending(ev.stream_id, ev.error_code))
+            elif isinstance(ev, qe.HandshakeCompleted):
+                out.append(HandshakeDone(ev.alpn_protocol))
+            elif isinstance(ev, qe.ConnectionIdIssued):
+                out.append(CidIssued(bytes(ev.connection_id)))
+            elif isinstance(ev, qe.ConnectionIdRetired):
+                out.append(CidRetired(bytes(ev.connection_id)))
+            elif isinstance(ev, qe.PingAcknowledged):
+                out.append(PingAck(ev.uid))
+            elif isinstance(ev, qe.ConnectionTerminated):
+                if not self._pending_close_reported:
+                    self._pending_close_reported = True
+                    out.append(self._terminated(ev))
+            # ProtocolNegotiated, DatagramFrameReceived: not used.
+        return out
+
+    def close_seen(self) -> Terminated | None:
+        """Report a close at once, before aioquic's 3-PTO draining period ends.
+
+        Returns the close (ours or the peer's) the first time it is seen,
+        None otherwise; `events` will not report it a second time.
+        """
+        ev = self._quic._close_event
+        if ev is None or self._pending_close_reported:
+            return None
+        self._pending_close_reported = True
+        return self._terminated(ev)
+
+    def _terminated(self, ev: Any) -> Terminated:
+        reason = ev.reason_phrase or ""
+        idle = reason == "Idle timeout" and ev.frame_type == 0
+        # aioquic records a close it received with the peer's frame type;
+        # our own close() keeps the frame_type we passed (None).
+        by_peer = not idle and self._quic._state.name == "DRAINING"
+        return Terminated(
+            error_code=int(ev.error_code),
+            reason=reason,
+            by_peer=by_peer,
+            idle_timeout=idle,
+            is_application=ev.frame_type is None,
+        )
+
+    @property
+    def is_ended(self) -> bool:
+        """True once the connection reached the terminated state."""
+        return self._quic._state.name == "TERMINATED"  # type: ignore[no-any-return]
+
+    # -- streams
+    def next_stream_id(self, *, unidirectional: bool) -> int:
+        return self._quic.get_next_available_stream_id(  # type: ignore[no-any-return]
+            is_unidirectional=unidirectional
+        )
+
+    def send(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._quic.send_stream_data(stream_id, data, end_stream=end_stream)
+
+    def reset(self, stream_id: int, error_code: int) -> None:
+        if stream_id in self._quic._streams:
+            self._quic.reset_stream(stream_id, error_code)
+
+    def stop(self, stream_id: int, error_code: int) -> None:
+        if stream_id in self._quic._streams:
+            self._quic.stop_stream(stream_id, error_code)
+
+    def send_progress(self, stream_id: int) -> SendProgress:
+        stream = self._quic._streams.get(stream_id)
+        if stream is None:
+            # Discarded: both directions finished.  A reset is reported by the
+            # caller's own bookkeeping (we reset it, or the peer stopped it).
+            return _DONE
+        sender = stream.sender
+        if sender._reset_error_code is not None:
+            return SendProgress(0, False, int(sender._reset_error_code))
+        if sender.is_finished:
+            return _DONE
+        return SendProgress(sender._buffer_stop - sender._buffer_start, False, None)
+
+    def ping(self, uid: int) -> None:
+        self._quic.send_ping(uid)
+
+    def close(self, error_code: int, reason: str) -> None:
+        self._quic.close(error_code=error_code, reason_phrase=reason)
+
+    # -- statistics
+    def statistics(self) -> dict[str, float | int]:
+        loss = self._quic._loss
+        return {
+            "rtt": float(loss._rtt_smoothed),
+            "rtt_min": float(loss._rtt_min) if loss._rtt_min != float("inf") else 0.0,
+            "rtt_latest": float(loss._rtt_latest),
+            "congestion_window": int(loss.congestion_window),
+            "bytes_in_flight": int(loss.bytes_in_flight),
+            "packets_lost": int(self._quic.qp2p_packets_lost),
+        }
