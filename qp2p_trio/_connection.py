@@ -405,6 +405,7 @@ class Connection(metaclass=NoPublicConstructor):
             return True
         # A raw stream opened by the peer.
         if head.kind is K.RAW_BIDI:
+            st.sending = True  # our direction of the peer's bidi stream
             bidi = BidirectionalStream._create(self, st)
             st.handle = bidi
             ok = self._try_send(self._accept_bi_send, bidi)
@@ -781,6 +782,8 @@ class Connection(metaclass=NoPublicConstructor):
 
     async def _raw_wait_writable(self, st: StreamState) -> None:
         await trio.lowlevel.checkpoint()
+        if st.local_send_closed:
+            raise trio.ClosedResourceError("this stream's sending side was closed")
         while not st.local_send_closed and st.stop_code is None and self._close_exc is None:
             if self._closed_locally or self._send_room(st) > 0:
                 return

@@ -1,0 +1,552 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The stream wire format: sans-IO encoding and incremental parsing.
+
+This module does no I/O, reads no clock and knows nothing about Trio or
+aioquic: it turns a stream kind and a length into bytes, and bytes read from
+one QUIC stream into `ParseEvent` objects.
+
+Frame format
+============
+
+Every QUIC stream opened by qp2p_trio starts with a 4-byte *preamble*::
+
+    offset  size  field
+    ------  ----  -----------------------------------------------------------
+         0     1  version, u8: currently 1 (`VERSION`)
+         1     1  kind, u8 (`StreamKind`):
+                    0x01 MESSAGE   unidirectional stream; one message, no reply
+                    0x02 REQUEST   opener's half of a bidirectional stream;
+                                   the acceptor answers on the same stream
+                    0x03 REPLY     the acceptor's half of a REQUEST stream
+                    0x10 RAW_UNI   raw unidirectional byte stream
+                    0x11 RAW_BIDI  raw bidirectional byte stream
+         2     2  reserved: both bytes must be zero
+
+For the *framed* kinds (MESSAGE, REQUEST and REPLY) the preamble is followed by
+a length, making a 12-byte *message head* (`MESSAGE_HEAD_SIZE`)::
+
+         4     8  payload length, u64 big-endian (0 to 2**64 - 1)
+        12     n  exactly `length` payload bytes, then the stream's FIN
+
+Data after the payload, or a FIN before the payload is complete, is
+MALFORMED.  An empty payload (length 0) is valid.
+
+For the *raw* kinds (RAW_UNI and RAW_BIDI) the stream carries the
+application's bytes unframed after the preamble, until the FIN.
+
+The REPLY half of a REQUEST stream starts with its own preamble (kind REPLY)
+and length, exactly like any other framed stream.
+
+A receiver checks the preamble byte by byte as it arrives, in this order:
+
+1. version other than 1: UNSUPPORTED;
+2. kind byte that is not a `StreamKind`: UNSUPPORTED;
+3. a known kind that is not allowed on this stream (for example a REPLY
+   arriving on a stream the peer opened, or a bidirectional kind on a
+   unidirectional stream): MALFORMED;
+4. non-zero reserved byte: MALFORMED;
+5. for framed kinds, declared length above the receiver's
+   ``max_message_size``: TOO_LARGE -- decided from the head alone, before
+   any payload byte is buffered;
+6. FIN before the head is complete (including an empty stream): MALFORMED.
+
+Error codes
+===========
+
+`StreamErrorCode` values are the application error codes of RESET_STREAM and
+STOP_SENDING frames; `CloseCode` values are the application error codes of
+CONNECTION_CLOSE frames.  Both are part of the wire contract: never renumber.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+import attrs
+
+from ._errors import RemoteProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Set as AbstractSet
+
+__all__ = [
+    # constants
+    "VERSION",
+    "PREAMBLE_SIZE",
+    "MESSAGE_HEAD_SIZE",
+    "MAX_PAYLOAD_LENGTH",
+    "FRAMED_KINDS",
+    "RAW_KINDS",
+    # codes
+    "StreamKind",
+    "StreamErrorCode",
+    "CloseCode",
+    # encoding
+    "encode_message_head",
+    "encode_raw_preamble",
+    # parsing
+    "Head",
+    "MessageComplete",
+    "RawData",
+    "ParseEvent",
+    "StreamParser",
+]
+
+
+VERSION: Final = 1
+"""The wire format version carried in byte 0 of every preamble."""
+
+PREAMBLE_SIZE: Final = 4
+"""Size of the preamble (version, kind, two reserved bytes)."""
+
+MESSAGE_HEAD_SIZE: Final = 12
+"""Size of a framed stream's head: the preamble plus the u64 length."""
+
+MAX_PAYLOAD_LENGTH: Final = 2**64 - 1
+"""The largest length a u64 length field can declare."""
+
+
+class StreamKind(enum.IntEnum):
+    """What a stream carries: byte 1 of the preamble."""
+
+    MESSAGE = 0x01
+    """Unidirectional stream carrying one message; no reply."""
+    REQUEST = 0x02
+    """The opener's half of a bidirectional stream; answered on the same stream."""
+    REPLY = 0x03
+    """The acceptor's half of a REQUEST stream."""
+    RAW_UNI = 0x10
+    """Raw unidirectional byte stream: unframed application bytes after the preamble."""
+    RAW_BIDI = 0x11
+    """Raw bidirectional byte stream: unframed application bytes after the preamble."""
+
+
+class StreamErrorCode(enum.IntEnum):
+    """Application error codes sent in RESET_STREAM and STOP_SENDING frames."""
+
+    NO_ERROR = 0
+    """No error."""
+    CANCELLED = 1
+    """The sender gave up on the stream."""
+    TOO_LARGE = 2
+    """The declared length exceeds the receiver's ``max_message_size``."""
+    BUSY = 3
+    """The receiver's queue is full."""
+    MALFORMED = 4
+    """The bytes on the stream violate the frame format."""
+    UNSUPPORTED = 5
+    """Unknown version or stream kind."""
+    NO_REPLY = 6
+    """A request will not be answered."""
+    REFUSED = 7
+    """A raw stream was refused: the accept queue is full."""
+    CLOSED = 8
+    """The reading application closed the stream."""
+
+
+class CloseCode(enum.IntEnum):
+    """Application error codes sent in CONNECTION_CLOSE frames."""
+
+    NO_ERROR = 0
+    """Orderly close."""
+    PEER_IDENTITY = 0x101
+    """The peer's certificate did not prove the expected node id."""
+    PROTOCOL_VIOLATION = 0x102
+    """The peer violated the qp2p_trio protocol."""
+    LIMIT_EXCEEDED = 0x103
+    """The connection was refused by a limit."""
+
+
+FRAMED_KINDS: Final = frozenset({StreamKind.MESSAGE, StreamKind.REQUEST, StreamKind.REPLY})
+"""Kinds whose preamble is followed by a u64 length and exactly that many bytes."""
+
+RAW_KINDS: Final = frozenset({StreamKind.RAW_UNI, StreamKind.RAW_BIDI})
+"""Kinds whose preamble is followed by unframed application bytes."""
+
+_KIND_VALUES: Final = frozenset(int(kind) for kind in StreamKind)
+
+_PREAMBLE: Final = struct.Struct(">BBH")
+_MESSAGE_HEAD: Final = struct.Struct(">BBHQ")
+assert _PREAMBLE.size == PREAMBLE_SIZE
+assert _MESSAGE_HEAD.size == MESSAGE_HEAD_SIZE
+
+
+# ---------------------------------------------------------------------------
+# Encoding
+# ---------------------------------------------------------------------------
+
+
+def encode_message_head(kind: StreamKind, length: int) -> bytes:
+    """Encode the 12-byte head of a framed stream.
+
+    The caller sends the head, then exactly ``length`` payload bytes, then the
+    FIN.
+
+    Args:
+        kind: `StreamKind.MESSAGE`, `StreamKind.REQUEST` or `StreamKind.REPLY`.
+        length: the payload length, ``0 <= length <= MAX_PAYLOAD_LENGTH``.
+
+    Returns:
+        The preamble followed by the big-endian u64 length.
+
+    Raises:
+        ValueError: ``kind`` is not a framed kind, or ``length`` is negative
+            or does not fit in a u64.
+        TypeError: ``length`` is not an `int`.
+    """
+    if kind not in FRAMED_KINDS:
+        raise ValueError(f"encode_message_head needs a framed stream kind, not {kind!r}")
+    if isinstance(length, bool) or not isinstance(length, int):
+        raise TypeError(f"length must be an int, not {type(length).__name__}")
+    if not 0 <= length <= MAX_PAYLOAD_LENGTH:
+        raise ValueError(f"length must be between 0 and 2**64 - 1, not {length}")
+    return _MESSAGE_HEAD.pack(VERSION, int(kind), 0, length)
+
+
+def encode_raw_preamble(kind: StreamKind) -> bytes:
+    """Encode the 4-byte preamble of a raw stream.
+
+    Args:
+        kind: `StreamKind.RAW_UNI` or `StreamKind.RAW_BIDI`.
+
+    Returns:
+        The preamble; the application's bytes follow it unframed.
+
+    Raises:
+        ValueError: ``kind`` is not a raw kind.
+    """
+    if kind not in RAW_KINDS:
+        raise ValueError(f"encode_raw_preamble needs a raw stream kind, not {kind!r}")
+    return _PREAMBLE.pack(VERSION, int(kind), 0)
+
+
+# ---------------------------------------------------------------------------
+# Parse events
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Head:
+    """The stream's head is complete and acceptable.
+
+    Attributes:
+        kind: the stream kind.
+        length: the declared payload length for framed kinds (already checked
+            against ``max_message_size``), ``None`` for raw kinds.
+    """
+
+    kind: StreamKind
+    length: int | None
+
+
+def _repr_size(payload: bytes) -> str:
+    # Payloads can be huge: show the size, not the bytes.
+    return f"<{len(payload)} bytes>"
+
+
+@attrs.frozen
+class MessageComplete:
+    """A framed stream delivered its whole payload followed by the FIN.
+
+    Attributes:
+        kind: the stream kind (MESSAGE, REQUEST or REPLY).
+        payload: the message payload; possibly empty.
+    """
+
+    kind: StreamKind
+    payload: bytes = attrs.field(repr=_repr_size)
+
+
+@attrs.frozen
+class RawData:
+    """A chunk of a raw stream's bytes, passed through as it arrived.
+
+    Attributes:
+        data: the bytes after the preamble in this chunk; empty only when
+            ``fin`` is true.
+        fin: ``True`` if the peer finished its side of the stream with this
+            chunk.
+    """
+
+    data: bytes
+    fin: bool
+
+
+ParseEvent: TypeAlias = Head | MessageComplete | RawData
+"""Any event `StreamParser.feed` returns."""
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------
+
+
+class _State(enum.Enum):
+    HEAD = enum.auto()
+    PAYLOAD = enum.auto()
+    RAW = enum.auto()
+    DONE = enum.auto()
+    FAILED = enum.auto()
+
+
+def _malformed(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(message, error_code=StreamErrorCode.MALFORMED)
+
+
+class StreamParser:
+    """Incremental parser for the bytes of one incoming stream.
+
+    Feed it every chunk the stream delivers, in order, with the FIN flag.  It
+    returns the `ParseEvent` objects the chunk completed:
+
+    * framed kinds: ``Head(kind, length)`` once the 12-byte head has arrived,
+      then ``MessageComplete(kind, payload)`` once exactly ``length`` bytes
+      and the FIN have arrived (the FIN may come in a later call with empty
+      data);
+    * raw kinds: ``Head(kind, None)`` once the 4-byte preamble has arrived,
+      then a ``RawData(data, fin)`` for every later chunk that carries bytes
+      or the FIN.
+
+    Head bytes may be split across calls at any point.  The preamble is
+    validated byte by byte as it arrives, so a bad version or kind is
+    rejected as soon as its byte is seen; errors therefore do not depend on
+    how the stream was chunked.
+
+    When the peer's bytes break the frame format, `feed` raises
+    `RemoteProtocolError` whose ``error_code`` is the `StreamErrorCode` to
+    answer with (``STOP_SENDING`` / ``RESET_STREAM``); `kind` and
+    `declared_length` keep whatever was parsed before the error, so the
+    caller can see, for example, which kind a too-large message had.  The
+    parser is then dead: any further `feed` raises `ValueError`, as does a
+    `feed` after the stream completed.
+
+    A framed payload is kept as the list of received chunks and joined once
+    when the FIN arrives: total work is linear in the payload size and
+    nothing is preallocated from the (peer-controlled) declared length.
+
+    Args:
+        allowed: the kinds acceptable on this stream, e.g. ``{MESSAGE,
+            RAW_UNI}`` for a unidirectional stream the peer opened.  A known
+            kind outside this set is MALFORMED.
+        max_message_size: the largest payload length accepted for framed
+            kinds; a larger declared length is TOO_LARGE.  Raw kinds are not
+            limited.
+
+    Raises:
+        ValueError: ``allowed`` is empty or holds something that is not a
+            `StreamKind`, or ``max_message_size`` is negative.
+        TypeError: ``max_message_size`` is not an `int`.
+    """
+
+    __slots__ = (
+        "_allowed",
+        "_chunks",
+        "_declared_length",
+        "_error",
+        "_head",
+        "_kind",
+        "_max_message_size",
+        "_received",
+        "_state",
+    )
+
+    def __init__(self, *, allowed: AbstractSet[StreamKind], max_message_size: int) -> None:
+        kinds = frozenset(StreamKind(kind) for kind in allowed)
+        if not kinds:
+            raise ValueError("allowed must name at least one stream kind")
+        if isinstance(max_message_size, bool) or not isinstance(max_message_size, int):
+            raise TypeError(
+                f"max_message_size must be an int, not {type(max_message_size).__name__}"
+            )
+        if max_message_size < 0:
+            raise ValueError(f"max_message_size must not be negative, not {max_message_size}")
+        self._allowed: frozenset[StreamKind] = kinds
+        self._max_message_size = max_message_size
+        self._state = _State.HEAD
+        self._head = bytearray()
+        self._kind: StreamKind | None = None
+        self._declared_length: int | None = None
+        self._received = 0
+        self._chunks: list[bytes] = []
+        self._error: RemoteProtocolError | None = None
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def allowed(self) -> frozenset[StreamKind]:
+        """The kinds acceptable on this stream."""
+        return self._allowed
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest payload length accepted for framed kinds."""
+        return self._max_message_size
+
+    @property
+    def kind(self) -> StreamKind | None:
+        """The stream kind, or ``None`` until its preamble byte has arrived.
+
+        Set as soon as a known kind byte is seen, even if the kind then turns
+        out not to be allowed (the error is raised right after).
+        """
+        return self._kind
+
+    @property
+    def declared_length(self) -> int | None:
+        """The payload length the head declared.
+
+        ``None`` until the length field is complete, and always for raw kinds.
+        Set even when it exceeded ``max_message_size`` (TOO_LARGE).
+        """
+        return self._declared_length
+
+    @property
+    def received_payload_bytes(self) -> int:
+        """How many bytes after the head have arrived (payload or raw data)."""
+        return self._received
+
+    @property
+    def done(self) -> bool:
+        """``True`` once the stream completed: message delivered or raw FIN seen."""
+        return self._state is _State.DONE
+
+    @property
+    def error(self) -> RemoteProtocolError | None:
+        """The error `feed` raised, or ``None`` if it has not failed."""
+        return self._error
+
+    # -- feeding --------------------------------------------------------------
+
+    def feed(self, data: bytes, fin: bool) -> list[ParseEvent]:
+        """Parse the next chunk of the stream.
+
+        Args:
+            data: the bytes that arrived, possibly empty.
+            fin: ``True`` if the peer finished the stream after ``data``.
+
+        Returns:
+            The events completed by this chunk, in order; often empty.
+
+        Raises:
+            RemoteProtocolError: the peer's bytes break the frame format;
+                ``error_code`` is the `StreamErrorCode` to answer with.
+            ValueError: the parser already failed or the stream already
+                completed.
+        """
+        state = self._state
+        if state is _State.DONE:
+            raise ValueError("feed() after the stream completed")
+        if state is _State.FAILED:
+            raise ValueError("feed() after the parser raised RemoteProtocolError")
+        if type(data) is not bytes:
+            # Never keep a reference to a buffer the caller may mutate.
+            data = bytes(data)
+        events: list[ParseEvent] = []
+        try:
+            if state is _State.PAYLOAD:
+                self._feed_payload(data, fin, events)
+            elif state is _State.RAW:
+                self._feed_raw(data, fin, events)
+            else:
+                self._feed_head(data, fin, events)
+        except RemoteProtocolError as exc:
+            self._state = _State.FAILED
+            self._error = exc
+            self._chunks.clear()
+            raise
+        return events
+
+    def _feed_head(self, data: bytes, fin: bool, events: list[ParseEvent]) -> None:
+        head = self._head
+        offset = 0
+        if len(head) < PREAMBLE_SIZE:
+            offset = min(PREAMBLE_SIZE - len(head), len(data))
+            head += data[:offset]
+            self._check_preamble()
+            if len(head) < PREAMBLE_SIZE:
+                if fin:
+                    raise _malformed(
+                        f"stream ended after {len(head)} of {PREAMBLE_SIZE} preamble bytes"
+                    )
+                return
+            kind = self._kind
+            assert kind is not None
+            if kind in RAW_KINDS:
+                self._state = _State.RAW
+                events.append(Head(kind, None))
+                self._feed_raw(data[offset:] if offset else data, fin, events)
+                return
+        kind = self._kind
+        assert kind is not None
+        start = offset
+        offset = min(start + MESSAGE_HEAD_SIZE - len(head), len(data))
+        head += data[start:offset]
+        if len(head) < MESSAGE_HEAD_SIZE:
+            if fin:
+                raise _malformed(
+                    f"stream ended after {len(head)} of {MESSAGE_HEAD_SIZE} message head bytes"
+                )
+            return
+        length = int.from_bytes(head[PREAMBLE_SIZE:MESSAGE_HEAD_SIZE], "big")
+        self._declared_length = length
+        if length > self._max_message_size:
+            raise RemoteProtocolError(
+                f"{kind.name} declares {length} bytes, over the limit of {self._max_message_size}",
+                error_code=StreamErrorCode.TOO_LARGE,
+            )
+        self._state = _State.PAYLOAD
+        events.append(Head(kind, length))
+        self._feed_payload(data[offset:] if offset else data, fin, events)
+
+    def _check_preamble(self) -> None:
+        # Validate whichever preamble bytes are present, in byte order, so the
+        # outcome does not depend on how the bytes were split.
+        head = self._head
+        n = len(head)
+        if n >= 1 and head[0] != VERSION:
+            raise RemoteProtocolError(
+                f"unsupported wire version {head[0]}", error_code=StreamErrorCode.UNSUPPORTED
+            )
+        if n >= 2 and self._kind is None:
+            if head[1] not in _KIND_VALUES:
+                raise RemoteProtocolError(
+                    f"unknown stream kind 0x{head[1]:02x}", error_code=StreamErrorCode.UNSUPPORTED
+                )
+            kind = StreamKind(head[1])
+            self._kind = kind
+            if kind not in self._allowed:
+                raise _malformed(f"stream kind {kind.name} is not allowed on this stream")
+        if n >= 3 and head[2] != 0:
+            raise _malformed(f"reserved preamble byte 2 is 0x{head[2]:02x}, not zero")
+        if n >= 4 and head[3] != 0:
+            raise _malformed(f"reserved preamble byte 3 is 0x{head[3]:02x}, not zero")
+
+    def _feed_payload(self, data: bytes, fin: bool, events: list[ParseEvent]) -> None:
+        length = self._declared_length
+        assert length is not None
+        if data:
+            if len(data) > length - self._received:
+                raise _malformed(
+                    f"{len(data) - (length - self._received)} bytes after the {length}-byte payload"
+                )
+            self._chunks.append(data)
+            self._received += len(data)
+        if fin:
+            if self._received != length:
+                raise _malformed(f"stream ended after {self._received} of {length} payload bytes")
+            kind = self._kind
+            assert kind is not None
+            payload = b"".join(self._chunks)
+            self._chunks.clear()
+            self._state = _State.DONE
+            events.append(MessageComplete(kind, payload))
+
+    def _feed_raw(self, data: bytes, fin: bool, events: list[ParseEvent]) -> None:
+        if data or fin:
+            self._received += len(data)
+            events.append(RawData(data, fin))
+        if fin:
+            self._state = _State.DONE
