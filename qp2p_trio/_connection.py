@@ -184,7 +184,9 @@ class Connection(metaclass=NoPublicConstructor):
         self._uni_slots = trio.Semaphore(self._config.max_concurrent_streams)
         self._bi_slots = trio.Semaphore(self._config.max_concurrent_streams)
         q = self._config.stream_accept_queue_size
-        self._accept_bi_send, self._accept_bi_recv = trio.open_memory_channel[BidirectionalStream](q)
+        self._accept_bi_send, self._accept_bi_recv = trio.open_memory_channel[BidirectionalStream](
+            q
+        )
         self._accept_uni_send, self._accept_uni_recv = trio.open_memory_channel[ReceiveStream](q)
         self._cids: set[bytes] = set()
         self.timer_at: float | None = None
@@ -221,7 +223,9 @@ class Connection(metaclass=NoPublicConstructor):
 
     def __repr__(self) -> str:
         peer = self._peer_id.short() if self._peer_id else "?"
-        return f"<qp2p_trio.Connection peer={peer} address={self.peer_address!r} {self._phase.value}>"
+        return (
+            f"<qp2p_trio.Connection peer={peer} address={self.peer_address!r} {self._phase.value}>"
+        )
 
     def statistics(self) -> ConnectionStatistics:
         """Return an immutable snapshot of this connection's counters."""
@@ -343,7 +347,9 @@ class Connection(metaclass=NoPublicConstructor):
             if st is not None:
                 st.reset_code = ev.error_code
                 self._release(st)
-                if st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None:
+                if (st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None) or (
+                    st.local_recv_closed and st.handle is None and not st.sending
+                ):
                     # An incoming message abandoned half-way: forget it.
                     self._forget(st)
                 self._maybe_forget(st)
@@ -371,7 +377,11 @@ class Connection(metaclass=NoPublicConstructor):
             if st is None:
                 return
         if st.local_recv_closed:
-            return  # refused or no longer read: drop what is still in flight
+            # Refused or no longer read: drop what is still in flight, and
+            # forget a refused stream once the peer finished it.
+            if fin and st.handle is None and not st.sending:
+                self._forget(st)
+            return
         if st.parser is None:
             if st.kind is K.RAW_BIDI:
                 # Our own raw stream: the peer's direction carries no preamble.
@@ -381,15 +391,21 @@ class Connection(metaclass=NoPublicConstructor):
             events = st.parser.feed(data, fin)
         except RemoteProtocolError as exc:
             self._refuse(st, exc.error_code, exc)
+            self._forget_refused(st, fin)
             return
         for pev in events:
             if isinstance(pev, _wire.Head):
                 if not self._on_head(st, pev):
+                    self._forget_refused(st, fin)
                     return
             elif isinstance(pev, _wire.MessageComplete):
                 self._on_message(st, pev)
             else:
                 self._on_raw_data(st, pev.data, pev.fin)
+
+    def _forget_refused(self, st: StreamState, fin: bool) -> None:
+        if fin and st.local_recv_closed and st.handle is None and not st.sending:
+            self._forget(st)
 
     def _on_head(self, st: StreamState, head: _wire.Head) -> bool:
         if st.kind is None:
@@ -419,7 +435,7 @@ class Connection(metaclass=NoPublicConstructor):
         return True
 
     @staticmethod
-    def _try_send(channel: trio.MemorySendChannel[object], item: object) -> bool:
+    def _try_send(channel: trio.MemorySendChannel[_T], item: _T) -> bool:
         try:
             channel.send_nowait(item)
         except (trio.WouldBlock, trio.ClosedResourceError):
@@ -444,8 +460,8 @@ class Connection(metaclass=NoPublicConstructor):
                 )
             else:
                 st.error = RemoteProtocolError(f"malformed reply: {exc}", error_code=code)
-        else:
-            self._forget(st)
+        # An incoming stream's record stays as a tombstone until the peer's FIN or
+        # RESET_STREAM, so late data is not mistaken for a new stream.
         self._dirty()
 
     def _on_message(self, st: StreamState, done: _wire.MessageComplete) -> None:
@@ -495,8 +511,10 @@ class Connection(metaclass=NoPublicConstructor):
             return
         uni = _is_uni(st.sid)
         send_done = (uni and not st.sending) or st.local_send_closed or st.stop_code is not None
-        recv_done = (uni and st.sending) or st.local_recv_closed or (
-            (st.recv_fin or st.reset_code is not None) and not st.recv_buf
+        recv_done = (
+            (uni and st.sending)
+            or st.local_recv_closed
+            or ((st.recv_fin or st.reset_code is not None) and not st.recv_buf)
         )
         if send_done and recv_done:
             self._forget(st)
@@ -668,9 +686,7 @@ class Connection(metaclass=NoPublicConstructor):
         if st is None or st.local_send_closed:
             await trio.lowlevel.checkpoint()
             if st is None:
-                raise StreamReset(
-                    "the requester abandoned the request", error_code=E.CANCELLED
-                )
+                raise StreamReset("the requester abandoned the request", error_code=E.CANCELLED)
             raise LocalProtocolError("this request was already answered")
         st.sending = True
         try:

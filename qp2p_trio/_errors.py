@@ -126,7 +126,9 @@ class ProtocolError(QP2PError):
 
     def __init__(self, *args: object) -> None:
         if type(self) is ProtocolError:
-            raise TypeError("ProtocolError is abstract: raise LocalProtocolError or RemoteProtocolError")
+            raise TypeError(
+                "ProtocolError is abstract: raise LocalProtocolError or RemoteProtocolError"
+            )
         super().__init__(*args)
 
 

@@ -33,11 +33,10 @@ private access is here, listed below, and each has a test in
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
-from aioquic.buffer import Buffer, BufferReadError
+from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -50,6 +49,8 @@ from aioquic.quic.packet import (
 from ._config import ALPN, Config
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -141,7 +142,16 @@ class PingAck:
     uid: int
 
 
-CoreEvent = HandshakeDone | StreamData | StreamReset | StopSending | Terminated | CidIssued | CidRetired | PingAck
+CoreEvent = (
+    HandshakeDone
+    | StreamData
+    | StreamReset
+    | StopSending
+    | Terminated
+    | CidIssued
+    | CidRetired
+    | PingAck
+)
 
 
 # -------------------------------------------------------------- configuration
@@ -232,7 +242,7 @@ _INITIAL_TYPE: Final = _initial_type()
 
 
 # ----------------------------------------------------------------- connection
-class _QuicConnection(QuicConnection):  # type: ignore[misc]
+class _QuicConnection(QuicConnection):
     """aioquic's connection with mutual TLS and a lost-packet counter."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -245,7 +255,7 @@ class _QuicConnection(QuicConnection):  # type: ignore[misc]
             self.qp2p_packets_lost += len(packets)
             lost(packets=packets, **kw)
 
-        self._loss._on_packets_lost = counting
+        self._loss._on_packets_lost = counting  # type: ignore[method-assign]
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
@@ -318,10 +328,10 @@ class QuicCore:
         self._quic.receive_datagram(data, addr, now=now)
 
     def datagrams(self, now: float) -> list[tuple[bytes, Address]]:
-        return self._quic.datagrams_to_send(now=now)  # type: ignore[no-any-return]
+        return self._quic.datagrams_to_send(now=now)
 
     def timer(self) -> float | None:
-        return self._quic.get_timer()  # type: ignore[no-any-return]
+        return self._quic.get_timer()
 
     def on_timer(self, now: float) -> None:
         self._quic.handle_timer(now=now)
@@ -345,10 +355,9 @@ class QuicCore:
                 out.append(CidRetired(bytes(ev.connection_id)))
             elif isinstance(ev, qe.PingAcknowledged):
                 out.append(PingAck(ev.uid))
-            elif isinstance(ev, qe.ConnectionTerminated):
-                if not self._pending_close_reported:
-                    self._pending_close_reported = True
-                    out.append(self._terminated(ev))
+            elif isinstance(ev, qe.ConnectionTerminated) and not self._pending_close_reported:
+                self._pending_close_reported = True
+                out.append(self._terminated(ev))
             # ProtocolNegotiated, DatagramFrameReceived: not used.
         return out
 
@@ -381,16 +390,16 @@ class QuicCore:
     @property
     def is_ended(self) -> bool:
         """True once the connection reached the terminated state."""
-        return self._quic._state.name == "TERMINATED"  # type: ignore[no-any-return]
+        return self._quic._state.name == "TERMINATED"
 
     # -- streams
     def next_stream_id(self, *, unidirectional: bool) -> int:
-        return self._quic.get_next_available_stream_id(  # type: ignore[no-any-return]
-            is_unidirectional=unidirectional
-        )
+        return self._quic.get_next_available_stream_id(is_unidirectional=unidirectional)
 
-    def send(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        self._quic.send_stream_data(stream_id, data, end_stream=end_stream)
+    def send(
+        self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool = False
+    ) -> None:
+        self._quic.send_stream_data(stream_id, data, end_stream=end_stream)  # type: ignore[arg-type]  # bytearray += memoryview works
 
     def reset(self, stream_id: int, error_code: int) -> None:
         if stream_id in self._quic._streams:

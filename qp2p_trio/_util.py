@@ -25,9 +25,7 @@ class NoPublicConstructor(ABCMeta):
     """
 
     def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(
-            f"{cls.__module__}.{cls.__qualname__} has no public constructor"
-        )
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")
 
     def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
         return super().__call__(*args, **kwargs)  # type: ignore[misc,no-any-return]

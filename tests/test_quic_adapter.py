@@ -1,0 +1,270 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The private aioquic accesses of qp2p_trio._quic, one test each (see its docstring).
+
+Two `QuicCore` objects are driven in memory by a small pump with a fake clock,
+so these tests need neither sockets nor Trio.  If one fails after an aioquic
+upgrade, `qp2p_trio/_quic.py` needs updating.
+"""
+import ssl
+import time
+
+import pytest
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated
+
+from qp2p_trio import Config, Identity
+from qp2p_trio._certs import make_certificate
+from qp2p_trio._quic import (
+    HandshakeDone,
+    QuicCore,
+    StreamData,
+    Terminated,
+    build_configuration,
+)
+
+CLIENT_ADDR = ("10.0.0.1", 1111)
+SERVER_ADDR = ("10.0.0.2", 2222)
+
+
+def conf(is_client, identity=None):
+    cert, key = make_certificate(identity or Identity.generate(), now=time.time())
+    return build_configuration(Config(), is_client=is_client, certificate=cert, private_key=key)
+
+
+class Pump:
+    """Feed each side's datagrams into the other until nothing moves (<= 50 rounds)."""
+
+    def __init__(self, client, server):
+        self.client, self.server = client, server
+        self.now = 1000.0
+        self.events = {id(client): [], id(server): []}
+
+    def _drain(self, side):
+        if isinstance(side, QuicCore):
+            self.events[id(side)].extend(side.events())
+        else:
+            while (ev := side.next_event()) is not None:
+                self.events[id(side)].append(ev)
+
+    @staticmethod
+    def _out(side, now):
+        if isinstance(side, QuicCore):
+            return side.datagrams(now)
+        return side.datagrams_to_send(now=now)
+
+    @staticmethod
+    def _in(side, data, addr, now):
+        if isinstance(side, QuicCore):
+            side.receive(data, addr, now)
+        else:
+            side.receive_datagram(data, addr, now=now)
+
+    def run(self, rounds=50):
+        for _ in range(rounds):
+            self.now += 0.01
+            moved = False
+            for src, dst, src_addr in (
+                (self.client, self.server, CLIENT_ADDR),
+                (self.server, self.client, SERVER_ADDR),
+            ):
+                for data, _addr in self._out(src, self.now):
+                    moved = True
+                    self._in(dst, data, src_addr, self.now)
+                self._drain(src)
+                self._drain(dst)
+            if not moved:
+                return
+        raise AssertionError("the in-memory pump did not go quiet within 50 rounds")
+
+
+def handshake(client_id=None, server_id=None):
+    client = QuicCore(conf(True, client_id))
+    server_conf = conf(False, server_id)
+    client.connect(SERVER_ADDR, 1000.0)
+    # The endpoint creates a server core from the client's first Initial.
+    first = client.datagrams(1000.0)
+    from qp2p_trio._quic import parse_datagram_header
+
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(server_conf, original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    pump = Pump(client, server)
+    pump.run()
+    for side in (client, server):
+        assert any(isinstance(e, HandshakeDone) for e in pump.events[id(side)]), (
+            "handshake between two QuicCore objects did not complete"
+        )
+    return client, server, pump
+
+
+# 1. QuicConnection._initialize, tls._request_client_certificate
+def test_private_initialize_exists():
+    assert callable(getattr(QuicConnection, "_initialize", None)), (
+        "aioquic QuicConnection._initialize is gone: QuicCore cannot request client certificates"
+    )
+
+
+def test_server_requests_client_certificate():
+    client, server, _ = handshake()
+    tls = server._quic.tls
+    assert getattr(tls, "_request_client_certificate", None) is True, (
+        "aioquic tls.Context._request_client_certificate changed: mutual TLS is broken"
+    )
+    assert client._quic.tls._request_client_certificate is False
+
+
+# 2. tls._peer_certificate / _peer_certificate_chain
+def test_peer_certificates_both_sides():
+    cid, sid = Identity.generate(), Identity.generate()
+    client, server, _ = handshake(cid, sid)
+    assert hasattr(server._quic.tls, "_peer_certificate"), "aioquic tls._peer_certificate is gone"
+    assert hasattr(server._quic.tls, "_peer_certificate_chain"), (
+        "aioquic tls._peer_certificate_chain is gone"
+    )
+    from qp2p_trio._certs import verify_certificate_chain
+
+    c_sees = client.peer_certificates()
+    s_sees = server.peer_certificates()
+    assert c_sees, "the client saw no server certificate"
+    assert s_sees, "the server saw no client certificate (mutual TLS broken)"
+    now = time.time()
+    assert verify_certificate_chain(c_sees, now=now, expected=sid.node_id) == sid.node_id
+    assert verify_certificate_chain(s_sees, now=now, expected=cid.node_id) == cid.node_id
+
+
+# 3. QuicConnection._close_event
+@pytest.mark.parametrize("closer", ["client", "server"])
+def test_close_seen_reports_peer_close_promptly(closer):
+    client, server, pump = handshake()
+    a, b = (client, server) if closer == "client" else (server, client)
+    assert b.close_seen() is None
+    a.close(7, "bye")
+    mine = a.close_seen()
+    assert mine is not None and mine.by_peer is False and mine.error_code == 7
+    # One delivery of the CONNECTION_CLOSE, no timers fired: well before 3 PTOs.
+    now = pump.now + 0.01
+    for data, _ in a.datagrams(now):
+        b.receive(data, CLIENT_ADDR if a is client else SERVER_ADDR, now)
+    assert hasattr(b._quic, "_close_event"), "aioquic QuicConnection._close_event is gone"
+    seen = b.close_seen()
+    assert seen == Terminated(
+        error_code=7, reason="bye", by_peer=True, idle_timeout=False, is_application=True
+    )
+    assert b.close_seen() is None  # reported once
+    assert not any(isinstance(e, Terminated) for e in b.events())  # and not again by events()
+
+
+# 4. QuicConnection._streams[sid].sender (_buffer_start, _buffer_stop, is_finished, _reset_error_code)
+def test_send_progress():
+    client, server, pump = handshake()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"x" * 5000, end_stream=True)
+    sender = client._quic._streams[sid].sender
+    for attr in ("_buffer_start", "_buffer_stop", "is_finished", "_reset_error_code"):
+        assert hasattr(sender, attr), f"aioquic QuicStreamSender.{attr} is gone"
+    p = client.send_progress(sid)
+    assert p.unacked == 5000 and not p.finished and p.reset_code is None
+    pump.run()
+    data = b"".join(
+        e.data for e in pump.events[id(server)] if isinstance(e, StreamData) and e.stream_id == sid
+    )
+    assert data == b"x" * 5000
+    p = client.send_progress(sid)
+    assert p.finished and p.unacked == 0
+
+    sid2 = client.next_stream_id(unidirectional=True)
+    client.send(sid2, b"y" * 100)
+    client.reset(sid2, 9)
+    p = client.send_progress(sid2)
+    assert p.reset_code == 9 and not p.finished
+
+
+# 5. QuicConnection._loss (_rtt_*, congestion_window, bytes_in_flight, _on_packets_lost)
+def test_statistics():
+    client, server, pump = handshake()
+    for side in (client, server):
+        loss = side._quic._loss
+        for attr in ("_rtt_smoothed", "_rtt_min", "_rtt_latest", "congestion_window",
+                     "bytes_in_flight", "_on_packets_lost"):
+            assert hasattr(loss, attr), f"aioquic QuicPacketRecovery.{attr} is gone"
+        s = side.statistics()
+        assert s["rtt"] > 0, "no RTT sample after the handshake"
+        assert s["rtt_min"] > 0
+        assert s["congestion_window"] > 0
+        assert isinstance(s["packets_lost"], int) and s["packets_lost"] == 0
+
+
+def test_packets_lost_counter_counts():
+    client, server, pump = handshake()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"z" * 20000, end_stream=True)
+    # Drop everything the client sends now, then let time pass so loss detection fires.
+    dropped = client.datagrams(pump.now + 0.01)
+    assert dropped
+    now = pump.now + 0.01
+    for _ in range(20):
+        timer = client.timer()
+        if timer is None or client.statistics()["packets_lost"]:
+            break
+        now = max(now, timer)
+        client.on_timer(now)
+        for data, _ in client.datagrams(now):
+            server.receive(data, CLIENT_ADDR, now)
+        for data, _ in server.datagrams(now):
+            client.receive(data, SERVER_ADDR, now)
+    assert client.statistics()["packets_lost"] > 0, (
+        "the wrapped _loss._on_packets_lost did not count lost packets"
+    )
+
+
+# 6. QuicConnection._state
+def test_state_and_is_ended():
+    client, server, pump = handshake()
+    assert client._quic._state.name == "CONNECTED", "aioquic QuicConnectionState names changed"
+    assert not client.is_ended and not server.is_ended
+    client.close(0, "")
+    now = pump.now + 0.01
+    for data, _ in client.datagrams(now):
+        server.receive(data, CLIENT_ADDR, now)
+    assert server._quic._state.name == "DRAINING"
+    assert client._quic._state.name == "CLOSING"
+    # After the 3-PTO draining period timers end both connections.
+    for side in (client, server):
+        t = now
+        for _ in range(10):
+            timer = side.timer()
+            if timer is None or side.is_ended:
+                break
+            t = max(t, timer)
+            side.on_timer(t)
+        assert side.is_ended, "QuicCore.is_ended never became true (aioquic _state changed?)"
+
+
+def test_other_alpn_fails_handshake():
+    other = QuicConfiguration(alpn_protocols=["other"], is_client=True, verify_mode=ssl.CERT_NONE)
+    raw_client = QuicConnection(configuration=other)
+    raw_client.connect(SERVER_ADDR, now=1000.0)
+    first = raw_client.datagrams_to_send(now=1000.0)
+    from qp2p_trio._quic import parse_datagram_header
+
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    pump = Pump(raw_client, server)
+    pump.run()
+    client_events = pump.events[id(raw_client)]
+    terminated = [e for e in client_events if isinstance(e, ConnectionTerminated)]
+    closed = raw_client._close_event
+    assert terminated or closed is not None, "the client was not told the handshake failed"
+    ev = terminated[0] if terminated else closed
+    # TLS alert no_application_protocol (120) as QUIC CRYPTO_ERROR 0x100 + 120.
+    assert ev.error_code == 0x100 + 120
+    assert not any(isinstance(e, HandshakeDone) for e in pump.events[id(server)])
+    term = server.close_seen() or next(
+        (e for e in pump.events[id(server)] if isinstance(e, Terminated)), None
+    )
+    assert term is not None and term.by_peer is False
