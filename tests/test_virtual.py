@@ -181,3 +181,4 @@ async def test_blackhole_connect_cancelled_and_forgotten(autojump_clock):
             await trio.sleep(5)
             assert a.statistics().connections == 0
             assert net.statistics().total.dropped_partition > 0
+
