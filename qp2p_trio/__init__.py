@@ -34,6 +34,7 @@ from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
 from ._streams import (
     BidirectionalStream as BidirectionalStream,
+    RawStreamReset as RawStreamReset,
     ReceiveStream as ReceiveStream,
     SendStream as SendStream,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SendStream",
     "StreamErrorCode",
     "StreamReset",
+    "RawStreamReset",
     "__version__",
     "open_endpoint",
 ]

@@ -45,7 +45,7 @@ from ._errors import (
     StreamReset,
 )
 from ._message import Message
-from ._streams import BidirectionalStream, ReceiveStream, SendStream
+from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ def stream_error(code: int, what: str) -> StreamReset:
         name = E(code).name
     except ValueError:
         name = f"0x{code:x}"
+    if what == "stream":  # a raw stream: also a trio.BrokenResourceError
+        return RawStreamReset(f"stream: the peer reset the stream ({name})", error_code=code)
     if code == E.TOO_LARGE:
         return MessageTooLarge(f"{what}: the peer refused it as too large", error_code=code)
     if code in _REFUSAL_CODES:
@@ -121,6 +123,7 @@ class StreamState:
         "local_recv_closed",
         "local_send_closed",
         "parser",
+        "receipt",
         "recv_buf",
         "recv_fin",
         "reply",
@@ -144,6 +147,7 @@ class StreamState:
         self.local_recv_closed = False  # we stopped reading
         self.reserved = 0  # receive budget held
         self.reply: bytes | None = None
+        self.receipt: int | None = None  # the peer's RECEIPT code for our message/reply
         self.error: BaseException | None = None
         self.handle: object = None
 
@@ -181,6 +185,11 @@ class Connection(metaclass=NoPublicConstructor):
         self._progress = trio.lowlevel.ParkingLot()
         self._streams: dict[int, StreamState] = {}
         self._held: list[_quic.CoreEvent] = []
+        # Control streams (see _wire): ours carries SETTINGS and RECEIPTs.
+        self._ctrl_sid: int | None = None
+        self._peer_ctrl_sid: int | None = None
+        self._ctrl_parser = _wire.ControlParser()
+        self._peer_max_message_size: int | None = None
         self._uni_slots = trio.Semaphore(self._config.max_concurrent_streams)
         self._bi_slots = trio.Semaphore(self._config.max_concurrent_streams)
         q = self._config.stream_accept_queue_size
@@ -240,7 +249,8 @@ class Connection(metaclass=NoPublicConstructor):
             bytes_sent=self.bytes_sent,
             bytes_received=self.bytes_received,
             packets_lost=int(s["packets_lost"]),
-            open_streams=len(self._streams),
+            # The peer's control stream is plumbing, not an open stream.
+            open_streams=len(self._streams) - (self._peer_ctrl_sid is not None),
         )
 
     # ------------------------------------------------------ endpoint-facing
@@ -293,11 +303,78 @@ class Connection(metaclass=NoPublicConstructor):
             self._dirty()
             return
         self._phase = _Phase.OPEN
-        self._established.set()
-        self._endpoint._connection_established(self)
+        self._open_control_stream()
+        # The connection is announced once the peer's SETTINGS arrive (see
+        # _on_control_data), so its limits are known from the start.
         held, self._held = self._held, []
         for ev in held:
             self._handle_stream_event(ev)
+
+    # -------------------------------------------------------- control stream
+    def _open_control_stream(self) -> None:
+        sid = self._core.next_stream_id(unidirectional=True)
+        self._ctrl_sid = sid
+        self._core.send(
+            sid,
+            _wire.encode_control_preamble()
+            + _wire.encode_settings(max_message_size=self._config.max_message_size),
+        )
+        self._dirty()
+
+    def _send_receipt(self, sid: int, code: int) -> None:
+        """Tell the peer what became of its message (or reply) on stream ``sid``."""
+        if self._ctrl_sid is None or self._close_exc is not None or self._closed_locally:
+            return
+        self._core.send(self._ctrl_sid, _wire.encode_receipt(sid, code))
+        self._dirty()
+
+    def _violation(self, reason: str) -> None:
+        """The peer broke the protocol: close the connection (never the endpoint)."""
+        if self._close_exc is not None or self._closed_locally:
+            return
+        self._core.close(_wire.CloseCode.PROTOCOL_VIOLATION, reason[:200])
+        self._dirty()
+        term = self._core.close_seen()
+        if term is not None:
+            self._handle_terminated(term)
+
+    def _on_control_head(self, st: StreamState) -> bool:
+        if self._peer_ctrl_sid is not None:
+            self._violation("a second control stream")
+            return False
+        self._peer_ctrl_sid = st.sid
+        return True
+
+    def _on_control_data(self, data: bytes, fin: bool) -> None:
+        try:
+            records = self._ctrl_parser.feed(data)
+        except RemoteProtocolError as exc:
+            self._violation(f"control stream: {exc}")
+            return
+        for rec in records:
+            if isinstance(rec, _wire.Settings):
+                self._peer_max_message_size = rec.max_message_size
+                self._established.set()
+                self._endpoint._connection_established(self)
+            else:
+                st = self._streams.get(rec.stream_id)
+                if (
+                    st is not None
+                    and st.sending
+                    and st.receipt is None
+                    and st.kind in (K.MESSAGE, K.REQUEST)
+                ):
+                    st.receipt = rec.code
+        if fin:
+            self._violation("the control stream ended")
+
+    def _check_peer_limit(self, size: int, what: str) -> None:
+        limit = self._peer_max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooLarge(
+                f"{what} of {size} bytes is over the peer's limit of {limit} bytes",
+                error_code=E.TOO_LARGE,
+            )
 
     def _handle_terminated(self, term: _quic.Terminated) -> None:
         if self._close_exc is not None:
@@ -343,6 +420,9 @@ class Connection(metaclass=NoPublicConstructor):
         if isinstance(ev, _quic.StreamData):
             self._on_stream_data(ev.stream_id, ev.data, ev.fin)
         elif isinstance(ev, _quic.StreamReset):
+            if ev.stream_id == self._peer_ctrl_sid:
+                self._violation("the control stream was reset")
+                return
             st = self._streams.get(ev.stream_id)
             if st is not None:
                 st.reset_code = ev.error_code
@@ -363,7 +443,7 @@ class Connection(metaclass=NoPublicConstructor):
         if (sid & 1) == (0 if self._core.is_client else 1):
             return None  # one of ours that we already forgot
         st = StreamState(sid, None)
-        allowed = {K.MESSAGE, K.RAW_UNI} if _is_uni(sid) else {K.REQUEST, K.RAW_BIDI}
+        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if _is_uni(sid) else {K.REQUEST, K.RAW_BIDI}
         st.parser = _wire.StreamParser(
             allowed=allowed, max_message_size=self._config.max_message_size
         )
@@ -400,6 +480,8 @@ class Connection(metaclass=NoPublicConstructor):
                     return
             elif isinstance(pev, _wire.MessageComplete):
                 self._on_message(st, pev)
+            elif st.kind is K.CONTROL:
+                self._on_control_data(pev.data, pev.fin)
             else:
                 self._on_raw_data(st, pev.data, pev.fin)
 
@@ -419,6 +501,8 @@ class Connection(metaclass=NoPublicConstructor):
             return True
         if head.kind is K.REPLY:
             return True
+        if head.kind is K.CONTROL:
+            return self._on_control_head(st)
         # A raw stream opened by the peer.
         if head.kind is K.RAW_BIDI:
             st.sending = True  # our direction of the peer's bidi stream
@@ -445,6 +529,9 @@ class Connection(metaclass=NoPublicConstructor):
     def _refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
         """Stop reading a stream with ``code``; reset our side of a bidi one."""
         self._endpoint._count_refused()
+        if (_is_uni(st.sid) and st.kind is not K.RAW_UNI) or (st.sending and st.kind is K.REQUEST):
+            # A message (or our request's reply) refused: its sender waits for this.
+            self._send_receipt(st.sid, code)
         self._release(st)
         self._core.stop(st.sid, code)
         st.local_recv_closed = True
@@ -467,6 +554,7 @@ class Connection(metaclass=NoPublicConstructor):
     def _on_message(self, st: StreamState, done: _wire.MessageComplete) -> None:
         if done.kind is K.REPLY:
             st.reply = done.payload
+            self._send_receipt(st.sid, 0)
             return
         msg = Message._create(
             payload=done.payload,
@@ -480,7 +568,9 @@ class Connection(metaclass=NoPublicConstructor):
             st.handle = msg
             st.parser = None
         st_reserved, st.reserved = st.reserved, 0
-        self._endpoint._deliver(msg, st_reserved)
+        delivered = self._endpoint._deliver(msg, st_reserved)
+        if done.kind is K.MESSAGE:
+            self._send_receipt(st.sid, 0 if delivered else E.CLOSED)
 
     def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
         if data:
@@ -573,14 +663,18 @@ class Connection(metaclass=NoPublicConstructor):
                     return
             await self._progress.park()
 
-    async def _wait_acked(self, st: StreamState, what: str) -> None:
+    async def _wait_receipt(self, st: StreamState, what: str) -> None:
+        """Wait for the peer's RECEIPT of our message or reply on ``st``."""
         while True:
+            code = st.receipt
+            if code is not None:
+                if code == 0:
+                    return
+                raise stream_error(code, what)
             self._raise_if_send_broken(st, what)
             p = self._core.send_progress(st.sid)
             if p.reset_code is not None:
                 raise stream_error(st.stop_code or p.reset_code, what)
-            if p.finished:
-                return
             await self._progress.park()
 
     def _abandon(self, st: StreamState, code: int) -> None:
@@ -597,15 +691,19 @@ class Connection(metaclass=NoPublicConstructor):
     async def send(self, payload: bytes | bytearray | memoryview) -> None:
         """Send one message on a new unidirectional stream.
 
-        Returns once the peer's QUIC stack acknowledged every byte and the end
-        of the stream: the message is then complete in the peer's queue.
-        Blocks while the send buffers are full (backpressure) and while
-        `Config.max_concurrent_streams` sends are already in progress.
+        Returns once the peer confirmed, with a RECEIPT on its control
+        stream, that the whole message is in its receive queue (so the peer's
+        `Endpoint.receive` will return it).  Blocks while the send buffers are
+        full (backpressure) and while `Config.max_concurrent_streams` sends
+        are already in progress.
 
         Raises:
-            MessageTooLarge: the peer's `Config.max_message_size` is smaller.
-            MessageRefused: the peer refused it (its receive queue is full);
-                nothing was delivered, so sending again later is safe.
+            MessageTooLarge: the peer's `Config.max_message_size` is smaller
+                (raised before sending anything once the peer's SETTINGS
+                arrived, which is normally right after the handshake).
+            MessageRefused: the peer refused it (its receive queue is full,
+                ``error_code`` BUSY, or it is shutting down, CLOSED); nothing
+                was delivered, so sending again later is safe.
             StreamReset: the peer reset the stream.
             ConnectionClosed: the connection is gone.
             trio.ClosedResourceError: we closed this connection.
@@ -617,6 +715,7 @@ class Connection(metaclass=NoPublicConstructor):
         """
         view = _payload_view(payload)
         self._check_usable()
+        self._check_peer_limit(len(view), "message")
         async with self._uni_slots:
             sid = self._core.next_stream_id(unidirectional=True)
             st = StreamState(sid, K.MESSAGE)
@@ -626,7 +725,7 @@ class Connection(metaclass=NoPublicConstructor):
                 self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
                 await self._write(st, view, end=True, what="message")
                 st.local_send_closed = True
-                await self._wait_acked(st, "message")
+                await self._wait_receipt(st, "message")
             except BaseException:
                 self._abandon(st, E.CANCELLED)
                 raise
@@ -654,6 +753,7 @@ class Connection(metaclass=NoPublicConstructor):
         """
         view = _payload_view(payload)
         self._check_usable()
+        self._check_peer_limit(len(view), "request")
         async with self._bi_slots:
             sid = self._core.next_stream_id(unidirectional=False)
             st = StreamState(sid, K.REQUEST)
@@ -688,12 +788,19 @@ class Connection(metaclass=NoPublicConstructor):
             if st is None:
                 raise StreamReset("the requester abandoned the request", error_code=E.CANCELLED)
             raise LocalProtocolError("this request was already answered")
+        try:
+            self._check_peer_limit(len(view), "reply")
+        except MessageTooLarge:
+            # The requester would refuse it: tell it so instead of sending.
+            await trio.lowlevel.checkpoint()
+            self._reject(sid, E.TOO_LARGE)
+            raise
         st.sending = True
         try:
             self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
             await self._write(st, view, end=True, what="reply")
             st.local_send_closed = True
-            await self._wait_acked(st, "reply")
+            await self._wait_receipt(st, "reply")
         except BaseException:
             st.local_send_closed = True
             self._abandon(st, E.CANCELLED)

@@ -389,12 +389,15 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._budget_messages -= 1
         self._budget_bytes -= length
 
-    def _deliver(self, msg: Message, reserved: int) -> None:
-        self._counters.messages_received += 1
+    def _deliver(self, msg: Message, reserved: int) -> bool:
+        """Queue ``msg`` for `receive`; False if the endpoint stopped receiving."""
         try:
             self._msg_send.send_nowait((msg, reserved))
         except trio.ClosedResourceError:
             self._budget_release(reserved)
+            return False
+        self._counters.messages_received += 1
+        return True
 
     def _count_refused(self) -> None:
         self._counters.streams_refused += 1

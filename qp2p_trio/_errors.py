@@ -10,7 +10,6 @@ calls raise only Trio's resource errors (`trio.ClosedResourceError`,
 
 from __future__ import annotations
 
-import trio
 
 __all__ = [
     "ConnectError",
@@ -90,11 +89,12 @@ class MessageError(QP2PError):
     """One message (or stream) failed; the connection stays usable."""
 
 
-class StreamReset(MessageError, trio.BrokenResourceError):
+class StreamReset(MessageError):
     """The peer reset or stopped the stream.
 
-    It is also a `trio.BrokenResourceError`, so code written against Trio's
-    stream interfaces handles it.
+    On raw streams the error raised is a `RawStreamReset`, which is also a
+    `trio.BrokenResourceError`, so code written against Trio's stream
+    interfaces handles it.
 
     Attributes:
         error_code: the application error code the peer sent.

@@ -19,8 +19,8 @@ Semantics mapped onto QUIC:
   STOP_SENDING (code ``CLOSED``); the peer's next writes fail with
   `trio.BrokenResourceError`.
 - A peer's RESET_STREAM or STOP_SENDING, or the connection closing, make
-  calls fail with `trio.BrokenResourceError` (a `StreamReset` when the peer
-  reset the stream).
+  calls fail with `trio.BrokenResourceError` (a `RawStreamReset`, which is
+  also a `StreamReset`, when the peer reset or stopped the stream).
 """
 
 from __future__ import annotations
@@ -29,12 +29,22 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
+from ._errors import StreamReset
 from ._util import ConflictDetector, NoPublicConstructor
 
 if TYPE_CHECKING:
     from ._connection import Connection, StreamState
 
-__all__ = ["BidirectionalStream", "ReceiveStream", "SendStream"]
+__all__ = ["BidirectionalStream", "RawStreamReset", "ReceiveStream", "SendStream"]
+
+
+class RawStreamReset(StreamReset, trio.BrokenResourceError):
+    """The peer reset or stopped a raw stream.
+
+    Both a `StreamReset` (with the peer's ``error_code``) and a
+    `trio.BrokenResourceError`, so code written against Trio's stream
+    interfaces handles it.
+    """
 
 DEFAULT_RECEIVE_SIZE = 65536
 

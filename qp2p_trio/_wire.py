@@ -19,6 +19,8 @@ Every QUIC stream opened by qp2p_trio starts with a 4-byte *preamble*::
                     0x02 REQUEST   opener's half of a bidirectional stream;
                                    the acceptor answers on the same stream
                     0x03 REPLY     the acceptor's half of a REQUEST stream
+                    0x04 CONTROL   unidirectional stream; one per direction and
+                                   connection, carrying control records
                     0x10 RAW_UNI   raw unidirectional byte stream
                     0x11 RAW_BIDI  raw bidirectional byte stream
          2     2  reserved: both bytes must be zero
@@ -34,6 +36,37 @@ MALFORMED.  An empty payload (length 0) is valid.
 
 For the *raw* kinds (RAW_UNI and RAW_BIDI) the stream carries the
 application's bytes unframed after the preamble, until the FIN.
+
+Control stream
+==============
+
+As soon as the handshake is verified, each side opens one CONTROL stream and
+keeps it open for the connection's lifetime.  After the preamble it carries
+*records*, each ``type`` (u8), ``length`` (u16 big-endian) and ``length``
+bytes of body::
+
+    type  name      body
+    ----  --------  ---------------------------------------------------------
+    0x01  SETTINGS  max_message_size (u64 BE): the largest payload the sender
+                    of this record accepts.  First record of the stream, once.
+    0x02  RECEIPT   stream id (u64 BE), code (u16 BE): the outcome of one
+                    MESSAGE stream, or of the REPLY half of a REQUEST stream,
+                    that the sender of this record received.  Code 0 means the
+                    message was delivered to the application's queue; any
+                    other code is the `StreamErrorCode` it was refused with.
+
+Record types this version does not know are skipped (their length says how
+far), so later versions can add records.  A known record with a wrong body
+length, a missing or repeated SETTINGS, a second CONTROL stream, or a CONTROL
+stream that ends while the connection is open, is a protocol violation: the
+connection is closed with `CloseCode.PROTOCOL_VIOLATION`.
+
+Why receipts: QUIC acknowledges packets, not application delivery.  A message
+that arrives whole in one packet is acknowledged by the peer's QUIC stack
+before the application could refuse it, and STOP_SENDING is pointless once
+every byte arrived.  So ``send()`` waits for the receipt, which says for sure
+whether the message was queued or refused.  SETTINGS lets a sender refuse a
+too-large message itself, before sending a byte.
 
 The REPLY half of a REQUEST stream starts with its own preamble (kind REPLY)
 and length, exactly like any other framed stream.
@@ -87,12 +120,19 @@ __all__ = [
     # encoding
     "encode_message_head",
     "encode_raw_preamble",
+    "encode_control_preamble",
+    "encode_settings",
+    "encode_receipt",
     # parsing
     "Head",
     "MessageComplete",
     "RawData",
     "ParseEvent",
     "StreamParser",
+    "ControlRecordType",
+    "Settings",
+    "Receipt",
+    "ControlParser",
 ]
 
 
@@ -118,6 +158,8 @@ class StreamKind(enum.IntEnum):
     """The opener's half of a bidirectional stream; answered on the same stream."""
     REPLY = 0x03
     """The acceptor's half of a REQUEST stream."""
+    CONTROL = 0x04
+    """Unidirectional control stream: one per direction, records until the connection ends."""
     RAW_UNI = 0x10
     """Raw unidirectional byte stream: unframed application bytes after the preamble."""
     RAW_BIDI = 0x11
@@ -169,6 +211,9 @@ RAW_KINDS: Final = frozenset({StreamKind.RAW_UNI, StreamKind.RAW_BIDI})
 _KIND_VALUES: Final = frozenset(int(kind) for kind in StreamKind)
 
 _PREAMBLE: Final = struct.Struct(">BBH")
+_RECORD: Final = struct.Struct(">BH")
+_U64: Final = struct.Struct(">Q")
+_RECEIPT: Final = struct.Struct(">QH")
 _MESSAGE_HEAD: Final = struct.Struct(">BBHQ")
 assert _PREAMBLE.size == PREAMBLE_SIZE
 assert _MESSAGE_HEAD.size == MESSAGE_HEAD_SIZE
@@ -206,19 +251,37 @@ def encode_message_head(kind: StreamKind, length: int) -> bytes:
     return _MESSAGE_HEAD.pack(VERSION, int(kind), 0, length)
 
 
+def encode_control_preamble() -> bytes:
+    """Encode the 4-byte preamble of a CONTROL stream."""
+    return encode_raw_preamble(StreamKind.CONTROL)
+
+
+def encode_settings(*, max_message_size: int) -> bytes:
+    """Encode a SETTINGS control record."""
+    body = _U64.pack(max_message_size)
+    return _RECORD.pack(ControlRecordType.SETTINGS, len(body)) + body
+
+
+def encode_receipt(stream_id: int, code: int) -> bytes:
+    """Encode a RECEIPT control record: ``code`` 0 means delivered."""
+    body = _RECEIPT.pack(stream_id, code)
+    return _RECORD.pack(ControlRecordType.RECEIPT, len(body)) + body
+
+
 def encode_raw_preamble(kind: StreamKind) -> bytes:
     """Encode the 4-byte preamble of a raw stream.
 
     Args:
-        kind: `StreamKind.RAW_UNI` or `StreamKind.RAW_BIDI`.
+        kind: `StreamKind.RAW_UNI` or `StreamKind.RAW_BIDI` (or
+            `StreamKind.CONTROL`, also unframed).
 
     Returns:
         The preamble; the application's bytes follow it unframed.
 
     Raises:
-        ValueError: ``kind`` is not a raw kind.
+        ValueError: ``kind`` is a framed kind.
     """
-    if kind not in RAW_KINDS:
+    if kind in FRAMED_KINDS or kind not in _KIND_VALUES:
         raise ValueError(f"encode_raw_preamble needs a raw stream kind, not {kind!r}")
     return _PREAMBLE.pack(VERSION, int(kind), 0)
 
@@ -474,7 +537,7 @@ class StreamParser:
                 return
             kind = self._kind
             assert kind is not None
-            if kind in RAW_KINDS:
+            if kind not in FRAMED_KINDS:
                 self._state = _State.RAW
                 events.append(Head(kind, None))
                 self._feed_raw(data[offset:] if offset else data, fin, events)
@@ -550,3 +613,89 @@ class StreamParser:
             events.append(RawData(data, fin))
         if fin:
             self._state = _State.DONE
+
+
+# ---------------------------------------------------------------------------
+# Control stream records
+# ---------------------------------------------------------------------------
+
+
+class ControlRecordType(enum.IntEnum):
+    """Byte 0 of a control record."""
+
+    SETTINGS = 0x01
+    RECEIPT = 0x02
+
+
+@attrs.frozen
+class Settings:
+    """The peer's limits: sent once, first on its control stream."""
+
+    max_message_size: int
+
+
+@attrs.frozen
+class Receipt:
+    """The outcome of one of our MESSAGE (or REPLY) streams at the peer.
+
+    Attributes:
+        stream_id: the QUIC stream id.
+        code: 0 if the message was delivered, else the `StreamErrorCode` it
+            was refused with.
+    """
+
+    stream_id: int
+    code: int
+
+
+ControlRecord: TypeAlias = Settings | Receipt
+
+
+class ControlParser:
+    """Incremental parser of the records after a CONTROL stream's preamble.
+
+    `feed` returns the complete records; a record split across calls is kept
+    until its end arrives (at most 3 + 65535 bytes are ever buffered).
+    Unknown record types are skipped.  Raises `RemoteProtocolError`
+    (MALFORMED) for a known record with a wrong body length, or a missing or
+    repeated SETTINGS record.
+    """
+
+    __slots__ = ("_buf", "_settings_seen")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._settings_seen = False
+
+    def feed(self, data: bytes) -> list[ControlRecord]:
+        buf = self._buf
+        buf += data
+        out: list[ControlRecord] = []
+        pos = 0
+        n = len(buf)
+        while n - pos >= _RECORD.size:
+            rtype, length = _RECORD.unpack_from(buf, pos)
+            end = pos + _RECORD.size + length
+            if end > n:
+                break
+            body_at = pos + _RECORD.size
+            if not self._settings_seen and rtype != ControlRecordType.SETTINGS:
+                del buf[:pos]
+                raise _malformed("the control stream must start with a SETTINGS record")
+            if rtype == ControlRecordType.SETTINGS:
+                if self._settings_seen:
+                    raise _malformed("a second SETTINGS record")
+                if length != _U64.size:
+                    raise _malformed(f"SETTINGS record of {length} bytes, not {_U64.size}")
+                self._settings_seen = True
+                (max_size,) = _U64.unpack_from(buf, body_at)
+                out.append(Settings(max_message_size=max_size))
+            elif rtype == ControlRecordType.RECEIPT:
+                if length != _RECEIPT.size:
+                    raise _malformed(f"RECEIPT record of {length} bytes, not {_RECEIPT.size}")
+                sid, code = _RECEIPT.unpack_from(buf, body_at)
+                out.append(Receipt(stream_id=sid, code=code))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out

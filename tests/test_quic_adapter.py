@@ -6,6 +6,7 @@ Two `QuicCore` objects are driven in memory by a small pump with a fake clock,
 so these tests need neither sockets nor Trio.  If one fails after an aioquic
 upgrade, `qp2p_trio/_quic.py` needs updating.
 """
+
 import ssl
 import time
 
@@ -143,7 +144,9 @@ def test_close_seen_reports_peer_close_promptly(closer):
     assert b.close_seen() is None
     a.close(7, "bye")
     mine = a.close_seen()
-    assert mine is not None and mine.by_peer is False and mine.error_code == 7
+    assert mine is not None
+    assert mine.by_peer is False
+    assert mine.error_code == 7
     # One delivery of the CONNECTION_CLOSE, no timers fired: well before 3 PTOs.
     now = pump.now + 0.01
     for data, _ in a.datagrams(now):
@@ -166,35 +169,46 @@ def test_send_progress():
     for attr in ("_buffer_start", "_buffer_stop", "is_finished", "_reset_error_code"):
         assert hasattr(sender, attr), f"aioquic QuicStreamSender.{attr} is gone"
     p = client.send_progress(sid)
-    assert p.unacked == 5000 and not p.finished and p.reset_code is None
+    assert p.unacked == 5000
+    assert not p.finished
+    assert p.reset_code is None
     pump.run()
     data = b"".join(
         e.data for e in pump.events[id(server)] if isinstance(e, StreamData) and e.stream_id == sid
     )
     assert data == b"x" * 5000
     p = client.send_progress(sid)
-    assert p.finished and p.unacked == 0
+    assert p.finished
+    assert p.unacked == 0
 
     sid2 = client.next_stream_id(unidirectional=True)
     client.send(sid2, b"y" * 100)
     client.reset(sid2, 9)
     p = client.send_progress(sid2)
-    assert p.reset_code == 9 and not p.finished
+    assert p.reset_code == 9
+    assert not p.finished
 
 
 # 5. QuicConnection._loss (_rtt_*, congestion_window, bytes_in_flight, _on_packets_lost)
 def test_statistics():
-    client, server, pump = handshake()
+    client, server, _pump = handshake()
     for side in (client, server):
         loss = side._quic._loss
-        for attr in ("_rtt_smoothed", "_rtt_min", "_rtt_latest", "congestion_window",
-                     "bytes_in_flight", "_on_packets_lost"):
+        for attr in (
+            "_rtt_smoothed",
+            "_rtt_min",
+            "_rtt_latest",
+            "congestion_window",
+            "bytes_in_flight",
+            "_on_packets_lost",
+        ):
             assert hasattr(loss, attr), f"aioquic QuicPacketRecovery.{attr} is gone"
         s = side.statistics()
         assert s["rtt"] > 0, "no RTT sample after the handshake"
         assert s["rtt_min"] > 0
         assert s["congestion_window"] > 0
-        assert isinstance(s["packets_lost"], int) and s["packets_lost"] == 0
+        assert isinstance(s["packets_lost"], int)
+        assert s["packets_lost"] == 0
 
 
 def test_packets_lost_counter_counts():
@@ -224,7 +238,8 @@ def test_packets_lost_counter_counts():
 def test_state_and_is_ended():
     client, server, pump = handshake()
     assert client._quic._state.name == "CONNECTED", "aioquic QuicConnectionState names changed"
-    assert not client.is_ended and not server.is_ended
+    assert not client.is_ended
+    assert not server.is_ended
     client.close(0, "")
     now = pump.now + 0.01
     for data, _ in client.datagrams(now):
@@ -267,4 +282,5 @@ def test_other_alpn_fails_handshake():
     term = server.close_seen() or next(
         (e for e in pump.events[id(server)] if isinstance(e, Terminated)), None
     )
-    assert term is not None and term.by_peer is False
+    assert term is not None
+    assert term.by_peer is False

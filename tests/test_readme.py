@@ -29,7 +29,8 @@ async def test_tour():
             conn = await a.connect(b.local_address, node_id=b.node_id)
             await conn.send(b"hello")
             msg = await b.receive()
-            assert msg.payload == b"hello" and msg.sender == a.node_id
+            assert msg.payload == b"hello"
+            assert msg.sender == a.node_id
 
             async with trio.open_nursery() as n:
 

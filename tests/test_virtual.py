@@ -1,6 +1,7 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
 """Endpoints on the in-memory virtual network, under a virtual (autojump) clock."""
+
 import hashlib
 import random
 
@@ -33,10 +34,12 @@ async def test_handshake_message_request_take_virtual_time(autojump_clock):
             peer = await b.accept()
             # One round trip at least (client Initial, server reply): 2 x 50 ms.
             assert handshake >= 0.1 - 1e-9
-            assert conn.peer_id == b.node_id and peer.peer_id == a.node_id
+            assert conn.peer_id == b.node_id
+            assert peer.peer_id == a.node_id
             await conn.send(b"hello")
             msg = await b.receive()
-            assert msg.payload == b"hello" and msg.sender == a.node_id
+            assert msg.payload == b"hello"
+            assert msg.sender == a.node_id
             assert not msg.expects_reply
             async with trio.open_nursery() as nursery:
                 await nursery.start(echo_server, b)
@@ -51,14 +54,16 @@ async def test_idle_timeout(autojump_clock):
     net = MemoryNetwork(seed=2)
     cfg = Config(idle_timeout=5, keep_alive_interval=None)
     with trio.fail_after(60), net.activate():
-        async with qp2p_trio.open_endpoint(ADDR, config=cfg) as a, qp2p_trio.open_endpoint(
-            ADDR, config=cfg
-        ) as b:
+        async with (
+            qp2p_trio.open_endpoint(ADDR, config=cfg) as a,
+            qp2p_trio.open_endpoint(ADDR, config=cfg) as b,
+        ):
             conn = await a.connect(b.local_address)
             peer = await b.accept()
             start = trio.current_time()
             await trio.sleep(10)
-            assert conn.is_closed and peer.is_closed
+            assert conn.is_closed
+            assert peer.is_closed
             for c in (conn, peer):
                 closed = await c.wait_closed()
                 assert closed.idle_timeout is True
@@ -76,14 +81,16 @@ async def test_keep_alive_keeps_connection_open(autojump_clock):
     net = MemoryNetwork(seed=3)
     cfg = Config(idle_timeout=5, keep_alive_interval=2)
     with trio.fail_after(120), net.activate():
-        async with qp2p_trio.open_endpoint(ADDR, config=cfg) as a, qp2p_trio.open_endpoint(
-            ADDR, config=cfg
-        ) as b:
+        async with (
+            qp2p_trio.open_endpoint(ADDR, config=cfg) as a,
+            qp2p_trio.open_endpoint(ADDR, config=cfg) as b,
+        ):
             conn = await a.connect(b.local_address)
             peer = await b.accept()
             sent_before = conn.statistics().datagrams_sent
             await trio.sleep(30)
-            assert not conn.is_closed and not peer.is_closed
+            assert not conn.is_closed
+            assert not peer.is_closed
             # Pings went out meanwhile (about one every 2 s).
             assert conn.statistics().datagrams_sent - sent_before >= 10
             await conn.send(b"still here")
@@ -102,8 +109,7 @@ async def test_loss_messages_arrive_exactly_once_intact(autojump_clock):
             async with trio.open_nursery() as nursery:
                 for p in payloads:
                     nursery.start_soon(conn.send, p)
-                for _ in payloads:
-                    got.append((await b.receive()).payload)
+                got.extend([(await b.receive()).payload for _ in payloads])
             assert sorted(hashlib.sha256(g).hexdigest() for g in got) == sorted(
                 hashlib.sha256(p).hexdigest() for p in payloads
             )
@@ -125,9 +131,10 @@ async def _scenario(seed):
     net = MemoryNetwork(seed=seed, default_link=LinkConfig(loss=0.05, delay=0.02, jitter=0.01))
     rng = random.Random(seed)
     with trio.fail_after(300), net.activate():
-        async with qp2p_trio.open_endpoint(ADDR, identity=ID_A) as a, qp2p_trio.open_endpoint(
-            ADDR, identity=ID_B
-        ) as b:
+        async with (
+            qp2p_trio.open_endpoint(ADDR, identity=ID_A) as a,
+            qp2p_trio.open_endpoint(ADDR, identity=ID_B) as b,
+        ):
             conn = await a.connect(b.local_address)
             await b.accept()
             for _ in range(10):
@@ -146,7 +153,8 @@ def test_determinism_same_seed_same_run():
     first = _run_once(7)
     second = _run_once(7)
     assert first[0] > 0
-    assert first[1].total.sent > 0 and first[1].total.dropped_loss > 0
+    assert first[1].total.sent > 0
+    assert first[1].total.dropped_loss > 0
     assert first == second
 
 
@@ -181,4 +189,3 @@ async def test_blackhole_connect_cancelled_and_forgotten(autojump_clock):
             await trio.sleep(5)
             assert a.statistics().connections == 0
             assert net.statistics().total.dropped_partition > 0
-

@@ -133,6 +133,7 @@ def test_stream_kind_values() -> None:
         "MESSAGE": 0x01,
         "REQUEST": 0x02,
         "REPLY": 0x03,
+        "CONTROL": 0x04,
         "RAW_UNI": 0x10,
         "RAW_BIDI": 0x11,
     }
@@ -426,7 +427,7 @@ def test_unknown_version_is_unsupported(version: int) -> None:
     assert not p.done
 
 
-@pytest.mark.parametrize("kind", [0x00, 0x04, 0x0F, 0x12, 0x80, 0xFF])
+@pytest.mark.parametrize("kind", [0x00, 0x05, 0x0F, 0x12, 0x80, 0xFF])
 def test_unknown_kind_is_unsupported(kind: int) -> None:
     p = parser()
     with raises_code(UNSUPPORTED):
@@ -696,7 +697,7 @@ def reference_parse(
     if len(data) < 4:
         return MALFORMED, None
     kind = StreamKind(data[1])
-    if kind in RAW_KINDS:
+    if kind not in FRAMED_KINDS:
         return None, (kind, None, data[4:])
     if len(data) < 12:
         return MALFORMED, None
@@ -714,7 +715,7 @@ def stream_bytes(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 5)) == 0:
         return draw(st.binary(max_size=40))
     version = draw(st.sampled_from([VERSION] * 12 + [0, 2, 0xFF]))
-    kind = draw(st.sampled_from([*StreamKind, *FRAMED] * 3 + [0x00, 0x04, 0x12, 0xFF]))
+    kind = draw(st.sampled_from([*StreamKind, *FRAMED] * 3 + [0x00, 0x05, 0x12, 0xFF]))
     reserved = draw(st.sampled_from([0] * 12 + [1, 0x100]))
     payload = draw(st.binary(max_size=48))
     length = draw(
@@ -789,7 +790,7 @@ def test_property_arbitrary_bytes(
     assert p.kind is kind
     assert p.declared_length == length
     assert p.received_payload_bytes == len(body)
-    if kind in RAW_KINDS:
+    if kind not in FRAMED_KINDS:
         assert_raw_events(events, kind, body)
     else:
         assert events == [Head(kind, length), MessageComplete(kind, body)]
@@ -817,3 +818,74 @@ def test_property_round_trip(
     else:
         assert_raw_events(events, kind, payload)
     assert p.done
+
+
+# ---------------------------------------------------------------------------
+# Control stream records
+# ---------------------------------------------------------------------------
+
+
+def test_control_records_layout() -> None:
+    from qp2p_trio._wire import encode_control_preamble, encode_receipt, encode_settings
+
+    assert encode_control_preamble() == b"\x01\x04\x00\x00"
+    assert encode_settings(max_message_size=0x0102) == b"\x01\x00\x08" + (0x0102).to_bytes(8, "big")
+    assert encode_receipt(7, 3) == b"\x02\x00\x0a" + (7).to_bytes(8, "big") + b"\x00\x03"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.data(),
+    max_size=st.integers(0, MAX_PAYLOAD_LENGTH),
+    receipts=st.lists(st.tuples(st.integers(0, 2**62 - 1), st.integers(0, 0xFFFF)), max_size=20),
+    unknown=st.lists(st.tuples(st.integers(3, 0xFF), st.binary(max_size=40)), max_size=3),
+)
+def test_control_parser_round_trip(
+    data: st.DataObject,
+    max_size: int,
+    receipts: list[tuple[int, int]],
+    unknown: list[tuple[int, bytes]],
+) -> None:
+    from qp2p_trio._wire import (
+        ControlParser,
+        Receipt,
+        Settings,
+        encode_receipt,
+        encode_settings,
+    )
+
+    wire = encode_settings(max_message_size=max_size)
+    for rtype, body in unknown:  # skipped by this version
+        wire += bytes([rtype]) + len(body).to_bytes(2, "big") + body
+    for sid, code in receipts:
+        wire += encode_receipt(sid, code)
+    p = ControlParser()
+    out = []
+    for chunk in data.draw(chunked(wire)):
+        out.extend(p.feed(chunk))
+    assert out == [Settings(max_size), *(Receipt(sid, code) for sid, code in receipts)]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"\x02\x00\x0a" + bytes(10),  # RECEIPT before SETTINGS
+        b"\x01\x00\x07" + bytes(7),  # short SETTINGS
+        b"\x01\x00\x08" + bytes(8) + b"\x01\x00\x08" + bytes(8),  # SETTINGS twice
+        b"\x01\x00\x08" + bytes(8) + b"\x02\x00\x09" + bytes(9),  # short RECEIPT
+    ],
+)
+def test_control_parser_rejects(wire: bytes) -> None:
+    from qp2p_trio._wire import ControlParser
+
+    with raises_code(MALFORMED):
+        ControlParser().feed(wire)
+
+
+def test_control_parser_waits_for_whole_record() -> None:
+    from qp2p_trio._wire import ControlParser, Settings, encode_settings
+
+    p = ControlParser()
+    wire = encode_settings(max_message_size=5)
+    assert p.feed(wire[:-1]) == []
+    assert p.feed(wire[-1:]) == [Settings(5)]
