@@ -18,6 +18,7 @@ from ._endpoint import (
 from ._errors import (
     ConnectError as ConnectError,
     ConnectionClosed as ConnectionClosed,
+    ConnectRefused as ConnectRefused,
     EndpointError as EndpointError,
     HandshakeError as HandshakeError,
     LocalProtocolError as LocalProtocolError,
@@ -30,8 +31,17 @@ from ._errors import (
     RemoteProtocolError as RemoteProtocolError,
     StreamReset as StreamReset,
 )
+from ._events import (
+    Connected as Connected,
+    Disconnected as Disconnected,
+    DisconnectReason as DisconnectReason,
+    PeerEvent as PeerEvent,
+    PeerEvents as PeerEvents,
+)
 from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
+from ._peer import PeerAddress as PeerAddress
+from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
     BidirectionalStream as BidirectionalStream,
     RawStreamReset as RawStreamReset,
@@ -47,6 +57,7 @@ __all__ = [
     "CloseCode",
     "Config",
     "ConnectError",
+    "ConnectRefused",
     "Connection",
     "ConnectionClosed",
     "ConnectionStatistics",
@@ -61,6 +72,13 @@ __all__ = [
     "MessageRefused",
     "MessageTooLarge",
     "NodeId",
+    "PeerAddress",
+    "RetryPolicy",
+    "Connected",
+    "Disconnected",
+    "DisconnectReason",
+    "PeerEvent",
+    "PeerEvents",
     "PeerIdentityError",
     "ProtocolError",
     "QP2PError",

@@ -14,6 +14,8 @@ from typing import Any, Literal, final
 
 import attrs
 
+from ._retry import RetryPolicy
+
 __all__ = ["ALPN", "Config"]
 
 #: The ALPN protocol id every qp2p_trio connection negotiates.  A peer that
@@ -36,6 +38,18 @@ def _positive_int(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> No
         raise TypeError(f"Config.{attribute.name} must be an int, got {value!r}")
     if value <= 0:
         raise ValueError(f"Config.{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"Config.{attribute.name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"Config.{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _optional_retry(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise TypeError(f"Config.{attribute.name} must be a RetryPolicy or None, got {value!r}")
 
 
 def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -115,6 +129,23 @@ class Config:
     #: aioquic doubles them as data arrives.
     initial_stream_window: int = attrs.field(default=1 * MiB, validator=_positive_int)
     initial_connection_window: int = attrs.field(default=1 * MiB, validator=_positive_int)
+    #: Seconds a handshake may take before `Endpoint.connect` gives up on the
+    #: attempt (a transient failure: retried under `retry`).
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Backoff for `Endpoint.connect`, `Endpoint.send` and `Endpoint.request`,
+    #: or ``None`` to try once.
+    retry: RetryPolicy | None = attrs.field(default=RetryPolicy(), validator=_optional_retry)
+    #: Seconds between the starts of successive attempts in
+    #: `Endpoint.connect_to_any` (happy-eyeballs style); 0 dials all at once.
+    race_stagger: float = attrs.field(default=0.0, validator=_non_negative)
+    #: Connections (established or handshaking) this endpoint keeps; new
+    #: incoming ones past it are refused (QUIC CONNECTION_REFUSED).
+    max_connections: int = attrs.field(default=1000, validator=_positive_int)
+    #: Incoming handshakes in progress at once; more are refused likewise.
+    max_pending_handshakes: int = attrs.field(default=100, validator=_positive_int)
+    #: Peer events buffered per `Endpoint.events` subscriber; past it, events
+    #: are dropped for that subscriber and counted.
+    event_queue_size: int = attrs.field(default=256, validator=_positive_int)
 
     def __attrs_post_init__(self) -> None:
         if self.keep_alive_interval is not None and self.keep_alive_interval >= self.idle_timeout:

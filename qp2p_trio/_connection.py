@@ -36,6 +36,7 @@ from ._certs import verify_certificate_chain
 from ._errors import (
     ConnectError,
     ConnectionClosed,
+    ConnectRefused,
     HandshakeError,
     LocalProtocolError,
     MessageRefused,
@@ -57,6 +58,8 @@ __all__ = ["Connection", "ConnectionStatistics"]
 _T = TypeVar("_T")
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
+# QUIC's CONNECTION_REFUSED transport error, and our own limit close code.
+_REFUSED_CLOSE_CODES = frozenset({0x2, _wire.CloseCode.LIMIT_EXCEEDED})
 _REFUSAL_CODES = frozenset({E.BUSY, E.UNSUPPORTED, E.MALFORMED, E.REFUSED, E.NO_REPLY})
 
 
@@ -190,6 +193,13 @@ class Connection(metaclass=NoPublicConstructor):
         self._peer_ctrl_sid: int | None = None
         self._ctrl_parser = _wire.ControlParser()
         self._peer_max_message_size: int | None = None
+        self._peer_incarnation: int | None = None
+        # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
+        self._replaced_by: Connection | None = None
+        self._goaway_sent = False
+        self._peer_goaway: _wire.GoAway | None = None
+        self._incoming_uni = 0  # distinct streams the peer opened, by type
+        self._incoming_bidi = 0
         self._uni_slots = trio.Semaphore(self._config.max_concurrent_streams)
         self._bi_slots = trio.Semaphore(self._config.max_concurrent_streams)
         q = self._config.stream_accept_queue_size
@@ -271,6 +281,9 @@ class Connection(metaclass=NoPublicConstructor):
         term = self._core.close_seen()
         if term is not None:
             self._handle_terminated(term)
+        if self._goaway_sent and self._drained():
+            self._close_locally(_wire.CloseCode.NO_ERROR, "duplicate connection drained")
+            return
         self._wake()
 
     def _handle_event(self, ev: _quic.CoreEvent) -> None:
@@ -317,7 +330,10 @@ class Connection(metaclass=NoPublicConstructor):
         self._core.send(
             sid,
             _wire.encode_control_preamble()
-            + _wire.encode_settings(max_message_size=self._config.max_message_size),
+            + _wire.encode_settings(
+                max_message_size=self._config.max_message_size,
+                incarnation=self._endpoint._incarnation,
+            ),
         )
         self._dirty()
 
@@ -354,8 +370,13 @@ class Connection(metaclass=NoPublicConstructor):
         for rec in records:
             if isinstance(rec, _wire.Settings):
                 self._peer_max_message_size = rec.max_message_size
+                self._peer_incarnation = rec.incarnation
                 self._established.set()
                 self._endpoint._connection_established(self)
+            elif isinstance(rec, _wire.GoAway):
+                if self._peer_goaway is None:
+                    self._peer_goaway = rec
+                    self._endpoint._peer_goaway(self)
             else:
                 st = self._streams.get(rec.stream_id)
                 if (
@@ -367,6 +388,52 @@ class Connection(metaclass=NoPublicConstructor):
                     st.receipt = rec.code
         if fin:
             self._violation("the control stream ended")
+
+    # ------------------------------------------------------ retirement
+    @property
+    def is_retired(self) -> bool:
+        """Whether this is a duplicate being drained in favour of `replacement`.
+
+        Happens after a simultaneous open (both peers dialled each other):
+        both sides keep the same one of the two connections.  New messages
+        and streams opened on a retired connection go to the kept one; what
+        was in flight finishes here, then it closes (code 0).
+        """
+        return self._goaway_sent
+
+    @property
+    def replacement(self) -> Connection | None:
+        """The connection kept instead of this retired one, or ``None``."""
+        return self._replaced_by
+
+    def _retire(self, winner: Connection | None) -> None:
+        """Open no more streams here; close once both sides drained it."""
+        if winner is not None:
+            self._replaced_by = winner
+        if self._goaway_sent or self._ctrl_sid is None or self._close_exc is not None:
+            return
+        self._goaway_sent = True
+        self.next_ping_at = None  # let it idle out if the peer never agrees
+        base_uni = 2 if self._core.is_client else 3
+        base_bidi = 0 if self._core.is_client else 1
+        uni = (self._core.next_stream_id(unidirectional=True) - base_uni) // 4
+        bidi = (self._core.next_stream_id(unidirectional=False) - base_bidi) // 4
+        self._core.send(self._ctrl_sid, _wire.encode_goaway(uni_opened=uni, bidi_opened=bidi))
+        self._dirty()
+        self._wake()
+
+    def _drained(self) -> bool:
+        goaway = self._peer_goaway
+        if not self._goaway_sent or goaway is None or self._close_exc is not None:
+            return False
+        if self._incoming_uni < goaway.uni_opened or self._incoming_bidi < goaway.bidi_opened:
+            return False  # a stream the peer opened has not arrived yet
+        for sid in self._streams:
+            if sid != self._peer_ctrl_sid:
+                return False
+        # Our receipts must have reached the peer before we close.
+        assert self._ctrl_sid is not None
+        return self._core.send_progress(self._ctrl_sid).unacked == 0
 
     def _check_peer_limit(self, size: int, what: str) -> None:
         limit = self._peer_max_message_size
@@ -394,10 +461,14 @@ class Connection(metaclass=NoPublicConstructor):
             by_peer=term.by_peer,
             idle_timeout=term.idle_timeout,
         )
-        if self._phase is _Phase.HANDSHAKING and self._handshake_error is None:
+        if not self._established.is_set() and self._handshake_error is None:
             if term.idle_timeout:
                 self._handshake_error = ConnectError(
                     "no answer from the peer: the handshake timed out"
+                )
+            elif term.by_peer and term.error_code in _REFUSED_CLOSE_CODES:
+                self._handshake_error = ConnectRefused(
+                    f"the peer refused the connection: {message}", error_code=term.error_code
                 )
             else:
                 self._handshake_error = HandshakeError(f"handshake failed: {message}")
@@ -443,6 +514,10 @@ class Connection(metaclass=NoPublicConstructor):
         if (sid & 1) == (0 if self._core.is_client else 1):
             return None  # one of ours that we already forgot
         st = StreamState(sid, None)
+        if _is_uni(sid):
+            self._incoming_uni += 1
+        else:
+            self._incoming_bidi += 1
         allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if _is_uni(sid) else {K.REQUEST, K.RAW_BIDI}
         st.parser = _wire.StreamParser(
             allowed=allowed, max_message_size=self._config.max_message_size
@@ -713,7 +788,11 @@ class Connection(metaclass=NoPublicConstructor):
         message.  If every byte had already been acknowledged, the peer may
         have received the message.  The connection stays usable.
         """
-        view = _payload_view(payload)
+        await self._send(_payload_view(payload), _SendOutcome())
+
+    async def _send(self, view: memoryview, outcome: _SendOutcome) -> None:
+        if self._replaced_by is not None:
+            return await self._replaced_by._send(view, outcome)
         self._check_usable()
         self._check_peer_limit(len(view), "message")
         async with self._uni_slots:
@@ -727,6 +806,9 @@ class Connection(metaclass=NoPublicConstructor):
                 st.local_send_closed = True
                 await self._wait_receipt(st, "message")
             except BaseException:
+                # Whether the peer's QUIC stack had every byte: a retry must
+                # not duplicate a message the peer may already have.
+                outcome.acked = self._core.send_progress(sid).finished
                 self._abandon(st, E.CANCELLED)
                 raise
             self._forget(st)
@@ -752,6 +834,8 @@ class Connection(metaclass=NoPublicConstructor):
         reply, if any, is discarded.  The connection stays usable.
         """
         view = _payload_view(payload)
+        if self._replaced_by is not None:
+            return await self._replaced_by.request(view)
         self._check_usable()
         self._check_peer_limit(len(view), "request")
         async with self._bi_slots:
@@ -843,6 +927,8 @@ class Connection(metaclass=NoPublicConstructor):
         return self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
 
     def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
+        if self._replaced_by is not None:
+            return self._replaced_by._open_raw(kind)
         self._check_usable()
         uni = kind is K.RAW_UNI
         sid = self._core.next_stream_id(unidirectional=uni)
@@ -1011,6 +1097,13 @@ class Connection(metaclass=NoPublicConstructor):
         await self._closed.wait()
         assert self._close_exc is not None
         return self._close_exc
+
+
+@attrs.define
+class _SendOutcome:
+    """What a failed send left behind: did the peer acknowledge every byte?"""
+
+    acked: bool = False
 
 
 def _payload_view(payload: bytes | bytearray | memoryview) -> memoryview:

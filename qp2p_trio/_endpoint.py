@@ -32,10 +32,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import math
+import random
+import secrets
 import socket as _stdlib_socket
 import time
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import attrs
 import trio
@@ -43,20 +45,35 @@ import trio
 from . import _quic
 from ._certs import make_certificate
 from ._config import Config
-from ._connection import Connection
-from ._errors import EndpointError
+from ._connection import Connection, _payload_view, _SendOutcome
+from ._errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectRefused,
+    EndpointError,
+    HandshakeError,
+    MessageRefused,
+    MessageTooLarge,
+)
+from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._message import Message
+from ._peer import PeerAddress
+from ._pool import Attempt, Pool
 from ._util import NoPublicConstructor, unwrap_group
-from ._wire import CloseCode
+from ._wire import CloseCode, StreamErrorCode
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
-__all__ = ["Address", "Endpoint", "EndpointStatistics", "open_endpoint"]
+__all__ = ["Address", "Endpoint", "EndpointStatistics", "Peer", "open_endpoint"]
 
 Address = tuple[Any, ...]
+#: Who to talk to: a socket address, a node id the endpoint has met, a
+#: `PeerAddress`, or the text form of one (``"<node-id>@host:port"``).
+Peer = Address | NodeId | PeerAddress | str
 
+_T = TypeVar("_T")
 _MAX_UDP_PAYLOAD = 65536
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _TIMER_SLACK = 1e-6
@@ -68,7 +85,14 @@ class EndpointStatistics:
     """A snapshot of an endpoint's counters (`Endpoint.statistics`).
 
     Attributes:
-        connections: connections alive (handshaking, open or closing).
+        connections: connections alive (handshaking or open, not closing).
+        connections_closing: closed connections still in QUIC's closing
+            period (they only answer stray packets, then are forgotten).
+        pooled: peers with a live pooled connection.
+        connections_refused: Initial datagrams of new incoming connections
+            answered with CONNECTION_REFUSED, because of
+            `Config.max_connections` or `Config.max_pending_handshakes` (a
+            client that retransmits its Initial is counted again).
         datagrams_received / datagrams_sent: UDP datagrams.
         bytes_received / bytes_sent: UDP payload bytes.
         dropped_malformed: datagrams whose QUIC header did not parse, or that
@@ -86,6 +110,8 @@ class EndpointStatistics:
     """
 
     connections: int
+    connections_closing: int
+    pooled: int
     datagrams_received: int
     datagrams_sent: int
     bytes_received: int
@@ -98,6 +124,7 @@ class EndpointStatistics:
     messages_received: int
     streams_refused: int
     connections_unannounced: int
+    connections_refused: int
 
 
 @attrs.define
@@ -114,6 +141,7 @@ class _Counters:
     messages_received: int = 0
     streams_refused: int = 0
     connections_unannounced: int = 0
+    connections_refused: int = 0
 
 
 @final
@@ -151,6 +179,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._closing = False
         self._closed = False
         self._bg_scope = trio.CancelScope()
+        # Drawn per run: peers tell a restart of ours from a second connection.
+        self._incarnation = secrets.randbits(64)
+        self._live: set[Connection] = set()  # not yet terminated
+        self._pending_incoming: set[Connection] = set()
+        self._hub = EventHub()
+        self._pool = Pool(identity.node_id, self._hub)
+        # Jitter of retries: reproducible per identity.
+        self._rng = random.Random(bytes(identity.node_id))
 
     # ------------------------------------------------------------ properties
     @property
@@ -179,7 +215,10 @@ class Endpoint(metaclass=NoPublicConstructor):
     def statistics(self) -> EndpointStatistics:
         """Return an immutable snapshot of this endpoint's counters."""
         return EndpointStatistics(
-            connections=len(self._connections), **attrs.asdict(self._counters)
+            connections=len(self._live),
+            connections_closing=len(self._connections) - len(self._live),
+            pooled=len(self._pool.connections()),
+            **attrs.asdict(self._counters),
         )
 
     # ------------------------------------------------------------- addresses
@@ -228,48 +267,304 @@ class Endpoint(metaclass=NoPublicConstructor):
         return (ip.compressed, port, *rest)
 
     # ---------------------------------------------------------- connections
-    async def connect(self, address: Address, *, node_id: NodeId | None = None) -> Connection:
-        """Open a new connection to the peer at ``address`` and verify its identity.
+    async def connect(self, peer: Peer, *, node_id: NodeId | None = None) -> Connection:
+        """Return a verified connection to ``peer``, pooled: opened only if needed.
 
-        Both sides prove their node id during the TLS 1.3 handshake.  With
-        ``node_id`` given, a peer holding another key is refused: the
-        connection is closed and not kept.
+        If the pool holds a live connection to that peer (by node id, or by
+        address), it is returned at once and nothing is sent.  Otherwise a
+        handshake starts; concurrent calls for the same peer share it (a
+        cancelled caller leaves; the others keep waiting).  Both sides prove
+        their node id during the TLS 1.3 handshake; with a node id given, a
+        peer holding another key is refused and nothing is kept.
+
+        Transient failures (no answer within `Config.handshake_timeout`, the
+        peer refusing for a limit) are retried under `Config.retry`.
 
         Args:
-            address: ``(host, port)`` of the peer (IPv6: also a 4-tuple).
-            node_id: the node id the peer must prove, or ``None`` to accept
-                any (the proven id is then in `Connection.peer_id`).
+            peer: ``(host, port)`` (IPv6: also a 4-tuple), a `PeerAddress`
+                or its text ``"<node-id>@host:port"``, or a `NodeId` this
+                endpoint has been connected to before.
+            node_id: the node id the peer must prove (implied by a
+                `PeerAddress`), or ``None`` to accept any.
 
         Returns:
-            The established connection.
+            The established connection (after a simultaneous open, the one
+            both peers keep).
 
         Raises:
             PeerIdentityError: the peer proved another node id (a `HandshakeError`).
             HandshakeError: TLS failed (for example the peer speaks another ALPN).
-            ConnectError: no answer before `Config.idle_timeout`.
+            ConnectRefused: the peer refused the connection for a limit, every time.
+            ConnectError: no answer, every time, until `Config.retry` gave up.
             trio.ClosedResourceError: the endpoint is closed.
-            ValueError, TypeError: a malformed address or node id.
+            ValueError, TypeError: a malformed address or node id, or a
+                `NodeId` whose address is unknown.
 
-        Cancellation: the half-open connection is closed (the peer gets a
-        CONNECTION_CLOSE) and forgotten; nothing is kept.
+        Cancellation: stops at once.  A handshake nobody waits for any more
+        is closed (the peer gets a CONNECTION_CLOSE) and forgotten.
         """
         self._check_open()
+        target = await self._target(peer, node_id)
+        conn, _fresh = await self._retrying(lambda: self._connect_once(*target))
+        return conn
+
+    async def connect_to_any(self, candidates: Iterable[Peer]) -> Connection:
+        """Dial every candidate at once and return the first verified connection.
+
+        The attempts run in one nursery; as soon as one handshake completes
+        and its peer is verified, the others are cancelled: their half-open
+        QUIC connections are closed and forgotten before this returns, and no
+        task is left behind.  A candidate that never answers cannot delay the
+        result once another one won.  With `Config.race_stagger` > 0 the
+        attempts start that many seconds apart (happy-eyeballs style), the
+        next one at once when the previous fails.  A candidate already
+        connected in the pool wins without any packet.  No retries: the race
+        is the fault tolerance.
+
+        Args:
+            candidates: peers as `connect` takes them (a `PeerAddress` or its
+                text form verifies the node id, a bare address accepts any).
+
+        Raises:
+            ConnectError: every attempt failed; ``__cause__`` is an
+                `ExceptionGroup` with each attempt's error, in candidate order.
+            ValueError: no candidates, or a malformed one.
+            trio.ClosedResourceError: the endpoint is closed.
+
+        Cancellation: every attempt is cancelled and cleaned up as above.
+        """
+        self._check_open()
+        targets = [await self._target(c, None) for c in candidates]
+        if not targets:
+            raise ValueError("connect_to_any needs at least one candidate")
+        for key, _wire_addr, node_id in targets:
+            pooled = self._pool.lookup(key, node_id)
+            if pooled is not None:
+                return pooled
+        errors: list[BaseException | None] = [None] * len(targets)
+        won: list[Connection] = []
+        stagger = self._config.race_stagger
+
+        async with trio.open_nursery() as nursery:
+
+            async def attempt(i: int, failed: trio.Event) -> None:
+                try:
+                    conn, fresh = await self._connect_once(*targets[i])
+                except Exception as exc:
+                    errors[i] = exc
+                    failed.set()
+                    return
+                if won:
+                    # Finished in the same instant as the winner: not needed.
+                    if fresh:
+                        conn._close_locally(CloseCode.NO_ERROR, "lost the connect_to_any race")
+                    return
+                won.append(conn)
+                nursery.cancel_scope.cancel("connect_to_any: another candidate won")
+
+            for i in range(len(targets)):
+                failed = trio.Event()
+                nursery.start_soon(attempt, i, failed)
+                if stagger and i + 1 < len(targets):
+                    with trio.move_on_after(stagger):
+                        await failed.wait()
+        if won:
+            return won[0]
+        group = ExceptionGroup(
+            "every connect_to_any attempt failed", [e for e in errors if isinstance(e, Exception)]
+        )
+        raise ConnectError(f"none of the {len(targets)} candidates could be reached") from group
+
+    async def _target(
+        self, peer: Peer, node_id: NodeId | None
+    ) -> tuple[Address, Address, NodeId | None]:
+        """Resolve a `Peer` to (pool key, wire address, expected node id)."""
         if node_id is not None and not isinstance(node_id, NodeId):
             raise TypeError(f"node_id must be a NodeId, got {type(node_id).__name__}")
+        if isinstance(peer, str):
+            peer = PeerAddress.parse(peer)
+        if isinstance(peer, PeerAddress):
+            if node_id is not None and node_id != peer.node_id:
+                raise ValueError("node_id contradicts the PeerAddress's node id")
+            node_id = peer.node_id
+            address: Address = peer.address
+        elif isinstance(peer, NodeId):
+            if node_id is not None and node_id != peer:
+                raise ValueError("node_id contradicts the peer's node id")
+            node_id = peer
+            pooled = self._pool.peer(peer)
+            known = pooled.peer_address if pooled is not None else self._pool.known_address(peer)
+            if known is None:
+                raise ValueError(f"no known address for peer {peer.short()}")
+            address = known
+        else:
+            address = peer
         wire = await self._resolve(address)
+        key = self._present_address(wire)[:2]
+        return key, wire, node_id
+
+    async def _connect_once(
+        self, key: Address, wire: Address, node_id: NodeId | None
+    ) -> tuple[Connection, bool]:
+        """One attempt: a pool hit, a shared pending dial, or a new one.
+
+        Returns the connection and whether this call alone dialled it.
+        """
         self._check_open()
-        core = _quic.QuicCore(self._client_conf)
-        conn = Connection._create(self, core, wire, expected_peer=node_id)
-        self._register(conn, core.host_cid)
-        core.connect(wire, trio.current_time())
-        conn._on_input()
-        self._mark_dirty(conn)
+        pooled = self._pool.lookup(key, node_id)
+        if pooled is not None:
+            await trio.lowlevel.checkpoint()
+            return pooled, False
+        pending_key = (key, node_id)
+        attempt = self._pool.pending.get(pending_key)
+        if attempt is None:
+            core = _quic.QuicCore(self._client_conf)
+            conn = Connection._create(self, core, wire, expected_peer=node_id)
+            self._register(conn, core.host_cid)
+            core.connect(wire, trio.current_time())
+            conn._on_input()
+            self._mark_dirty(conn)
+            attempt = Attempt(conn, trio.current_time() + self._config.handshake_timeout)
+            self._pool.pending[pending_key] = attempt
+        else:
+            attempt.shared = True
+        conn = attempt.conn
+        attempt.waiters += 1
         try:
+            with trio.move_on_at(attempt.deadline):
+                await conn._wait_established()
+            if not conn._established.is_set() and not attempt.timed_out:
+                attempt.timed_out = True
+                conn._handshake_error = ConnectError(
+                    f"no answer from the peer within {self._config.handshake_timeout} s "
+                    "(Config.handshake_timeout)"
+                )
+                conn._close_locally(CloseCode.NO_ERROR, "handshake timed out")
             await conn._wait_established()
-        except BaseException:
-            conn._close_locally(CloseCode.NO_ERROR, "connect abandoned")
-            raise
-        return conn
+        finally:
+            attempt.waiters -= 1
+            if self._pool.pending.get(pending_key) is attempt and (
+                attempt.waiters == 0 or conn._established.is_set()
+            ):
+                del self._pool.pending[pending_key]
+            if attempt.waiters == 0 and not conn._established.is_set():
+                conn._close_locally(CloseCode.NO_ERROR, "connect abandoned")
+        kept = conn.replacement or conn
+        return kept, kept is conn and not attempt.shared
+
+    async def _retrying(self, fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``fn``; retry its transient failures under `Config.retry`."""
+        policy = self._config.retry
+        if policy is None:
+            return await _final(fn)
+        start = trio.current_time()
+        delays = policy.delays(self._rng)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await fn()
+            except _NoRetry as wrapped:
+                raise wrapped.error from None
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                delay = next(delays)
+                elapsed = trio.current_time() - start
+                if elapsed + delay > policy.max_elapsed:
+                    exc.add_note(
+                        f"qp2p_trio: gave up after {tries} attempts over {elapsed:.1f} s "
+                        "(Config.retry)"
+                    )
+                    raise
+            await trio.sleep(delay)
+
+    def connections(self) -> list[Connection]:
+        """The live pooled connections, one per connected peer."""
+        return self._pool.connections()
+
+    def events(self) -> PeerEvents:
+        """Subscribe to peer events: `Connected` and `Disconnected`.
+
+        The subscription sees every event from now on, per peer (a second
+        connection to a connected peer is no event).  Iterate it with
+        ``async for``; close it with ``async with`` or `PeerEvents.aclose`.
+        Each subscriber buffers `Config.event_queue_size` events; past it,
+        events are dropped for that subscriber (`PeerEvents.dropped`).
+
+        Example::
+
+            async with ep.events() as events:
+                async for event in events:
+                    print(event)
+        """
+        self._check_open()
+        return PeerEvents(self._hub, self._config.event_queue_size)
+
+    async def send(self, peer: Peer, payload: bytes | bytearray | memoryview) -> None:
+        """Send a message to ``peer`` on its pooled connection (opened if needed).
+
+        Like `Connection.send`, and retried under `Config.retry` when the
+        connection fails or the peer is busy, on a fresh connection if need
+        be.  A message the peer's QUIC stack acknowledged in full is never
+        sent again (the peer may have it): that failure is raised instead.
+
+        Args:
+            peer: as for `connect`.
+            payload: the message.
+
+        Raises:
+            MessageTooLarge: over the peer's `Config.max_message_size` (never retried).
+            MessageRefused: the peer kept refusing it (busy) until retries ran out.
+            ConnectionClosed: the connection died after the peer acknowledged
+                every byte, or until retries ran out.
+            ConnectError and subclasses: as for `connect`.
+            trio.ClosedResourceError: the endpoint is closed.
+
+        Cancellation: as for `Connection.send`; retrying stops at once.
+        """
+        view = _payload_view(payload)
+        self._check_open()
+        target = await self._target(peer, None)
+
+        async def once() -> None:
+            conn, _ = await self._connect_once(*target)
+            outcome = _SendOutcome()
+            try:
+                await conn._send(view, outcome)
+            except ConnectionClosed as exc:
+                if outcome.acked:
+                    exc.add_note(
+                        "qp2p_trio: the peer acknowledged every byte before the connection "
+                        "closed, so it may have the message; not sent again"
+                    )
+                    raise _NoRetry(exc) from None
+                raise
+
+        await self._retrying(once)
+
+    async def request(self, peer: Peer, payload: bytes | bytearray | memoryview) -> bytes:
+        """Send a request to ``peer`` on its pooled connection and return the reply.
+
+        Like `Connection.request`, retried under `Config.retry` when the
+        connection could not be made or the peer was busy.  A request whose
+        connection died is not sent again (the peer may have acted on it).
+
+        Raises:
+            As `Endpoint.send`, and what `Connection.request` raises.
+        """
+        view = _payload_view(payload)
+        self._check_open()
+        target = await self._target(peer, None)
+
+        async def once() -> bytes:
+            conn, _ = await self._connect_once(*target)
+            try:
+                return await conn.request(view)
+            except ConnectionClosed as exc:
+                raise _NoRetry(exc) from None
+
+        return await self._retrying(once)
 
     async def accept(self) -> Connection:
         """Wait for the next connection a peer opened to us (already verified).
@@ -338,6 +633,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             raise trio.ClosedResourceError("the endpoint is closed")
 
     def _register(self, conn: Connection, cid: bytes) -> None:
+        if conn not in self._connections:
+            self._live.add(conn)
         self._connections.add(conn)
         self._route_add(cid, conn)
         conn._cids.add(cid)
@@ -354,6 +651,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._wake.set()
 
     def _connection_established(self, conn: Connection) -> None:
+        self._pending_incoming.discard(conn)
+        self._pool.ready(conn, conn.peer_address[:2])
         interval = self._config.keep_alive_interval
         if interval is not None:
             conn.next_ping_at = trio.current_time() + interval
@@ -365,6 +664,12 @@ class Endpoint(metaclass=NoPublicConstructor):
 
     def _connection_closed(self, conn: Connection) -> None:
         conn.next_ping_at = None
+        self._live.discard(conn)
+        self._pending_incoming.discard(conn)
+        self._pool.closed(conn)
+
+    def _peer_goaway(self, conn: Connection) -> None:
+        self._pool.peer_goaway(conn)
 
     def _forget(self, conn: Connection) -> None:
         for cid in conn._cids:
@@ -424,12 +729,31 @@ class Endpoint(metaclass=NoPublicConstructor):
             if not header.is_initial or len(data) < 1200 or self._closing:
                 counters.dropped_unknown_connection += 1
                 return
+            cfg = self._config
+            if (
+                len(self._live) >= cfg.max_connections
+                or len(self._pending_incoming) >= cfg.max_pending_handshakes
+            ):
+                counters.connections_refused += 1
+                self._raw_out.extend(
+                    _quic.refuse_initial(
+                        self._server_conf,
+                        data,
+                        tuple(addr),
+                        now,
+                        "too many connections",
+                        original_destination_connection_id=header.destination_cid,
+                    )
+                )
+                self._wake.set()
+                return
             core = _quic.QuicCore(
                 self._server_conf, original_destination_connection_id=header.destination_cid
             )
             conn = Connection._create(self, core, tuple(addr), expected_peer=None)
             self._register(conn, header.destination_cid)
             self._register(conn, core.host_cid)
+            self._pending_incoming.add(conn)
         conn.datagrams_received += 1
         conn.bytes_received += len(data)
         try:
@@ -557,6 +881,44 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._bg_scope.cancel()
         self._msg_send.close()
         self._accept_send.close()
+        self._hub.close()
+
+
+class _NoRetry(Exception):
+    """Carries an error that must not be retried out of `Endpoint._retrying`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _final(fn: Callable[[], Awaitable[_T]]) -> _T:
+    try:
+        return await fn()
+    except _NoRetry as wrapped:
+        raise wrapped.error from None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failure may go away by itself (worth retrying)."""
+    if isinstance(exc, ConnectRefused):
+        return True
+    if isinstance(exc, HandshakeError):
+        return False  # identity, TLS or ALPN: trying again changes nothing
+    if isinstance(exc, ConnectError):
+        return True  # no answer
+    if isinstance(exc, MessageTooLarge):
+        return False
+    if isinstance(exc, MessageRefused):
+        return exc.error_code == StreamErrorCode.BUSY
+    if isinstance(exc, ConnectionClosed):
+        if exc.idle_timeout:
+            return True
+        return exc.by_peer and exc.error_code not in (
+            CloseCode.PEER_IDENTITY,
+            CloseCode.PROTOCOL_VIOLATION,
+        )
+    return False
 
 
 async def _guard(fn: Any, name: str) -> None:

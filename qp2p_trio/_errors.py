@@ -10,7 +10,6 @@ calls raise only Trio's resource errors (`trio.ClosedResourceError`,
 
 from __future__ import annotations
 
-
 __all__ = [
     "ConnectError",
     "ConnectionClosed",
@@ -38,6 +37,19 @@ class ConnectError(QP2PError):
     When several attempts were made, ``__cause__`` is an `ExceptionGroup`
     holding each attempt's error.
     """
+
+
+class ConnectRefused(ConnectError):
+    """The peer refused the connection because one of its limits was reached.
+
+    Transient: the peer is there and may accept later (retried under
+    `Config.retry`).  ``error_code`` is the peer's close code: QUIC's
+    CONNECTION_REFUSED (0x2) or `CloseCode.LIMIT_EXCEEDED`.
+    """
+
+    def __init__(self, message: str, *, error_code: int) -> None:
+        super().__init__(message)
+        self.error_code = error_code
 
 
 class HandshakeError(ConnectError):

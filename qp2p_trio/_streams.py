@@ -46,6 +46,7 @@ class RawStreamReset(StreamReset, trio.BrokenResourceError):
     interfaces handles it.
     """
 
+
 DEFAULT_RECEIVE_SIZE = 65536
 
 

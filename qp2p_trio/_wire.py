@@ -48,12 +48,21 @@ bytes of body::
     type  name      body
     ----  --------  ---------------------------------------------------------
     0x01  SETTINGS  max_message_size (u64 BE): the largest payload the sender
-                    of this record accepts.  First record of the stream, once.
+                    of this record accepts; incarnation (u64 BE): a random
+                    number drawn when the sender's endpoint opened, so a peer
+                    that restarted is told apart from a second connection of
+                    the same run.  First record of the stream, once; longer
+                    bodies are allowed (later versions append fields).
     0x02  RECEIPT   stream id (u64 BE), code (u16 BE): the outcome of one
                     MESSAGE stream, or of the REPLY half of a REQUEST stream,
                     that the sender of this record received.  Code 0 means the
                     message was delivered to the application's queue; any
                     other code is the `StreamErrorCode` it was refused with.
+    0x03  GOAWAY    uni streams opened (u64 BE), bidi streams opened (u64 BE):
+                    the sender opens no more streams on this connection (it
+                    keeps another one to the same peer, see the pool).  Once
+                    both sides sent GOAWAY and every stream either counted
+                    is finished, the connection is closed (code 0).
 
 Record types this version does not know are skipped (their length says how
 far), so later versions can add records.  A known record with a wrong body
@@ -123,6 +132,7 @@ __all__ = [
     "encode_control_preamble",
     "encode_settings",
     "encode_receipt",
+    "encode_goaway",
     # parsing
     "Head",
     "MessageComplete",
@@ -132,6 +142,7 @@ __all__ = [
     "ControlRecordType",
     "Settings",
     "Receipt",
+    "GoAway",
     "ControlParser",
 ]
 
@@ -212,7 +223,8 @@ _KIND_VALUES: Final = frozenset(int(kind) for kind in StreamKind)
 
 _PREAMBLE: Final = struct.Struct(">BBH")
 _RECORD: Final = struct.Struct(">BH")
-_U64: Final = struct.Struct(">Q")
+_SETTINGS: Final = struct.Struct(">QQ")
+_GOAWAY: Final = struct.Struct(">QQ")
 _RECEIPT: Final = struct.Struct(">QH")
 _MESSAGE_HEAD: Final = struct.Struct(">BBHQ")
 assert _PREAMBLE.size == PREAMBLE_SIZE
@@ -256,10 +268,16 @@ def encode_control_preamble() -> bytes:
     return encode_raw_preamble(StreamKind.CONTROL)
 
 
-def encode_settings(*, max_message_size: int) -> bytes:
+def encode_settings(*, max_message_size: int, incarnation: int = 0) -> bytes:
     """Encode a SETTINGS control record."""
-    body = _U64.pack(max_message_size)
+    body = _SETTINGS.pack(max_message_size, incarnation)
     return _RECORD.pack(ControlRecordType.SETTINGS, len(body)) + body
+
+
+def encode_goaway(*, uni_opened: int, bidi_opened: int) -> bytes:
+    """Encode a GOAWAY control record."""
+    body = _GOAWAY.pack(uni_opened, bidi_opened)
+    return _RECORD.pack(ControlRecordType.GOAWAY, len(body)) + body
 
 
 def encode_receipt(stream_id: int, code: int) -> bytes:
@@ -625,6 +643,7 @@ class ControlRecordType(enum.IntEnum):
 
     SETTINGS = 0x01
     RECEIPT = 0x02
+    GOAWAY = 0x03
 
 
 @attrs.frozen
@@ -632,6 +651,15 @@ class Settings:
     """The peer's limits: sent once, first on its control stream."""
 
     max_message_size: int
+    incarnation: int = 0
+
+
+@attrs.frozen
+class GoAway:
+    """The peer opens no more streams here; it had opened these many."""
+
+    uni_opened: int
+    bidi_opened: int
 
 
 @attrs.frozen
@@ -648,7 +676,7 @@ class Receipt:
     code: int
 
 
-ControlRecord: TypeAlias = Settings | Receipt
+ControlRecord: TypeAlias = Settings | Receipt | GoAway
 
 
 class ControlParser:
@@ -657,8 +685,8 @@ class ControlParser:
     `feed` returns the complete records; a record split across calls is kept
     until its end arrives (at most 3 + 65535 bytes are ever buffered).
     Unknown record types are skipped.  Raises `RemoteProtocolError`
-    (MALFORMED) for a known record with a wrong body length, or a missing or
-    repeated SETTINGS record.
+    (MALFORMED) for a known record with a wrong body length (SETTINGS may be
+    longer than this version's 16 bytes), or a missing or repeated SETTINGS.
     """
 
     __slots__ = ("_buf", "_settings_seen")
@@ -685,16 +713,21 @@ class ControlParser:
             if rtype == ControlRecordType.SETTINGS:
                 if self._settings_seen:
                     raise _malformed("a second SETTINGS record")
-                if length != _U64.size:
-                    raise _malformed(f"SETTINGS record of {length} bytes, not {_U64.size}")
+                if length < _SETTINGS.size:
+                    raise _malformed(f"SETTINGS record of {length} bytes, under {_SETTINGS.size}")
                 self._settings_seen = True
-                (max_size,) = _U64.unpack_from(buf, body_at)
-                out.append(Settings(max_message_size=max_size))
+                max_size, incarnation = _SETTINGS.unpack_from(buf, body_at)
+                out.append(Settings(max_message_size=max_size, incarnation=incarnation))
             elif rtype == ControlRecordType.RECEIPT:
                 if length != _RECEIPT.size:
                     raise _malformed(f"RECEIPT record of {length} bytes, not {_RECEIPT.size}")
                 sid, code = _RECEIPT.unpack_from(buf, body_at)
                 out.append(Receipt(stream_id=sid, code=code))
+            elif rtype == ControlRecordType.GOAWAY:
+                if length != _GOAWAY.size:
+                    raise _malformed(f"GOAWAY record of {length} bytes, not {_GOAWAY.size}")
+                uni, bidi = _GOAWAY.unpack_from(buf, body_at)
+                out.append(GoAway(uni_opened=uni, bidi_opened=bidi))
             pos = end
         if pos:
             del buf[:pos]

@@ -829,7 +829,9 @@ def test_control_records_layout() -> None:
     from qp2p_trio._wire import encode_control_preamble, encode_receipt, encode_settings
 
     assert encode_control_preamble() == b"\x01\x04\x00\x00"
-    assert encode_settings(max_message_size=0x0102) == b"\x01\x00\x08" + (0x0102).to_bytes(8, "big")
+    assert encode_settings(max_message_size=0x0102, incarnation=9) == b"\x01\x00\x10" + (
+        0x0102
+    ).to_bytes(8, "big") + (9).to_bytes(8, "big")
     assert encode_receipt(7, 3) == b"\x02\x00\x0a" + (7).to_bytes(8, "big") + b"\x00\x03"
 
 
@@ -838,7 +840,7 @@ def test_control_records_layout() -> None:
     data=st.data(),
     max_size=st.integers(0, MAX_PAYLOAD_LENGTH),
     receipts=st.lists(st.tuples(st.integers(0, 2**62 - 1), st.integers(0, 0xFFFF)), max_size=20),
-    unknown=st.lists(st.tuples(st.integers(3, 0xFF), st.binary(max_size=40)), max_size=3),
+    unknown=st.lists(st.tuples(st.integers(4, 0xFF), st.binary(max_size=40)), max_size=3),
 )
 def test_control_parser_round_trip(
     data: st.DataObject,
@@ -848,13 +850,16 @@ def test_control_parser_round_trip(
 ) -> None:
     from qp2p_trio._wire import (
         ControlParser,
+        GoAway,
         Receipt,
         Settings,
         encode_receipt,
+        encode_goaway,
         encode_settings,
     )
 
-    wire = encode_settings(max_message_size=max_size)
+    wire = encode_settings(max_message_size=max_size, incarnation=max_size // 3)
+    wire += encode_goaway(uni_opened=3, bidi_opened=max_size % 7)
     for rtype, body in unknown:  # skipped by this version
         wire += bytes([rtype]) + len(body).to_bytes(2, "big") + body
     for sid, code in receipts:
@@ -863,16 +868,21 @@ def test_control_parser_round_trip(
     out = []
     for chunk in data.draw(chunked(wire)):
         out.extend(p.feed(chunk))
-    assert out == [Settings(max_size), *(Receipt(sid, code) for sid, code in receipts)]
+    assert out == [
+        Settings(max_size, max_size // 3),
+        GoAway(3, max_size % 7),
+        *(Receipt(sid, code) for sid, code in receipts),
+    ]
 
 
 @pytest.mark.parametrize(
     "wire",
     [
         b"\x02\x00\x0a" + bytes(10),  # RECEIPT before SETTINGS
-        b"\x01\x00\x07" + bytes(7),  # short SETTINGS
-        b"\x01\x00\x08" + bytes(8) + b"\x01\x00\x08" + bytes(8),  # SETTINGS twice
-        b"\x01\x00\x08" + bytes(8) + b"\x02\x00\x09" + bytes(9),  # short RECEIPT
+        b"\x01\x00\x0f" + bytes(15),  # short SETTINGS
+        b"\x01\x00\x10" + bytes(16) + b"\x01\x00\x10" + bytes(16),  # SETTINGS twice
+        b"\x01\x00\x10" + bytes(16) + b"\x02\x00\x09" + bytes(9),  # short RECEIPT
+        b"\x01\x00\x10" + bytes(16) + b"\x03\x00\x08" + bytes(8),  # short GOAWAY
     ],
 )
 def test_control_parser_rejects(wire: bytes) -> None:
@@ -889,3 +899,10 @@ def test_control_parser_waits_for_whole_record() -> None:
     wire = encode_settings(max_message_size=5)
     assert p.feed(wire[:-1]) == []
     assert p.feed(wire[-1:]) == [Settings(5)]
+
+
+def test_settings_may_grow() -> None:
+    from qp2p_trio._wire import ControlParser, Settings
+
+    body = (7).to_bytes(8, "big") + (8).to_bytes(8, "big") + b"future"
+    assert ControlParser().feed(b"\x01" + len(body).to_bytes(2, "big") + body) == [Settings(7, 8)]

@@ -1,0 +1,159 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""Peer events: `Connected` and `Disconnected`, per peer, from the pool.
+
+`Endpoint.events` returns a `PeerEvents` subscription: it receives every
+event that happens after it was created, in order, until it is closed.  Each
+subscription has its own bounded buffer (`Config.event_queue_size`); a
+subscriber that falls behind loses the newest events, and the loss is
+counted in `PeerEvents.dropped` rather than growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+import trio
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._connection import Connection
+    from ._errors import ConnectionClosed
+    from ._identity import NodeId
+
+__all__ = ["Connected", "DisconnectReason", "Disconnected", "PeerEvent", "PeerEvents"]
+
+
+class DisconnectReason(enum.Enum):
+    """Why the last connection to a peer ended."""
+
+    #: The peer closed it gracefully (application close code 0).
+    CLOSED_BY_PEER = "closed by peer"
+    #: We closed it (`Connection.aclose`, or the endpoint closing).
+    CLOSED_LOCALLY = "closed locally"
+    #: Nothing was heard from the peer for `Config.idle_timeout`.
+    IDLE_TIMEOUT = "idle timeout"
+    #: Anything else: the peer closed with an error code, a protocol
+    #: violation, or the peer restarted (a new incarnation replaced it).
+    ERROR = "error"
+
+
+@final
+@attrs.frozen
+class Connected:
+    """A peer is now connected (its first pooled connection is established).
+
+    Attributes:
+        peer: the peer's verified node id.
+        address: the peer's socket address.
+        connection: the pooled connection.
+        incoming: ``True`` if the peer dialled us.
+    """
+
+    peer: NodeId
+    address: tuple[Any, ...]
+    connection: Connection = attrs.field(repr=False)
+    incoming: bool
+
+
+@final
+@attrs.frozen
+class Disconnected:
+    """A peer's last pooled connection ended.
+
+    Attributes:
+        peer: the peer's node id.
+        address: the peer's last socket address.
+        reason: why, in one of four words (`DisconnectReason`).
+        error: how the connection ended (code, reason, who closed it).
+    """
+
+    peer: NodeId
+    address: tuple[Any, ...]
+    reason: DisconnectReason
+    error: ConnectionClosed | None
+
+
+PeerEvent = Connected | Disconnected
+
+
+@final
+class PeerEvents:
+    """A subscription to peer events; iterate it with ``async for``.
+
+    Close it (``async with`` or `aclose`) to unsubscribe.  Iteration ends
+    when the endpoint closes.
+    """
+
+    def __init__(self, hub: EventHub, size: int) -> None:
+        self._hub = hub
+        self._send, self._recv = trio.open_memory_channel[PeerEvent](size)
+        self.dropped = 0
+        hub._subscribers.add(self)
+
+    def _offer(self, event: PeerEvent) -> None:
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            self.dropped += 1
+        except trio.ClosedResourceError:
+            pass
+
+    def __aiter__(self) -> PeerEvents:
+        return self
+
+    async def __anext__(self) -> PeerEvent:
+        try:
+            return await self._recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> PeerEvent:
+        """Wait for the next event.
+
+        Raises:
+            trio.EndOfChannel: the endpoint closed.
+            trio.ClosedResourceError: this subscription was closed.
+        """
+        return await self._recv.receive()
+
+    def close(self) -> None:
+        """Unsubscribe; pending events are discarded."""
+        self._hub._subscribers.discard(self)
+        self._send.close()
+        self._recv.close()
+
+    async def aclose(self) -> None:
+        """Unsubscribe (async form, for ``async with``)."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> PeerEvents:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class EventHub:
+    """Fans events out to every live subscription (owned by the endpoint)."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[PeerEvents] = set()
+
+    def emit(self, event: PeerEvent) -> None:
+        for sub in list(self._subscribers):
+            sub._offer(event)
+
+    def close(self) -> None:
+        for sub in list(self._subscribers):
+            sub._send.close()
+        self._subscribers.clear()
