@@ -29,7 +29,6 @@ the plain form before users see it.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import math
 import random
@@ -60,6 +59,7 @@ from ._identity import Identity, NodeId
 from ._message import Message
 from ._peer import PeerAddress
 from ._pool import Attempt, Pool
+from ._udp import TransportClosed, make_transport
 from ._util import NoPublicConstructor, unwrap_group
 from ._wire import CloseCode, StreamErrorCode
 
@@ -74,7 +74,6 @@ Address = tuple[Any, ...]
 Peer = Address | NodeId | PeerAddress | str
 
 _T = TypeVar("_T")
-_MAX_UDP_PAYLOAD = 65536
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _TIMER_SLACK = 1e-6
 
@@ -153,6 +152,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
     def __init__(self, sock: trio.socket.SocketType, config: Config, identity: Identity) -> None:
         self._sock = sock
+        self._transport = make_transport(sock)
+        self._rx_batch = False
         self._family = sock.family
         self._config = config
         self._identity = identity
@@ -214,11 +215,14 @@ class Endpoint(metaclass=NoPublicConstructor):
 
     def statistics(self) -> EndpointStatistics:
         """Return an immutable snapshot of this endpoint's counters."""
+        counts = attrs.asdict(self._counters)
+        counts["send_errors"] += self._transport.send_errors
+        counts["receive_errors"] += self._transport.receive_errors
         return EndpointStatistics(
             connections=len(self._live),
             connections_closing=len(self._connections) - len(self._live),
             pooled=len(self._pool.connections()),
-            **attrs.asdict(self._counters),
+            **counts,
         )
 
     # ------------------------------------------------------------- addresses
@@ -648,7 +652,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
     def _mark_dirty(self, conn: Connection) -> None:
         self._dirty[conn] = None
-        self._wake.set()
+        if not self._rx_batch:  # the receive loop wakes the sender per batch
+            self._wake.set()
 
     def _connection_established(self, conn: Connection) -> None:
         self._pending_incoming.discard(conn)
@@ -772,19 +777,23 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._mark_dirty(conn)
 
     async def _receive_loop(self) -> None:
-        sock = self._sock
+        transport = self._transport
+        batch: list[tuple[bytes, Address]] = []
         while True:
+            batch.clear()
             try:
-                data, addr = await sock.recvfrom(_MAX_UDP_PAYLOAD)
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                await transport.receive_batch(batch)
+            except TransportClosed:
                 return
-            except OSError as exc:
-                if exc.errno == errno.EBADF:
-                    return
-                # For example ECONNREFUSED reported for an earlier send.
-                self._counters.receive_errors += 1
-                continue
-            self._on_datagram(data, addr)
+            # Handle the whole batch, then let the sender transmit once.
+            self._rx_batch = True
+            try:
+                for data, addr in batch:
+                    self._on_datagram(data, addr)
+            finally:
+                self._rx_batch = False
+            if self._dirty or self._raw_out:
+                self._wake.set()
 
     # ------------------------------------------------------------ sending
     def _fire_timers(self, now: float) -> None:
@@ -817,45 +826,45 @@ class Endpoint(metaclass=NoPublicConstructor):
                 deadline = conn.next_ping_at
         return deadline
 
-    async def _sendto(self, data: bytes, addr: Address) -> bool:
-        try:
-            await self._sock.sendto(data, addr)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            return False
-        except OSError:
-            self._counters.send_errors += 1
-            return True
-        self._counters.datagrams_sent += 1
-        self._counters.bytes_sent += len(data)
-        return True
-
-    async def _transmit(self, conn: Connection) -> None:
-        datagrams = conn.core.datagrams(trio.current_time())
+    def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
+        datagrams = conn.core.datagrams(now)
         # aioquic issues new connection ids while building packets: route
         # them before any datagram leaves (the peer may use them at once).
         conn._on_input()
         for data, addr in datagrams:
             conn.datagrams_sent += 1
             conn.bytes_sent += len(data)
-            await self._sendto(data, addr)
-        conn._after_transmit()
-        conn.timer_at = conn.core.timer()
-        if conn.core.is_ended:
-            self._forget(conn)
+            out.append((data, addr))
 
     async def _send_loop(self) -> None:
+        out: list[tuple[bytes, Address]] = []
+        sent: list[Connection] = []
+        counters = self._counters
         while True:
             self._wake = trio.Event()
             self._fire_timers(trio.current_time())
-            while self._dirty:
-                conn = next(iter(self._dirty))
-                del self._dirty[conn]
-                await self._transmit(conn)
-            while self._raw_out:
-                data, addr = self._raw_out.pop(0)
-                await self._sendto(data, addr)
-            if self._dirty:
-                continue
+            while self._dirty or self._raw_out:
+                now = trio.current_time()
+                for conn in self._dirty:
+                    self._collect(conn, now, out)
+                    sent.append(conn)
+                self._dirty.clear()
+                out.extend(self._raw_out)
+                self._raw_out.clear()
+                if out:
+                    try:
+                        ok = await self._transport.send_batch(out)
+                    except TransportClosed:
+                        return
+                    counters.datagrams_sent += ok
+                    counters.bytes_sent += sum(len(d) for d, _ in out)
+                    out.clear()
+                for conn in sent:
+                    conn._after_transmit()
+                    conn.timer_at = conn.core.timer()
+                    if conn.core.is_ended:
+                        self._forget(conn)
+                sent.clear()
             with trio.move_on_at(self._next_deadline()):
                 await self._wake.wait()
 
@@ -1022,6 +1031,7 @@ async def open_endpoint(
     elif not isinstance(identity, Identity):
         raise TypeError(f"identity must be a qp2p_trio.Identity, got {type(identity).__name__}")
     sock = await _bind(local_address)
+    endpoint: Endpoint | None = None
     try:
         endpoint = Endpoint._create(sock, config, identity)
         try:
@@ -1035,4 +1045,6 @@ async def open_endpoint(
         except BaseExceptionGroup as group:
             unwrap_group(group)
     finally:
+        if endpoint is not None:
+            endpoint._transport.close()
         sock.close()
