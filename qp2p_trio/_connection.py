@@ -1058,7 +1058,9 @@ class Connection(metaclass=NoPublicConstructor):
     async def aclose(self, code: int = 0, reason: str = "") -> None:
         """Close the connection gracefully: the peer sees an application close.
 
-        Idempotent.  Afterwards calls on this connection raise
+        Idempotent.  Receipts for messages we already received are given up
+        to half of `Config.close_grace` to reach the peer first, so its
+        ``send()`` calls succeed.  Afterwards calls on this connection raise
         `trio.ClosedResourceError`, and calls blocked in other tasks fail
         with it.  Returns once the CONNECTION_CLOSE was sent (bounded by
         `Config.close_grace`).
@@ -1072,10 +1074,27 @@ class Connection(metaclass=NoPublicConstructor):
         """
         if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 2**62:
             raise ValueError(f"code must be an int in [0, 2**62), got {code!r}")
-        self._close_locally(code, reason)
+        try:
+            await self._flush_control(self._config.close_grace / 2)
+        finally:
+            self._close_locally(code, reason)
         await trio.lowlevel.checkpoint()
         with trio.move_on_after(self._config.close_grace):
             await self._close_sent.wait()
+
+    async def _flush_control(self, limit: float) -> None:
+        """Let the receipts already queued reach the peer before a close.
+
+        A CONNECTION_CLOSE ends the connection at once: without this, a peer
+        whose reply we just read would never learn that it arrived.
+        """
+        sid = self._ctrl_sid
+        if sid is None or self._close_exc is not None or self._closed_locally:
+            await trio.lowlevel.checkpoint()
+            return
+        with trio.move_on_after(limit):
+            while self._close_exc is None and self._core.send_progress(sid).unacked > 0:
+                await self._progress.park()
 
     def _close_locally(self, code: int, reason: str) -> None:
         if self._closed_locally:

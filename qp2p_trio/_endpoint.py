@@ -881,6 +881,10 @@ class Endpoint(metaclass=NoPublicConstructor):
             return
         self._closing = True
         conns = list(self._connections)
+        # Receipts already queued first (bounded), then the closes.
+        with trio.move_on_after(self._config.close_grace / 2):
+            for conn in conns:
+                await conn._flush_control(self._config.close_grace / 2)
         for conn in conns:
             conn._close_locally(CloseCode.NO_ERROR, "endpoint closed")
         with trio.move_on_after(self._config.close_grace):

@@ -15,6 +15,10 @@ socket factory decides, never a flag):
   descriptor used with non-blocking stdlib calls, and Trio's public
   `trio.lowlevel.wait_readable` / `wait_writable` to wait.  One wake-up,
   many datagrams; sending never checkpoints unless the kernel buffer is full.
+  On Linux it sends runs of equal-sized datagrams to one peer as one
+  ``sendmsg`` with UDP generic segmentation offload (``UDP_SEGMENT``), and
+  receives with ``UDP_GRO``, splitting what the kernel coalesced; where the
+  kernel refuses either, it falls back to one datagram per call.
 - `TrioSocketTransport`, for any other `trio.socket.SocketType` (such as
   `qp2p_trio.testing.MemoryNetwork`'s): the socket's own async methods,
   draining while ``is_readable()`` says more is queued.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import socket as _stdlib_socket
+import struct
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -39,6 +44,15 @@ Address = tuple[Any, ...]
 #: Most datagrams handled per wake-up before the endpoint transmits.
 BATCH = 64
 _MAX_UDP_PAYLOAD = 65536
+_SOL_UDP = getattr(_stdlib_socket, "SOL_UDP", 17)
+_UDP_SEGMENT = getattr(_stdlib_socket, "UDP_SEGMENT", 103)  # Linux >= 4.18
+_UDP_GRO = getattr(_stdlib_socket, "UDP_GRO", 104)  # Linux >= 5.0
+#: Most segments per GSO send (the kernel's UDP_MAX_SEGMENTS) and bytes.
+_GSO_SEGMENTS = 64
+_GSO_BYTES = 65000
+_GSO_SIZE = struct.Struct("@H")
+_GRO_SIZE = struct.Struct("@i")
+_GRO_ANCILLARY = _stdlib_socket.CMSG_SPACE(_GRO_SIZE.size)
 #: Errors of one datagram (an ICMP error reported late, a route missing):
 #: counted and skipped, the socket goes on.
 _TRANSIENT = frozenset(
@@ -81,20 +95,43 @@ class Transport:
 class KernelTransport(Transport):
     """Non-blocking stdlib calls on a duplicate of a real socket's descriptor."""
 
-    def __init__(self, sock: trio.socket.SocketType, fd: int) -> None:
+    def __init__(self, sock: trio.socket.SocketType, fd: int, *, offload: bool = True) -> None:
         self._trio_sock = sock
         self._sock = _stdlib_socket.socket(fileno=os.dup(fd))
         self._sock.setblocking(False)
         self.receive_errors = 0
         self.send_errors = 0
+        self.gso = offload and hasattr(self._sock, "sendmsg")
+        self.gro = False
+        if offload:
+            try:
+                self._sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+            except OSError:
+                pass
+            else:
+                self.gro = True
+        self.gso_sends = 0  # sendmsg calls that carried several datagrams
+
+    def _receive_one(self, out: list[tuple[bytes, Address]]) -> None:
+        if not self.gro:
+            out.append(self._sock.recvfrom(_MAX_UDP_PAYLOAD))
+            return
+        data, ancillary, _flags, addr = self._sock.recvmsg(_MAX_UDP_PAYLOAD, _GRO_ANCILLARY)
+        for level, kind, value in ancillary:
+            if level == _SOL_UDP and kind == _UDP_GRO and len(value) >= _GRO_SIZE.size:
+                (size,) = _GRO_SIZE.unpack_from(value)
+                if 0 < size < len(data):
+                    out.extend((data[i : i + size], addr) for i in range(0, len(data), size))
+                    return
+        out.append((data, addr))
 
     async def receive_batch(self, out: list[tuple[bytes, Address]]) -> None:
         sock = self._sock
-        recvfrom = sock.recvfrom
+        receive_one = self._receive_one
         while True:
-            for _ in range(BATCH):
+            while len(out) < BATCH:
                 try:
-                    out.append(recvfrom(_MAX_UDP_PAYLOAD))
+                    receive_one(out)
                 except BlockingIOError:
                     break
                 except OSError as exc:
@@ -111,6 +148,63 @@ class KernelTransport(Transport):
                 raise TransportClosed from exc
 
     async def send_batch(self, datagrams: Sequence[tuple[bytes, Address]]) -> int:
+        if not self.gso:
+            return await self._send_each(datagrams)
+        sent = 0
+        i = 0
+        n = len(datagrams)
+        while i < n:
+            # A run: same destination, equal sizes, the last one may be shorter.
+            data, addr = datagrams[i]
+            size = len(data)
+            j = i + 1
+            total = size
+            while (
+                j < n
+                and j - i < _GSO_SEGMENTS
+                and datagrams[j][1] == addr
+                and len(datagrams[j][0]) <= size
+                and total + len(datagrams[j][0]) <= _GSO_BYTES
+            ):
+                total += len(datagrams[j][0])
+                j += 1
+                if len(datagrams[j - 1][0]) < size:
+                    break
+            if j - i == 1:
+                sent += await self._send_each(datagrams[i:j])
+            else:
+                sent += await self._send_run(datagrams[i:j], size)
+            i = j
+        return sent
+
+    async def _send_run(self, run: Sequence[tuple[bytes, Address]], size: int) -> int:
+        payload = b"".join(d for d, _ in run)
+        addr = run[0][1]
+        ancillary = [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        while True:
+            try:
+                self._sock.sendmsg([payload], ancillary, 0, addr)
+            except BlockingIOError:
+                try:
+                    await trio.lowlevel.wait_writable(self._sock)
+                except (trio.ClosedResourceError, OSError) as exc:
+                    raise TransportClosed from exc
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    raise TransportClosed from exc
+                if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                    # No segmentation offload here: one datagram per call.
+                    self.gso = False
+                    return await self._send_each(run)
+                if exc.errno not in _TRANSIENT:
+                    raise
+                self.send_errors += len(run)
+                return 0
+            self.gso_sends += 1
+            return len(run)
+
+    async def _send_each(self, datagrams: Sequence[tuple[bytes, Address]]) -> int:
         sock = self._sock
         sendto = sock.sendto
         sent = 0

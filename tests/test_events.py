@@ -148,3 +148,35 @@ async def test_graceful_shutdown_peers_see_code_and_sends_finish_or_raise(autoju
             assert len(outcomes) == 5
             delivered = b.statistics().messages_received
             assert outcomes.count("sent") <= delivered
+
+
+async def test_close_right_after_reply_still_confirms_it(autojump_clock):
+    # The requester closes as soon as it has the reply: the RECEIPT it owed
+    # still reaches the responder, whose reply() succeeds.
+    with trio.fail_after(30), MemoryNetwork(seed=8).activate():
+        async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
+            conn = await a.connect(b.local_address)
+            outcome = []
+
+            async def responder():
+                req = await b.receive()
+                await req.reply(b"pong")
+                outcome.append("confirmed")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(responder)
+                assert await conn.request(b"ping") == b"pong"
+                await conn.aclose()
+            assert outcome == ["confirmed"]
+
+
+async def test_endpoint_exit_right_after_receive_still_confirms(autojump_clock):
+    with trio.fail_after(30), MemoryNetwork(seed=9).activate():
+        async with qp2p_trio.open_endpoint(ADDR) as a:
+            async with trio.open_nursery() as nursery:
+                async with qp2p_trio.open_endpoint(ADDR) as b:
+                    conn = await a.connect(b.local_address)
+                    nursery.start_soon(conn.send, b"last words")
+                    assert (await b.receive()).payload == b"last words"
+                # b has exited; the send above returned normally (no error
+                # escaped the nursery).
