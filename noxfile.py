@@ -87,3 +87,34 @@ def demo(session: nox.Session) -> None:
     session.install(".")
     with session.chdir(session.create_tmp()):
         session.run("python", "-m", "qp2p_trio", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmark suite against an installed copy: ``python3 -m nox -s bench -- --smoke``.
+
+    Arguments go to ``benchmarks/run.py`` (``-- --help`` lists them).  It runs
+    as a script, so it imports the installed package, not the source tree.
+    """
+    session.install(".")
+    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation (docs/_build/html) with warnings as errors.
+
+    Sphinx imports the installed package (not the source tree) for the API
+    reference.  Extra arguments go to sphinx-build.
+    """
+    session.install(".[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        str(ROOT / "docs"),
+        str(ROOT / "docs" / "_build" / "html"),
+        *session.posargs,
+    )
