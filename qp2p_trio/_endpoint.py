@@ -196,6 +196,15 @@ class Endpoint(metaclass=NoPublicConstructor):
         return self._local_address
 
     @property
+    def peer_address(self) -> PeerAddress:
+        """This endpoint as peers name it: ``<node-id>@host:port``.
+
+        The host is the bound one; for a wildcard bind (``0.0.0.0``, ``::``)
+        peers need a concrete address of this machine instead.
+        """
+        return PeerAddress(self.node_id, self._local_address[:2])
+
+    @property
     def node_id(self) -> NodeId:
         """This endpoint's node id (the public key of its identity)."""
         return self._identity.node_id

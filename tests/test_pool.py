@@ -24,6 +24,8 @@ async def test_pool_hit_costs_no_datagram(autojump_clock):
             assert await a.connect(b.local_address, node_id=b.node_id) is conn
             assert await a.connect(b.node_id) is conn
             assert await a.connect(f"{b.node_id}@127.0.0.1:{b.local_address[1]}") is conn
+            assert await a.connect(str(b.peer_address)) is conn
+            assert b.peer_address.node_id == b.node_id
             assert a.statistics().datagrams_sent == before
             assert a.connections() == [conn]
             # The accepting side pooled it too: dialling back reuses it.
