@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+import math
 import time
 from typing import TYPE_CHECKING, TypeVar, final
 
@@ -210,6 +211,7 @@ class Connection(metaclass=NoPublicConstructor):
         self._cids: set[bytes] = set()
         self.timer_at: float | None = None
         self.next_ping_at: float | None = None
+        self.heap_at = math.inf  # deadline of our live entry in the endpoint's timer heap
         self._ping_uid = 0
         self.datagrams_sent = 0
         self.datagrams_received = 0

@@ -29,6 +29,7 @@ the plain form before users see it.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import math
 import random
@@ -154,6 +155,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._sock = sock
         self._transport = make_transport(sock)
         self._rx_batch = False
+        # (deadline, seq, connection): see _schedule.
+        self._timers: list[tuple[float, int, Connection]] = []
+        self._seq = 0
         self._family = sock.family
         self._config = config
         self._identity = identity
@@ -805,9 +809,30 @@ class Endpoint(metaclass=NoPublicConstructor):
                 self._wake.set()
 
     # ------------------------------------------------------------ sending
+    def _schedule(self, conn: Connection) -> None:
+        """Make sure the timer heap wakes us by ``conn``'s next deadline.
+
+        Entries are never removed: one that fires early (its deadline moved
+        later, or the connection is gone) is skipped or re-pushed, so each
+        change costs O(log n) and no scan of every connection is needed.
+        """
+        due = conn.timer_at if conn.timer_at is not None else math.inf
+        ping = conn.next_ping_at
+        if ping is not None and ping < due:
+            due = ping
+        if due < conn.heap_at:
+            conn.heap_at = due
+            self._seq += 1
+            heapq.heappush(self._timers, (due, self._seq, conn))
+
     def _fire_timers(self, now: float) -> None:
         interval = self._config.keep_alive_interval
-        for conn in list(self._connections):
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, _, conn = heapq.heappop(timers)
+            if conn.heap_at != at or conn not in self._connections:
+                continue  # superseded by an earlier entry, or forgotten
+            conn.heap_at = math.inf
             due = conn.timer_at
             if due is not None and due <= now:
                 conn.timer_at = None
@@ -825,15 +850,12 @@ class Endpoint(metaclass=NoPublicConstructor):
                 conn.core.ping(conn._ping_uid)
                 conn.next_ping_at = now + interval
                 self._dirty[conn] = None
+            # Dirty ones are rescheduled after their transmit.
+            if conn not in self._dirty:
+                self._schedule(conn)
 
     def _next_deadline(self) -> float:
-        deadline = math.inf
-        for conn in self._connections:
-            if conn.timer_at is not None and conn.timer_at < deadline:
-                deadline = conn.timer_at
-            if conn.next_ping_at is not None and conn.next_ping_at < deadline:
-                deadline = conn.next_ping_at
-        return deadline
+        return self._timers[0][0] if self._timers else math.inf
 
     def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
         datagrams = conn.core.datagrams(now)
@@ -871,6 +893,7 @@ class Endpoint(metaclass=NoPublicConstructor):
                 for conn in sent:
                     conn._after_transmit()
                     conn.timer_at = conn.core.timer()
+                    self._schedule(conn)
                     if conn.core.is_ended:
                         self._forget(conn)
                 sent.clear()
