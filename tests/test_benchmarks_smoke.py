@@ -1,0 +1,52 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The benchmark suite runs end to end in its smoke mode (no performance thresholds).
+
+``benchmarks/run.py`` is started as a script in a subprocess, from a scratch
+directory, so it and its workers import whichever qp2p_trio this interpreter
+imports (the installed package under nox).
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+PAIRED = ("W1", "W2", "W3", "W4", "W5", "W6")
+
+
+@pytest.mark.slow
+def test_smoke_mode_reports_every_workload(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--smoke", "--json", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "ratio q/a" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["smoke"] is True
+    workloads = result["workloads"]
+    assert set(workloads) == {*PAIRED, "UDP"}
+    for name in PAIRED:
+        metrics = workloads[name]["metrics"]
+        assert metrics, name
+        for key, m in metrics.items():
+            for impl in ("qp2p_trio", "aioquic"):
+                values = m[impl]["values"]
+                assert len(values) == result["pairs"], (name, key, impl)
+                assert all(math.isfinite(v) for v in values), (name, key, impl, values)
+                if m["must_be_positive"]:
+                    assert all(v > 0 for v in values), (name, key, impl, values)
+            assert math.isfinite(m["ratio"]), (name, key)
+    udp = workloads["UDP"]["metrics"]
+    assert udp["datagrams_per_s"]["udp"]["median"] > 0
+    assert udp["mb_per_s"]["udp"]["median"] > 0
