@@ -630,8 +630,11 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _on_message(self, st: StreamState, done: _wire.MessageComplete) -> None:
         if done.kind is K.REPLY:
+            # No receipt for an accepted reply: its QUIC acknowledgement
+            # suffices (the responder checked our SETTINGS limit, and a
+            # refusal still gets a receipt), and one packet per round trip
+            # is saved.
             st.reply = done.payload
-            self._send_receipt(st.sid, 0)
             return
         msg = Message._create(
             payload=done.payload,
@@ -752,6 +755,19 @@ class Connection(metaclass=NoPublicConstructor):
             p = self._core.send_progress(st.sid)
             if p.reset_code is not None:
                 raise stream_error(st.stop_code or p.reset_code, what)
+            await self._progress.park()
+
+    async def _wait_reply_acked(self, st: StreamState) -> None:
+        """Wait until the requester's QUIC stack acknowledged the whole reply."""
+        while True:
+            if st.receipt:  # the requester refused it (it only says so)
+                raise stream_error(st.receipt, "reply")
+            self._raise_if_send_broken(st, "reply")
+            p = self._core.send_progress(st.sid)
+            if p.reset_code is not None:
+                raise stream_error(st.stop_code or p.reset_code, "reply")
+            if p.finished:
+                return
             await self._progress.park()
 
     def _abandon(self, st: StreamState, code: int) -> None:
@@ -886,7 +902,7 @@ class Connection(metaclass=NoPublicConstructor):
             self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
             await self._write(st, view, end=True, what="reply")
             st.local_send_closed = True
-            await self._wait_receipt(st, "reply")
+            await self._wait_reply_acked(st)
         except BaseException:
             st.local_send_closed = True
             self._abandon(st, E.CANCELLED)

@@ -69,7 +69,7 @@ class Message(metaclass=NoPublicConstructor):
         return self._stream_id
 
     async def reply(self, payload: bytes | bytearray | memoryview) -> None:
-        """Answer a request; return once the requester confirmed it has the reply.
+        """Answer a request; return once the requester acknowledged the whole reply.
 
         Raises:
             LocalProtocolError: the message expects no reply, or was already

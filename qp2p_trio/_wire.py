@@ -54,10 +54,13 @@ bytes of body::
                     the same run.  First record of the stream, once; longer
                     bodies are allowed (later versions append fields).
     0x02  RECEIPT   stream id (u64 BE), code (u16 BE): the outcome of one
-                    MESSAGE stream, or of the REPLY half of a REQUEST stream,
-                    that the sender of this record received.  Code 0 means the
-                    message was delivered to the application's queue; any
-                    other code is the `StreamErrorCode` it was refused with.
+                    MESSAGE stream that the sender of this record received, or
+                    the refusal of the REPLY half of a REQUEST stream.  Code 0
+                    means the message was delivered to the application's
+                    queue; any other code is the `StreamErrorCode` it was
+                    refused with.  (An accepted reply gets no receipt: the
+                    requester is waiting for it, and its QUIC acknowledgement
+                    is enough.)
     0x03  GOAWAY    uni streams opened (u64 BE), bidi streams opened (u64 BE):
                     the sender opens no more streams on this connection (it
                     keeps another one to the same peer, see the pool).  Once
@@ -104,6 +107,7 @@ CONNECTION_CLOSE frames.  Both are part of the wire contract: never renumber.
 from __future__ import annotations
 
 import enum
+import io
 import struct
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -404,9 +408,10 @@ class StreamParser:
     parser is then dead: any further `feed` raises `ValueError`, as does a
     `feed` after the stream completed.
 
-    A framed payload is kept as the list of received chunks and joined once
-    when the FIN arrives: total work is linear in the payload size and
-    nothing is preallocated from the (peer-controlled) declared length.
+    A framed payload is appended to one growing buffer and handed over
+    without a copy when the FIN arrives: total work is linear in the payload
+    size, the payload is held once, and nothing is preallocated from the
+    (peer-controlled) declared length.
 
     Args:
         allowed: the kinds acceptable on this stream, e.g. ``{MESSAGE,
@@ -451,7 +456,7 @@ class StreamParser:
         self._kind: StreamKind | None = None
         self._declared_length: int | None = None
         self._received = 0
-        self._chunks: list[bytes] = []
+        self._chunks: io.BytesIO | None = None
         self._error: RemoteProtocolError | None = None
 
     # -- properties ---------------------------------------------------------
@@ -536,7 +541,7 @@ class StreamParser:
         except RemoteProtocolError as exc:
             self._state = _State.FAILED
             self._error = exc
-            self._chunks.clear()
+            self._chunks = None
             raise
         return events
 
@@ -613,15 +618,20 @@ class StreamParser:
                 raise _malformed(
                     f"{len(data) - (length - self._received)} bytes after the {length}-byte payload"
                 )
-            self._chunks.append(data)
+            if self._chunks is None:
+                self._chunks = io.BytesIO()
+            self._chunks.write(data)
             self._received += len(data)
         if fin:
             if self._received != length:
                 raise _malformed(f"stream ended after {self._received} of {length} payload bytes")
             kind = self._kind
             assert kind is not None
-            payload = b"".join(self._chunks)
-            self._chunks.clear()
+            # BytesIO grows one buffer (realloc, no copy on Linux for large
+            # ones) and getvalue() hands that very buffer over: the payload
+            # is held once, not as chunks plus a joined copy.
+            payload = self._chunks.getvalue() if self._chunks is not None else b""
+            self._chunks = None
             self._state = _State.DONE
             events.append(MessageComplete(kind, payload))
 
