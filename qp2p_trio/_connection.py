@@ -278,6 +278,16 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _on_input(self) -> None:
         """Process whatever the core produced after input, a timer or an API call."""
+        if (
+            self._ctrl_sid is None
+            and self._phase is _Phase.HANDSHAKING
+            and not self._core.is_client
+            and self._core.can_send_early
+        ):
+            # A server's SETTINGS go out with its handshake flight (0.5-RTT
+            # data; nothing secret), so the client is ready as soon as it
+            # verified us: connect() takes one round trip, not two.
+            self._open_control_stream()
         for ev in self._core.events():
             self._handle_event(ev)
         term = self._core.close_seen()
@@ -318,7 +328,8 @@ class Connection(metaclass=NoPublicConstructor):
             self._dirty()
             return
         self._phase = _Phase.OPEN
-        self._open_control_stream()
+        if self._ctrl_sid is None:
+            self._open_control_stream()
         # The connection is announced once the peer's SETTINGS arrive (see
         # _on_control_data), so its limits are known from the start.
         held, self._held = self._held, []

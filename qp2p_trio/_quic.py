@@ -28,6 +28,9 @@ private access is here, listed below, and each has a test in
    ``bytes_in_flight``) and ``_loss._on_packets_lost`` (wrapped to count lost
    packets): connection statistics.
 6. ``QuicConnection._state``: whether the connection ended.
+7. ``QuicConnection._cryptos[ONE_RTT].send.is_valid()`` and
+   ``_remote_max_streams_uni``: whether a server can already send 1-RTT
+   ("0.5-RTT") stream data, so its SETTINGS travel with its handshake flight.
 """
 
 from __future__ import annotations
@@ -423,6 +426,22 @@ class QuicCore:
     def is_ended(self) -> bool:
         """True once the connection reached the terminated state."""
         return self._quic._state.name == "TERMINATED"
+
+    @property
+    def can_send_early(self) -> bool:
+        """True once 1-RTT keys exist and the peer allows a unidirectional stream.
+
+        A server reaches it while processing the ClientHello, before the
+        handshake completes: data queued then leaves with its first flight.
+        """
+        from aioquic import tls
+
+        crypto = self._quic._cryptos.get(tls.Epoch.ONE_RTT)
+        return (
+            crypto is not None
+            and crypto.send.is_valid()
+            and self._quic._remote_max_streams_uni > 0
+        )
 
     # -- streams
     def next_stream_id(self, *, unidirectional: bool) -> int:

@@ -19,6 +19,8 @@ async def test_pool_hit_costs_no_datagram(autojump_clock):
     with trio.fail_after(30), MemoryNetwork(seed=1).activate():
         async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
             conn = await a.connect(b.local_address, node_id=b.node_id)
+            peer = await b.accept()
+            await trio.sleep(1)  # virtual: the handshake's last packets are out
             before = a.statistics().datagrams_sent
             assert await a.connect(b.local_address) is conn
             assert await a.connect(b.local_address, node_id=b.node_id) is conn
@@ -29,7 +31,6 @@ async def test_pool_hit_costs_no_datagram(autojump_clock):
             assert a.statistics().datagrams_sent == before
             assert a.connections() == [conn]
             # The accepting side pooled it too: dialling back reuses it.
-            peer = await b.accept()
             assert await b.connect(a.local_address) is peer
             assert b.connections() == [peer]
             assert b.statistics().connections == 1
@@ -168,14 +169,14 @@ async def _simultaneous_open(seed: int) -> None:
             # Every message arrived exactly once and intact.
             assert sorted(received[b]) == sorted(_digest(i, "a") for i in range(n))
             assert sorted(received[a]) == sorted(_digest(i, "b") for i in range(n))
-            # Both sides kept the same single connection.
-            [ka] = a.connections()
-            [kb] = b.connections()
-            assert ka.core.original_destination_cid == kb.core.original_destination_cid
-            # The duplicate (if the dials crossed) drains and closes by itself.
+            # The duplicate (if the dials crossed) drains and closes by itself,
+            # and both sides kept the same single connection.
             await trio.sleep(5)
             assert a.statistics().connections == 1
             assert b.statistics().connections == 1
+            [ka] = a.connections()
+            [kb] = b.connections()
+            assert ka.core.original_destination_cid == kb.core.original_destination_cid
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -193,6 +194,9 @@ async def test_simultaneous_open_really_races(autojump_clock):
                 nursery.start_soon(a.connect, b.local_address)
                 nursery.start_soon(b.connect, a.local_address)
             assert a.statistics().connections + a.statistics().connections_closing == 2
+            await trio.sleep(5)
+            assert a.statistics().connections == 1
+            assert b.statistics().connections == 1
             [ka] = a.connections()
             [kb] = b.connections()
             assert ka.core.original_destination_cid == kb.core.original_destination_cid
@@ -200,8 +204,6 @@ async def test_simultaneous_open_really_races(autojump_clock):
             dialler = a if a.node_id < b.node_id else b
             kept = ka if dialler is a else kb
             assert kept.core.is_client
-            await trio.sleep(5)
-            assert a.statistics().connections == 1
 
 
 async def test_peer_restart_same_key_new_port_replaces_entry(autojump_clock):
@@ -266,8 +268,9 @@ async def test_connection_limit_refuses_with_clear_code(autojump_clock):
             # The others keep working, and a freed slot is usable again.
             await conn1.send(b"fine")
             assert (await server.receive()).payload == b"fine"
+            [at_server] = [c for c in server.connections() if c.peer_id == c1.node_id]
             await conn1.aclose()
-            await (await server.accept()).wait_closed()
+            await at_server.wait_closed()
             await c3.connect(server.local_address)
 
 
@@ -356,3 +359,15 @@ async def test_connection_closed_is_transient_only_when_peer_closed(autojump_clo
     )
     assert not _transient(closed(error_code=0, reason="", by_peer=False, idle_timeout=False))
     await trio.lowlevel.checkpoint()
+
+
+async def test_connect_takes_one_round_trip(autojump_clock):
+    # The server's SETTINGS travel with its handshake flight (0.5-RTT data),
+    # so the client is ready as soon as it verified the server.
+    net = MemoryNetwork(seed=14, default_link=LinkConfig(delay=0.05))
+    with trio.fail_after(30), net.activate():
+        async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
+            start = trio.current_time()
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            assert trio.current_time() - start == pytest.approx(0.1, abs=0.01)
+            assert conn._peer_max_message_size == b.config.max_message_size

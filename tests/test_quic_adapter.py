@@ -284,3 +284,32 @@ def test_other_alpn_fails_handshake():
     )
     assert term is not None
     assert term.by_peer is False
+
+
+# 7. _cryptos[ONE_RTT].send.is_valid(), _remote_max_streams_uni
+def test_can_send_early_once_the_client_hello_is_in():
+    client = QuicCore(conf(True))
+    client.connect(SERVER_ADDR, 1000.0)
+    first = client.datagrams(1000.0)
+    from qp2p_trio._quic import parse_datagram_header
+
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    assert not server.can_send_early  # no keys, no transport parameters yet
+    assert not client.can_send_early
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    assert server.can_send_early
+    # Data queued now leaves in the server's first flight, before the
+    # handshake completes (0.5-RTT), and the client reads it once verified.
+    sid = server.next_stream_id(unidirectional=True)
+    server.send(sid, b"early")
+    flight = server.datagrams(1000.0)
+    assert flight
+    for data, _ in flight:
+        client.receive(data, SERVER_ADDR, 1000.01)
+    events = client.events()
+    assert any(isinstance(e, HandshakeDone) for e in events)
+    got = [e for e in events if getattr(e, "stream_id", None) == sid]
+    assert got
+    assert got[0].data == b"early"

@@ -166,6 +166,8 @@ async def test_race_pooled_candidate_wins_without_packets(autojump_clock):
             qp2p_trio.open_endpoint(("127.0.0.1", 0)) as other,
         ):
             conn = await me.connect(other.local_address)
+            await other.accept()
+            await trio.sleep(1)  # virtual: the handshake's last packets are out
             before = me.statistics().datagrams_sent
             assert await me.connect_to_any([("127.0.0.1", 4999), peer(other)]) is conn
             assert me.statistics().datagrams_sent == before
