@@ -135,6 +135,7 @@ class StreamState:
         "reset_code",
         "sending",
         "sid",
+        "slot",
         "stop_code",
     )
 
@@ -154,6 +155,7 @@ class StreamState:
         self.receipt: int | None = None  # the peer's RECEIPT code for our message/reply
         self.error: BaseException | None = None
         self.handle: object = None
+        self.slot: trio.Semaphore | None = None  # a raw stream's open-stream slot
 
 
 @final
@@ -489,6 +491,9 @@ class Connection(metaclass=NoPublicConstructor):
         self._phase = _Phase.CLOSED
         for st in self._streams.values():
             self._release(st)
+            if st.slot is not None:  # wake openers waiting for a slot: they fail
+                st.slot.release()
+                st.slot = None
         self._held.clear()
         self._closed.set()
         self._established.set()  # wake a connect() waiting on the handshake
@@ -602,6 +607,9 @@ class Connection(metaclass=NoPublicConstructor):
             st.handle = uni
             ok = self._try_send(self._accept_uni_send, uni)
         if not ok:
+            # Nobody will ever hold this handle: let the record go at FIN.
+            st.handle = None
+            st.sending = False
             self._refuse(st, E.REFUSED, None)
             return False
         return True
@@ -685,6 +693,10 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _forget(self, st: StreamState) -> None:
         self._streams.pop(st.sid, None)
+        slot = st.slot
+        if slot is not None:
+            st.slot = None
+            slot.release()
 
     def _maybe_forget(self, st: StreamState) -> None:
         """Drop a raw stream's record once both directions are over."""
@@ -938,10 +950,13 @@ class Connection(metaclass=NoPublicConstructor):
             ConnectionClosed: the connection is gone.
             trio.ClosedResourceError: we closed this connection.
 
+        Blocks while `Config.max_concurrent_streams` streams of this
+        direction are open (raw streams and messages in flight share them);
+        a raw stream's slot is freed once both its directions are finished.
+
         Cancellation: nothing is opened.
         """
-        await trio.lowlevel.checkpoint()
-        return self._open_raw(K.RAW_BIDI)  # type: ignore[return-value]
+        return await self._open_raw(K.RAW_BIDI)  # type: ignore[return-value]
 
     async def open_uni(self) -> SendStream:
         """Open a raw unidirectional stream; the peer gets it from `accept_uni`.
@@ -950,18 +965,32 @@ class Connection(metaclass=NoPublicConstructor):
             ConnectionClosed: the connection is gone.
             trio.ClosedResourceError: we closed this connection.
 
+        Blocks while `Config.max_concurrent_streams` streams of this
+        direction are open (raw streams and messages in flight share them);
+        a raw stream's slot is freed once both its directions are finished.
+
         Cancellation: nothing is opened.
         """
-        await trio.lowlevel.checkpoint()
-        return self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
+        return await self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
 
-    def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
+    async def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
         if self._replaced_by is not None:
-            return self._replaced_by._open_raw(kind)
+            return await self._replaced_by._open_raw(kind)
         self._check_usable()
         uni = kind is K.RAW_UNI
+        # Raw streams share Config.max_concurrent_streams with messages: an
+        # opener waits for a free slot (the peer's stream credit) instead of
+        # piling up streams QUIC cannot open yet.
+        slot = self._uni_slots if uni else self._bi_slots
+        await slot.acquire()
+        try:
+            self._check_usable()
+        except BaseException:
+            slot.release()
+            raise
         sid = self._core.next_stream_id(unidirectional=uni)
         st = StreamState(sid, kind)
+        st.slot = slot
         st.sending = True
         self._streams[sid] = st
         # The preamble makes the stream exist for the peer at once.

@@ -772,6 +772,9 @@ class Endpoint(metaclass=NoPublicConstructor):
             self._register(conn, header.destination_cid)
             self._register(conn, core.host_cid)
             self._pending_incoming.add(conn)
+            new = True
+        else:
+            new = False
         conn.datagrams_received += 1
         conn.bytes_received += len(data)
         try:
@@ -784,6 +787,15 @@ class Endpoint(metaclass=NoPublicConstructor):
             # every other connection go on.
             counters.dropped_malformed += 1
             conn._close_locally(CloseCode.PROTOCOL_VIOLATION, "malformed packet")
+        if new and not conn.core.can_send_early and not conn.is_closed:
+            # Its first datagram did not even yield a ClientHello (junk with
+            # a valid-looking header, or an unknown connection id): keep
+            # nothing, answer nothing.
+            counters.dropped_malformed += 1
+            self._pending_incoming.discard(conn)
+            self._live.discard(conn)
+            self._forget(conn)
+            return
         if conn.next_ping_at is not None and self._config.keep_alive_interval is not None:
             conn.next_ping_at = now + self._config.keep_alive_interval
         conn._on_input()

@@ -438,9 +438,7 @@ class QuicCore:
 
         crypto = self._quic._cryptos.get(tls.Epoch.ONE_RTT)
         return (
-            crypto is not None
-            and crypto.send.is_valid()
-            and self._quic._remote_max_streams_uni > 0
+            crypto is not None and crypto.send.is_valid() and self._quic._remote_max_streams_uni > 0
         )
 
     # -- streams

@@ -14,11 +14,14 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qp2p_trio.testing import (
+    SCHEDULED,
     Datagram,
     Host,
     LinkConfig,
+    LinkSchedule,
     MemoryNetwork,
     NetworkStatistics,
+    TraceRecord,
     TrafficCounts,
 )
 
@@ -521,6 +524,222 @@ async def test_receive_queue_is_capped(autojump_clock: Any) -> None:
         assert await b.recvfrom(1) == (b"\x09", a.getsockname())
 
 
+def _runs(flags: list[bool]) -> list[int]:
+    """Lengths of the runs of consecutive True values."""
+    runs: list[int] = []
+    length = 0
+    for flag in [*flags, False]:
+        if flag:
+            length += 1
+        elif length:
+            runs.append(length)
+            length = 0
+    return runs
+
+
+async def _lost_flags(config: LinkConfig, count: int, seed: int = 3) -> list[bool]:
+    network = MemoryNetwork(seed=seed, default_link=config)
+    with network.activate():
+        a = await bound()
+        b = await bound()
+        for i in range(count):
+            await a.sendto(i.to_bytes(4, "big"), b.getsockname())
+        got = {int.from_bytes(data, "big") for data, _, _ in await drain(b, limit=count)}
+        assert counts(network).dropped_loss == count - len(got)
+        a.close()
+        b.close()
+    return [i not in got for i in range(count)]
+
+
+async def test_bursty_loss(autojump_clock: Any) -> None:
+    flags = await _lost_flags(LinkConfig(loss=0.3, loss_burst=3), 2000)
+    assert 0.25 <= sum(flags) / len(flags) <= 0.35  # the long-run fraction
+    bursts = _runs(flags)
+    assert 2.5 <= sum(bursts) / len(bursts) <= 3.5  # mean burst length
+    # Independent losses at the same rate come in much shorter runs (mean 1/0.7).
+    uniform = _runs(await _lost_flags(LinkConfig(loss=0.3), 2000))
+    assert sum(uniform) / len(uniform) < 1.6
+    # loss_burst=1 gives isolated losses.
+    isolated = _runs(await _lost_flags(LinkConfig(loss=0.2, loss_burst=1), 1000))
+    assert set(isolated) == {1}
+    # Total loss stays total.
+    assert all(await _lost_flags(LinkConfig(loss=1.0, loss_burst=5), 50))
+    # The same seed gives the same losses.
+    first = await _lost_flags(LinkConfig(loss=0.02, loss_burst=3), 1500, seed=9)
+    assert first == await _lost_flags(LinkConfig(loss=0.02, loss_burst=3), 1500, seed=9)
+    assert 0 < sum(first) < 80
+
+
+async def test_bursty_loss_state_is_per_link_direction(
+    net: MemoryNetwork, autojump_clock: Any
+) -> None:
+    remote = net.add_host("127.0.0.2")
+    a = await bound()
+    b = await bound(("127.0.0.2", 0))
+    # a->b enters a loss burst at once and stays in it (it ends with p = 0.001).
+    net.set_link(net.default_host, remote, LinkConfig(loss=0.999, loss_burst=1000))
+    for _ in range(100):
+        await a.sendto(b"x", b.getsockname())
+    assert len(await drain(b)) < 5
+    # b->a has a state of its own, good: with these numbers a burst almost
+    # never starts (p = 1e-6), but once started it would almost never end.
+    net.set_link(remote, net.default_host, LinkConfig(loss=0.5, loss_burst=1e6))
+    for _ in range(100):
+        await b.sendto(b"y", a.getsockname())
+    assert len(await drain(a)) == 100
+
+
+async def test_reorder(autojump_clock: Any) -> None:
+    network = MemoryNetwork(
+        seed=1,
+        default_link=LinkConfig(delay=0.01, reorder=0.2, reorder_delay=0.05),
+        record_trace=True,
+    )
+    with network.activate():
+        a = await bound()
+        b = await bound()
+        for i in range(100):
+            await a.sendto(bytes([i]), b.getsockname())
+            await trio.sleep(0.001)
+        order = [data[0] for data, _, _ in await drain(b, idle=1)]
+        assert sorted(order) == list(range(100))
+        assert order != list(range(100))
+        held = counts(network).reordered
+        assert 5 <= held <= 40
+        trace = network.trace
+        assert sum(r.reordered for r in trace) == held
+        for r in trace:
+            assert r.arrival == pytest.approx(r.time + (0.06 if r.reordered else 0.01))
+        # The receive order is the arrival order.
+        by_arrival = sorted(range(100), key=lambda i: (trace[i].arrival, i))
+        assert order == by_arrival
+
+
+async def test_blackhole_for_a_duration(net: MemoryNetwork, autojump_clock: Any) -> None:
+    h2 = net.add_host("127.0.0.2")
+    a = await bound()
+    b = await bound(("127.0.0.2", 0))
+    net.blackhole(h2, duration=2.0)
+    for i in range(30):  # one datagram every 0.1 s for 3 s
+        await a.sendto(bytes([i]), b.getsockname())
+        await trio.sleep(0.1)
+    assert [d[0] for d, _, _ in await drain(b)] == list(range(20, 30))
+    assert counts(net).dropped_partition == 20
+    with pytest.raises(ValueError):
+        net.unblackhole(h2)  # it lifted by itself
+    # A blackhole of one address, lifted early; blackholing again replaces the end time.
+    net.blackhole(b.getsockname(), duration=5)
+    net.blackhole(b.getsockname(), duration=1)
+    await trio.sleep(1)
+    await a.sendto(b"y", b.getsockname())
+    assert [d for d, _, _ in await drain(b)] == [b"y"]
+    net.blackhole(b.getsockname(), duration=10)
+    net.unblackhole(b.getsockname())
+    await a.sendto(b"z", b.getsockname())
+    assert [d for d, _, _ in await drain(b)] == [b"z"]
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            net.blackhole(h2, duration=bad)
+
+
+async def test_link_schedule(net: MemoryNetwork, autojump_clock: Any) -> None:
+    h2 = net.add_host("127.0.0.2")
+    a = await bound()
+    b = await bound(("127.0.0.2", 0))
+    start = trio.current_time()
+    net.set_link_schedule(net.default_host, h2, LinkSchedule(up=5.0, down=2.0))
+    schedule = net.link_schedule("127.0.0.1", "127.0.0.2")
+    assert schedule == LinkSchedule(up=5.0, down=2.0, start=start)
+    assert net.link_schedule(h2, net.default_host) is None
+    sent_at: list[float] = []
+    for i in range(140):  # 14 s, one datagram every 0.1 s
+        sent_at.append(trio.current_time() - start)
+        await a.sendto(i.to_bytes(2, "big"), b.getsockname())
+        await b.sendto(b"back", a.getsockname())  # the other direction stays up
+        await trio.sleep(0.1)
+    got = [int.from_bytes(d, "big") for d, _, _ in await drain(b)]
+    expected = [i for i, t in enumerate(sent_at) if t % 7.0 < 5.0]
+    assert got == expected
+    assert len(await drain(a)) == 140
+    total = counts(net)
+    assert total.dropped_outage == 140 - len(expected)
+    assert 38 <= total.dropped_outage <= 42  # 2 s of every 7 s
+    assert net.statistics().hosts["127.0.0.1"].dropped_outage == total.dropped_outage
+    # Starting with a down period; both directions together; then cleared.
+    now = trio.current_time()
+    net.set_link_schedule_both(a.getsockname(), h2, LinkSchedule(up=1.0, down=1.0, start=now - 1))
+    assert not net.link_schedule(h2, net.default_host).is_up(now)  # type: ignore[union-attr]
+    await b.sendto(b"down", a.getsockname())
+    await trio.sleep(1.0)
+    await b.sendto(b"up", a.getsockname())
+    assert [d for d, _, _ in await drain(a)] == [b"up"]
+    net.set_link_schedule_both(net.default_host, h2, None)
+    assert net.link_schedule(net.default_host, h2) is None
+    await trio.sleep(1.0)
+    await a.sendto(b"free", b.getsockname())
+    assert [d for d, _, _ in await drain(b)] == [b"free"]
+
+
+def test_link_schedule_validation() -> None:
+    for kwargs in ({"up": 0, "down": 1}, {"up": 1, "down": -1}, {"up": float("inf"), "down": 1}):
+        with pytest.raises(ValueError):
+            LinkSchedule(**kwargs)
+    with pytest.raises(ValueError):
+        LinkSchedule(up=1, down=1, start=float("nan"))
+    with pytest.raises(ValueError):
+        LinkSchedule(up=1, down=1).is_up(0.0)
+    schedule = LinkSchedule(up=2, down=1, start=10.0)
+    assert [schedule.is_up(t) for t in (0, 10, 11.9, 12, 12.9, 13, 15.5)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+
+
+async def test_trace(autojump_clock: Any) -> None:
+    network = MemoryNetwork(
+        seed=5,
+        default_link=LinkConfig(loss=0.2, duplicate=0.2, corrupt=0.2, delay=0.5),
+        record_trace=True,
+    )
+    with network.activate():
+        a = await bound()
+        b = await bound()
+        network.route_hook = lambda d: [] if d.data == b"hooked" else None
+        start = trio.current_time()
+        for i in range(50):
+            await a.sendto(bytes([i]) * 10, b.getsockname())
+        await a.sendto(b"hooked", b.getsockname())
+        await a.sendto(b"nobody", ("127.0.0.1", 9))
+        trace = network.trace
+        total = counts(network)
+        assert len(trace) == 52 + total.duplicated
+        fates = [r.fate for r in trace]
+        assert fates.count(SCHEDULED) == total.in_flight
+        assert fates.count("dropped_loss") == total.dropped_loss
+        assert fates[-2:] == ["dropped_hook", "dropped_no_listener"]
+        assert sum(r.copy for r in trace) == total.duplicated
+        assert sum(r.corrupted for r in trace) == total.corrupted
+        first = trace[0]
+        assert isinstance(first, TraceRecord)
+        assert (first.time, first.src, first.dst, first.size) == (
+            start,
+            a.getsockname(),
+            b.getsockname(),
+            10,
+        )
+        assert all(r.arrival == start + 0.5 for r in trace if r.fate == SCHEDULED)
+        assert all(r.arrival is None for r in trace if r.fate != SCHEDULED)
+        trace.clear()
+        assert network.trace == []
+    with pytest.raises(RuntimeError):
+        _ = MemoryNetwork().trace
+
+
 # -- faults ---------------------------------------------------------------
 
 
@@ -749,6 +968,12 @@ def test_add_host_accepts_virtual_addresses() -> None:
         {"queue_limit": 100},  # without a rate
         {"rate": 1000.0, "queue_limit": -1},
         {"mtu": 0},
+        {"reorder": 1.5},
+        {"reorder": 0.1},  # without a reorder_delay
+        {"reorder_delay": -1.0},
+        {"loss": 0.1, "loss_burst": 0.5},
+        {"loss": 0.1, "loss_burst": float("inf")},
+        {"loss": 0.8, "loss_burst": 3.0},  # needs bursts of 4 at least
     ],
 )
 def test_link_config_validation(kwargs: dict[str, Any]) -> None:
@@ -792,20 +1017,25 @@ def test_activate_needs_a_trio_run() -> None:
 # -- determinism, as a property --------------------------------------------
 
 
-async def _traffic(seed: int, config: LinkConfig, sizes: list[int]) -> tuple[Any, ...]:
-    network = MemoryNetwork(seed=seed, default_link=config)
+async def _traffic(
+    seed: int, config: LinkConfig, schedule: LinkSchedule | None, sizes: list[int]
+) -> tuple[Any, ...]:
+    network = MemoryNetwork(seed=seed, default_link=config, record_trace=True)
     with network.activate():
         a = await bound()
         b = await bound()
+        network.blackhole(b.getsockname(), duration=0.01)
+        network.set_link_schedule(network.default_host, network.default_host, schedule)
         for i, size in enumerate(sizes):
             await a.sendto(bytes([i % 256]) * size, b.getsockname())
             if i % 3 == 0:
                 await b.sendto(bytes(size), a.getsockname())
+            await trio.sleep(0.001 * (i % 5))
         mid = counts(network)
         trace = (await drain(b), await drain(a))
         final = counts(network)
         assert final.in_flight == 0
-    return mid, final, trace
+    return mid, final, trace, network.trace
 
 
 @settings(
@@ -814,6 +1044,9 @@ async def _traffic(seed: int, config: LinkConfig, sizes: list[int]) -> tuple[Any
 @given(
     seed=st.integers(0, 2**32),
     loss=st.sampled_from([0.0, 0.2]),
+    loss_burst=st.sampled_from([None, 1.0, 3.0]),
+    reorder=st.sampled_from([0.0, 0.3]),
+    schedule=st.sampled_from([None, LinkSchedule(up=0.02, down=0.01)]),
     duplicate=st.sampled_from([0.0, 0.3]),
     corrupt=st.sampled_from([0.0, 0.3]),
     delay=st.sampled_from([0.0, 0.05]),
@@ -826,6 +1059,9 @@ async def _traffic(seed: int, config: LinkConfig, sizes: list[int]) -> tuple[Any
 def test_same_seed_same_run(
     seed: int,
     loss: float,
+    loss_burst: float | None,
+    reorder: float,
+    schedule: LinkSchedule | None,
     duplicate: float,
     corrupt: float,
     delay: float,
@@ -837,6 +1073,9 @@ def test_same_seed_same_run(
 ) -> None:
     config = LinkConfig(
         loss=loss,
+        loss_burst=loss_burst,
+        reorder=reorder,
+        reorder_delay=0.03 if reorder else 0.0,
         duplicate=duplicate,
         corrupt=corrupt,
         delay=delay,
@@ -846,7 +1085,14 @@ def test_same_seed_same_run(
         mtu=mtu,
     )
     runs = [
-        trio.run(_traffic, seed, config, sizes, clock=trio.testing.MockClock(autojump_threshold=0))
+        trio.run(
+            _traffic,
+            seed,
+            config,
+            schedule,
+            sizes,
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
         for _ in range(2)
     ]
     assert runs[0] == runs[1]

@@ -3,21 +3,32 @@
 """Test helpers: an in-memory, deterministic virtual UDP network for Trio.
 
 Run whole endpoints on a `MemoryNetwork` under `trio.testing.MockClock`,
-with link impairments, partitions and NAT rebinding, and no real sockets.
-With pytest-trio, the ``memory_network`` fixture (from this package's pytest
-plugin) gives each test an activated network.
+with link impairments (loss, also in bursts; delay, jitter and reordering;
+duplication; corruption; a rate cap with a queue; an MTU), partitions,
+blackholes, on/off link schedules and NAT rebinding, and no real sockets.
+`open_endpoint_factory` opens endpoints that live until its block ends.
+With pytest-trio, this package's pytest plugin gives each test the
+``memory_network``, ``endpoint_factory`` and ``endpoint_pair`` fixtures.
 """
 
 from __future__ import annotations
 
+from ._fixtures import (
+    EndpointFactory as EndpointFactory,
+    EndpointPair as EndpointPair,
+    open_endpoint_factory as open_endpoint_factory,
+)
 from ._network import (
+    SCHEDULED as SCHEDULED,
     Address as Address,
     Datagram as Datagram,
     Host as Host,
     LinkConfig as LinkConfig,
+    LinkSchedule as LinkSchedule,
     MemoryNetwork as MemoryNetwork,
     NetworkStatistics as NetworkStatistics,
     RouteHook as RouteHook,
+    TraceRecord as TraceRecord,
     TrafficCounts as TrafficCounts,
 )
 
@@ -25,9 +36,15 @@ __all__ = [
     "MemoryNetwork",
     "Host",
     "LinkConfig",
+    "LinkSchedule",
     "Datagram",
     "RouteHook",
     "Address",
     "NetworkStatistics",
     "TrafficCounts",
+    "TraceRecord",
+    "SCHEDULED",
+    "EndpointFactory",
+    "EndpointPair",
+    "open_endpoint_factory",
 ]

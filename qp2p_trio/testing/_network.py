@@ -11,10 +11,17 @@ datagrams ordered by arrival time, and ``recvfrom`` waits with a Trio deadline
 until the earliest one is due, so `trio.testing.MockClock` with
 ``autojump_threshold=0`` skips every delay instantly.
 
-Every random choice comes from one `random.Random` seeded at construction and
-is drawn while ``sendto`` runs, in send order; time comes only from
-`trio.current_time`.  The same seed and the same program therefore give the
-same run, datagram for datagram.
+Every random choice is drawn while ``sendto`` runs, from a `random.Random` of
+the link direction the datagram takes, seeded from the network's seed and the
+two hosts' creation order; time comes only from `trio.current_time`.  So a
+link's impairments depend only on the seed and on the datagrams sent over that
+link, in order: traffic on other links, and the order in which Trio runs tasks
+sending on different links at the same instant, change nothing.  The same seed
+and the same program therefore give the same run, datagram for datagram, as
+long as the program itself does the same; note that Trio deliberately runs
+tasks that wake at the same instant in a random order, which can change what
+a program sends when, for example, a timer and a datagram arrival coincide
+exactly (Trio's scheduler is deterministic under Hypothesis).
 """
 
 from __future__ import annotations
@@ -47,9 +54,12 @@ __all__ = [
     "Datagram",
     "Host",
     "LinkConfig",
+    "LinkSchedule",
     "MemoryNetwork",
     "NetworkStatistics",
     "RouteHook",
+    "SCHEDULED",
+    "TraceRecord",
     "TrafficCounts",
 ]
 
@@ -138,16 +148,38 @@ class LinkConfig:
     """Impairments of one direction of a link between two virtual hosts.
 
     A datagram crossing the link goes through these stages, in order: the
-    `mtu` check, `loss`, `duplicate` (the copy is impaired independently from
-    here on), `corrupt`, the `rate` queue (tail drop beyond `queue_limit`) and
-    finally `delay` plus up to `jitter`.  Sizes are UDP payload sizes: no IP or
-    UDP header is counted.
+    `mtu` check, `loss` (independent, or in bursts with `loss_burst`),
+    `duplicate` (the copy is impaired independently from here on), `corrupt`,
+    the `rate` queue (tail drop beyond `queue_limit`) and finally `delay` plus
+    up to `jitter`, plus `reorder_delay` for the datagrams picked by `reorder`.
+    Sizes are UDP payload sizes: no IP or UDP header is counted.
+
+    Example: 2 % loss in bursts of 3 datagrams on average, 50 ms each way with
+    up to 10 ms of jitter, and one datagram in a hundred overtaken by the
+    ones sent in the next 30 ms::
+
+        LinkConfig(loss=0.02, loss_burst=3, delay=0.05, jitter=0.01,
+                   reorder=0.01, reorder_delay=0.03)
 
     Attributes:
-        loss: Probability that a datagram is dropped.
+        loss: Long-run fraction of datagrams dropped.  Without `loss_burst`,
+            each datagram is dropped independently with this probability.
+        loss_burst: ``None`` for independent losses, or the mean number of
+            consecutive datagrams dropped once a loss starts (>= 1).  Losses
+            then follow a two-state Gilbert model, kept per link direction:
+            the link is *good* (delivers) or *bad* (drops); after each datagram
+            a bad link turns good with probability ``1 / loss_burst`` and a
+            good link turns bad with the probability that makes `loss` the
+            long-run fraction dropped, ``loss / ((1 - loss) * loss_burst)``,
+            which must not exceed 1 (so ``loss_burst >= loss / (1 - loss)``).
         delay: One-way propagation delay in seconds.
         jitter: Extra delay drawn uniformly from ``[0, jitter]`` seconds for each
             datagram; datagrams sent close together can be reordered.
+        reorder: Probability that a datagram is held back by an extra
+            `reorder_delay`, so that datagrams sent after it within that time
+            overtake it (counted in `TrafficCounts.reordered`).
+        reorder_delay: The extra delay, in seconds, of a datagram picked by
+            `reorder`; must be > 0 when `reorder` is.
         duplicate: Probability that a datagram is delivered twice.
         corrupt: Probability that one random byte of a (non-empty) datagram is
             flipped (XORed with a random non-zero value).
@@ -166,8 +198,11 @@ class LinkConfig:
     """
 
     loss: float = 0.0
+    loss_burst: float | None = None
     delay: float = 0.0
     jitter: float = 0.0
+    reorder: float = 0.0
+    reorder_delay: float = 0.0
     duplicate: float = 0.0
     corrupt: float = 0.0
     rate: float | None = None
@@ -175,14 +210,25 @@ class LinkConfig:
     mtu: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        for name in ("loss", "duplicate", "corrupt"):
+        for name in ("loss", "duplicate", "corrupt", "reorder"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], not {value!r}")
-        for name in ("delay", "jitter"):
+        for name in ("delay", "jitter", "reorder_delay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+        if self.reorder and not self.reorder_delay:
+            raise ValueError("reorder needs a reorder_delay > 0: the delay that lets others pass")
+        burst = self.loss_burst
+        if burst is not None:
+            if not (math.isfinite(burst) and burst >= 1.0):
+                raise ValueError(f"loss_burst must be None or a finite number >= 1, not {burst!r}")
+            if self.loss < 1.0 and self.loss > (1.0 - self.loss) * burst:
+                raise ValueError(
+                    f"loss={self.loss!r} cannot be reached with bursts of {burst!r} datagrams "
+                    f"on average: loss_burst must be at least loss / (1 - loss)"
+                )
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0.0):
             raise ValueError(f"rate must be a finite number > 0 or None, not {self.rate!r}")
         if self.queue_limit is not None:
@@ -219,6 +265,93 @@ RouteHook: TypeAlias = Callable[[Datagram], list[Datagram] | None]
 
 @final
 @attrs.frozen(kw_only=True)
+class LinkSchedule:
+    """An on/off schedule for one link direction (`MemoryNetwork.set_link_schedule`).
+
+    From `start` on, the link is up for `up` seconds, then down for `down`
+    seconds, and so on; before `start` it is up.  Datagrams sent while it is
+    down are dropped (counted in `TrafficCounts.dropped_outage`); datagrams
+    already in flight arrive.  To begin with a down period, use
+    ``start=trio.current_time() - up``.
+
+    Example: a link that works for 5 s and then fails for 2 s, over and over::
+
+        net.set_link_schedule_both(a, b, LinkSchedule(up=5.0, down=2.0))
+
+    Attributes:
+        up: Seconds the link is up in each period (> 0).
+        down: Seconds the link is down in each period (> 0).
+        start: Trio time (`trio.current_time`) at which the first up period
+            begins, or ``None`` for the moment the schedule is set.
+
+    Raises:
+        ValueError: at construction, if a value is out of range.
+    """
+
+    up: float
+    down: float
+    start: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("up", "down"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"{name} must be a finite number > 0, not {value!r}")
+        if self.start is not None and not math.isfinite(self.start):
+            raise ValueError(f"start must be a finite time or None, not {self.start!r}")
+
+    def is_up(self, at: float) -> bool:
+        """Return whether the link is up at Trio time *at*.
+
+        Raises:
+            ValueError: if `start` is ``None`` (the schedule was not set yet).
+        """
+        if self.start is None:
+            raise ValueError("this schedule has no start time yet")
+        elapsed = at - self.start
+        if elapsed < 0.0:
+            return True
+        return elapsed % (self.up + self.down) < self.up
+
+
+#: The `TraceRecord.fate` of a datagram that was put on its way to a socket.
+SCHEDULED: Final = "scheduled"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TraceRecord:
+    """What happened to one datagram (or one copy of it), for `MemoryNetwork.trace`.
+
+    Attributes:
+        time: Trio time at which it was sent.
+        src: Source address (after any `MemoryNetwork.rebind` translation or
+            `MemoryNetwork.route_hook` change).
+        dst: Destination address.
+        size: Payload size in bytes.
+        fate: ``"scheduled"`` if it was put on its way to a socket (a full
+            receive queue can still drop it on arrival), else the name of the
+            `TrafficCounts` counter it was dropped under, for example
+            ``"dropped_loss"``.
+        arrival: When it is due at the destination socket, if scheduled.
+        copy: Whether this is the extra copy made by `LinkConfig.duplicate`.
+        corrupted: Whether `LinkConfig.corrupt` flipped a byte of it.
+        reordered: Whether `LinkConfig.reorder` held it back.
+    """
+
+    time: float
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    size: int
+    fate: str
+    arrival: float | None = None
+    copy: bool = False
+    corrupted: bool = False
+    reordered: bool = False
+
+
+@final
+@attrs.frozen(kw_only=True)
 class TrafficCounts:
     """Datagram counts of one host, or of the whole network.
 
@@ -239,12 +372,14 @@ class TrafficCounts:
             socket closed before they arrived.
         dropped_partition: Dropped by `MemoryNetwork.partition` or
             `MemoryNetwork.blackhole`.
+        dropped_outage: Sent while the link was down by its `LinkSchedule`.
         dropped_queue: Tail-dropped by a link queue (`LinkConfig.queue_limit`)
             or by a full socket receive queue.
         dropped_mtu: Larger than `LinkConfig.mtu`.
         dropped_hook: Dropped by `MemoryNetwork.route_hook` (it returned ``[]``).
         duplicated: Extra copies made by `LinkConfig.duplicate`.
         corrupted: Copies corrupted by `LinkConfig.corrupt`.
+        reordered: Copies held back by `LinkConfig.reorder`.
         injected: Extra datagrams `MemoryNetwork.route_hook` returned (beyond the
             first, for each datagram it was given).
     """
@@ -256,11 +391,13 @@ class TrafficCounts:
     dropped_loss: int = 0
     dropped_no_listener: int = 0
     dropped_partition: int = 0
+    dropped_outage: int = 0
     dropped_queue: int = 0
     dropped_mtu: int = 0
     dropped_hook: int = 0
     duplicated: int = 0
     corrupted: int = 0
+    reordered: int = 0
     injected: int = 0
 
     @property
@@ -270,6 +407,7 @@ class TrafficCounts:
             self.dropped_loss
             + self.dropped_no_listener
             + self.dropped_partition
+            + self.dropped_outage
             + self.dropped_queue
             + self.dropped_mtu
             + self.dropped_hook
@@ -300,11 +438,13 @@ class _Counters:
     dropped_loss: int = 0
     dropped_no_listener: int = 0
     dropped_partition: int = 0
+    dropped_outage: int = 0
     dropped_queue: int = 0
     dropped_mtu: int = 0
     dropped_hook: int = 0
     duplicated: int = 0
     corrupted: int = 0
+    reordered: int = 0
     injected: int = 0
 
     def snapshot(self, in_flight: int) -> TrafficCounts:
@@ -661,15 +801,28 @@ class MemoryNetwork:
     `use_host` when the socket was created, else the default host.  Port 0
     picks a free port counting up from 10000, per host.
 
+    Faults: each link direction between two hosts has impairments
+    (`set_link`, `LinkConfig`: loss, also in bursts; delay, jitter and
+    reordering; duplication; corruption; a rate cap with a queue; an MTU) and
+    may go up and down on a schedule (`set_link_schedule`, `LinkSchedule`);
+    `partition` cuts groups of hosts apart, `blackhole` silences a host or an
+    address (for a while, with *duration*), and `rebind` moves a socket's
+    apparent address as a NAT does.  `statistics` counts datagrams per host
+    and `trace` (with *record_trace*) tells each datagram's fate.
+
     A network is meant for one Trio run: its times are that run's clock.
 
     Args:
-        seed: Seed of the one `random.Random` that draws every impairment.
+        seed: Seed of the impairments: each link direction draws from a
+            `random.Random` of its own, seeded from this and its hosts.
         default_link: Impairments of every link direction without its own
             `set_link` configuration; ``None`` is a perfect link.
         receive_queue_limit: Datagrams a socket's receive queue holds before
             further arrivals are dropped (counted in `TrafficCounts.dropped_queue`),
             like a kernel's socket receive buffer.
+        record_trace: Whether to record a `TraceRecord` of every datagram in
+            `trace` (memory grows with the traffic; meant for debugging and
+            for comparing runs).
 
     Attributes:
         route_hook: ``None``, or a function called with each datagram sent, in
@@ -690,10 +843,12 @@ class MemoryNetwork:
         seed: int = 0,
         default_link: LinkConfig | None = None,
         receive_queue_limit: int = 4096,
+        record_trace: bool = False,
     ) -> None:
         if receive_queue_limit < 1:
             raise ValueError("receive_queue_limit must be >= 1")
-        self._rng = random.Random(seed)
+        self._seed = seed
+        self._rngs: dict[tuple[Host, Host], random.Random] = {}
         self._default_link = LinkConfig() if default_link is None else default_link
         self._receive_queue_limit = receive_queue_limit
         self._factory = _SocketFactory(self)
@@ -702,8 +857,13 @@ class MemoryNetwork:
         self._links: dict[tuple[Host, Host], LinkConfig] = {}
         self._queues: dict[tuple[Host, Host], _LinkQueue] = {}
         self._partitions: set[tuple[Host, Host]] = set()
-        self._blackholed_ips: set[str] = set()
-        self._blackholed_endpoints: set[_Endpoint] = set()
+        self._schedules: dict[tuple[Host, Host], LinkSchedule] = {}
+        # Gilbert loss model: the link directions currently in the "bad" state.
+        self._bursting: set[tuple[Host, Host]] = set()
+        # blackholed IPs and endpoints -> when the blackhole lifts (inf: never)
+        self._blackholed_ips: dict[str, float] = {}
+        self._blackholed_endpoints: dict[_Endpoint, float] = {}
+        self._trace: list[TraceRecord] | None = [] if record_trace else None
         # local endpoints held by sockets (for EADDRINUSE and port choice)
         self._bound: dict[_Endpoint, _MemorySocket] = {}
         # endpoints datagrams can reach (local ones, or their rebind replacements)
@@ -914,6 +1074,53 @@ class MemoryNetwork:
         self.set_link(a, b, config)
         self.set_link(b, a, config)
 
+    def set_link_schedule(
+        self, src: _HostRef, dst: _HostRef, schedule: LinkSchedule | None
+    ) -> None:
+        """Take the link direction from *src* to *dst* up and down on a schedule.
+
+        The schedule is independent of the link's `LinkConfig`: while it is
+        up, the configured impairments apply; while it is down, every
+        datagram sent is dropped.
+
+        Args:
+            src: The sending host, or one of its addresses (see `set_link`).
+            dst: The receiving host, or one of its addresses (see `set_link`).
+            schedule: The schedule (a ``None`` start becomes the current Trio
+                time), or ``None`` to keep the link up again.
+
+        Raises:
+            ValueError: if a host is unknown.
+            RuntimeError: if *schedule* has no start and no Trio run is active.
+        """
+        key = (self._host(src), self._host(dst))
+        if schedule is None:
+            self._schedules.pop(key, None)
+            return
+        if schedule.start is None:
+            schedule = attrs.evolve(schedule, start=trio.current_time())
+        self._schedules[key] = schedule
+
+    def set_link_schedule_both(
+        self, a: _HostRef, b: _HostRef, schedule: LinkSchedule | None
+    ) -> None:
+        """Apply one schedule to both directions between *a* and *b* (see `set_link_schedule`).
+
+        Both directions get the same start, so they go down and up together.
+        """
+        if schedule is not None and schedule.start is None:
+            schedule = attrs.evolve(schedule, start=trio.current_time())
+        self.set_link_schedule(a, b, schedule)
+        self.set_link_schedule(b, a, schedule)
+
+    def link_schedule(self, src: _HostRef, dst: _HostRef) -> LinkSchedule | None:
+        """Return the schedule of the link direction from *src* to *dst*, if any.
+
+        Raises:
+            ValueError: if a host is unknown.
+        """
+        return self._schedules.get((self._host(src), self._host(dst)))
+
     def partition(self, group_a: Iterable[_HostRef], group_b: Iterable[_HostRef]) -> None:
         """Drop every datagram between the two groups of hosts until `heal`.
 
@@ -940,20 +1147,34 @@ class MemoryNetwork:
         """Remove every partition (blackholes stay)."""
         self._partitions.clear()
 
-    def blackhole(self, target: Host | str | Address) -> None:
-        """Drop every datagram sent to *target* until `unblackhole`.
+    def blackhole(self, target: Host | str | Address, *, duration: float | None = None) -> None:
+        """Drop every datagram sent to *target*, until `unblackhole` or for *duration*.
+
+        Datagrams already in flight arrive.  Blackholing a target again
+        replaces its end time.  Dropped datagrams are counted in
+        `TrafficCounts.dropped_partition`.
 
         Args:
             target: A host, an IP address (every port), or an ``(ip, port)``
                 address (IPv6 4-tuples are accepted).
+            duration: Seconds (of Trio time, from now) after which the
+                blackhole lifts by itself, or ``None`` to keep it until
+                `unblackhole`.  Needs a Trio run.
 
         Raises:
-            ValueError: if *target* is malformed, or an IP address no host owns.
+            ValueError: if *target* is malformed, or an IP address no host
+                owns, or *duration* is negative or not finite.
         """
+        until = math.inf
+        if duration is not None:
+            if not (math.isfinite(duration) and duration >= 0.0):
+                raise ValueError(f"duration must be a finite number >= 0, not {duration!r}")
+            until = trio.current_time() + duration
         if isinstance(target, tuple):
-            self._blackholed_endpoints.add(_endpoint(target))
+            self._blackholed_endpoints[_endpoint(target)] = until
         else:
-            self._blackholed_ips.update(self._host_ips(target))
+            for ip in self._host_ips(target):
+                self._blackholed_ips[ip] = until
 
     def unblackhole(self, target: Host | str | Address) -> None:
         """Undo `blackhole` with the same *target*.
@@ -962,18 +1183,34 @@ class MemoryNetwork:
             target: What was given to `blackhole`.
 
         Raises:
-            ValueError: if *target* is not blackholed.
+            ValueError: if *target* is not blackholed (a blackhole whose
+                *duration* ran out no longer is).
         """
+        now = _now_or_none()
         if isinstance(target, tuple):
             endpoint = _endpoint(target)
-            if endpoint not in self._blackholed_endpoints:
+            if not _active(self._blackholed_endpoints.get(endpoint), now):
                 raise ValueError(f"{target!r} is not blackholed")
-            self._blackholed_endpoints.discard(endpoint)
+            del self._blackholed_endpoints[endpoint]
         else:
             ips = self._host_ips(target)
-            if not ips <= self._blackholed_ips:
+            if not all(_active(self._blackholed_ips.get(ip), now) for ip in ips):
                 raise ValueError(f"{target!r} is not blackholed")
-            self._blackholed_ips -= ips
+            for ip in ips:
+                del self._blackholed_ips[ip]
+
+    def _blackholed(self, dst: _Endpoint, now: float) -> bool:
+        until = self._blackholed_endpoints.get(dst)
+        if until is not None:
+            if now < until:
+                return True
+            del self._blackholed_endpoints[dst]
+        until = self._blackholed_ips.get(dst[0])
+        if until is not None:
+            if now < until:
+                return True
+            del self._blackholed_ips[dst[0]]
+        return False
 
     def _host_ips(self, target: Host | str) -> set[str]:
         if isinstance(target, Host):
@@ -1091,44 +1328,90 @@ class MemoryNetwork:
         routed = [_check_hook_output(d) for d in result]
         if not routed:
             counters.dropped_hook += 1
+            self._record(now, datagram, "dropped_hook")
         counters.injected += max(0, len(routed) - 1)
         for d in routed:
             self._route(sender, d, now)
+
+    def _record(
+        self,
+        now: float,
+        datagram: Datagram,
+        fate: str,
+        *,
+        arrival: float | None = None,
+        copy: bool = False,
+        corrupted: bool = False,
+        reordered: bool = False,
+    ) -> None:
+        if self._trace is not None:
+            self._trace.append(
+                TraceRecord(
+                    time=now,
+                    src=datagram.src,
+                    dst=datagram.dst,
+                    size=len(datagram.data),
+                    fate=fate,
+                    arrival=arrival,
+                    copy=copy,
+                    corrupted=corrupted,
+                    reordered=reordered,
+                )
+            )
+
+    def _drop(self, counters: _Counters, fate: str, now: float, datagram: Datagram) -> None:
+        setattr(counters, fate, getattr(counters, fate) + 1)
+        self._record(now, datagram, fate)
 
     def _route(self, sender: Host, datagram: Datagram, now: float) -> None:
         counters = sender._counters
         target = self._routes.get(datagram.dst)
         dst_host = target._host if target is not None else self._owners.get(datagram.dst[0])
-        if (
-            (dst_host is not None and (sender, dst_host) in self._partitions)
-            or datagram.dst in self._blackholed_endpoints
-            or datagram.dst[0] in self._blackholed_ips
+        if (dst_host is not None and (sender, dst_host) in self._partitions) or self._blackholed(
+            datagram.dst, now
         ):
-            counters.dropped_partition += 1
+            self._drop(counters, "dropped_partition", now, datagram)
             return
         if target is None or dst_host is None:
-            counters.dropped_no_listener += 1
+            self._drop(counters, "dropped_no_listener", now, datagram)
             return
         key = (sender, dst_host)
+        schedule = self._schedules.get(key)
+        if schedule is not None and not schedule.is_up(now):
+            self._drop(counters, "dropped_outage", now, datagram)
+            return
         link = self._links.get(key, self._default_link)
         if link.mtu is not None and len(datagram.data) > link.mtu:
-            counters.dropped_mtu += 1
+            self._drop(counters, "dropped_mtu", now, datagram)
             return
-        rng = self._rng
-        if link.loss and rng.random() < link.loss:
-            counters.dropped_loss += 1
-            return
+        rng = self._rngs.get(key)
+        if rng is None:
+            # Seeding with a str is stable across processes (SHA-512 based).
+            rng = random.Random(
+                f"{self._seed}/{self._hosts.index(sender)}/{self._hosts.index(dst_host)}"
+            )
+            self._rngs[key] = rng
+        if link.loss:
+            if link.loss_burst is None:
+                lost = rng.random() < link.loss
+            else:
+                lost = self._gilbert(key, link, rng.random())
+            if lost:
+                self._drop(counters, "dropped_loss", now, datagram)
+                return
         copies = 1
         if link.duplicate and rng.random() < link.duplicate:
             copies = 2
             counters.duplicated += 1
-        for _ in range(copies):
+        for copy in range(copies):
             data = datagram.data
+            corrupted = False
             if link.corrupt and data and rng.random() < link.corrupt:
                 flipped = bytearray(data)
                 flipped[rng.randrange(len(flipped))] ^= rng.randrange(1, 256)
                 data = bytes(flipped)
                 counters.corrupted += 1
+                corrupted = True
             deliver_at = now
             if link.rate is not None:
                 queue = self._queues.get(key)
@@ -1137,13 +1420,58 @@ class MemoryNetwork:
                 serialised = queue.admit(len(data), link, link.rate, now)
                 if serialised is None:
                     counters.dropped_queue += 1
+                    self._record(now, datagram, "dropped_queue", copy=copy > 0, corrupted=corrupted)
                     continue
                 deliver_at = serialised
             deliver_at += link.delay
             if link.jitter:
                 deliver_at += rng.uniform(0.0, link.jitter)
+            reordered = False
+            if link.reorder and rng.random() < link.reorder:
+                deliver_at += link.reorder_delay
+                counters.reordered += 1
+                reordered = True
+            self._record(
+                now,
+                datagram,
+                SCHEDULED,
+                arrival=deliver_at,
+                copy=copy > 0,
+                corrupted=corrupted,
+                reordered=reordered,
+            )
             self._seq += 1
             target._push((deliver_at, self._seq, data, datagram.src, sender), now)
+
+    def _gilbert(self, key: tuple[Host, Host], link: LinkConfig, draw: float) -> bool:
+        """Advance the link's Gilbert loss model by one datagram; return whether it is lost."""
+        burst = link.loss_burst
+        assert burst is not None
+        if link.loss >= 1.0:
+            return True
+        if key in self._bursting:
+            if draw < 1.0 / burst:
+                self._bursting.discard(key)
+                return False
+            return True
+        if draw < link.loss / ((1.0 - link.loss) * burst):
+            self._bursting.add(key)
+            return True
+        return False
+
+    @property
+    def trace(self) -> list[TraceRecord]:
+        """Every datagram's fate, in send order, if the network records a trace.
+
+        Each datagram sent gets one `TraceRecord` (two when duplicated; those a
+        `route_hook` injects get their own).  Clear it with ``trace.clear()``.
+
+        Raises:
+            RuntimeError: if the network was created without ``record_trace=True``.
+        """
+        if self._trace is None:
+            raise RuntimeError("this MemoryNetwork records no trace: pass record_trace=True")
+        return self._trace
 
     # -- statistics -------------------------------------------------------
 
@@ -1177,6 +1505,18 @@ class MemoryNetwork:
         return NetworkStatistics(
             total=TrafficCounts(**totals), hosts=types.MappingProxyType(by_address)
         )
+
+
+def _now_or_none() -> float | None:
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return None
+
+
+def _active(until: float | None, now: float | None) -> bool:
+    """Whether a blackhole lifting at *until* (None: none) is in force at *now*."""
+    return until is not None and (now is None or now < until)
 
 
 def _check_hook_output(datagram: object) -> Datagram:

@@ -2,8 +2,19 @@
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
 """The qp2p_trio pytest plugin (entry point ``pytest11``: ``qp2p_trio``).
 
-Provides fixtures for tests of code built on qp2p_trio.  Importing this module
-imports only pytest; the network itself is imported when a fixture runs.
+Provides fixtures for tests of code built on qp2p_trio:
+
+- ``memory_network``: a `qp2p_trio.testing.MemoryNetwork`, activated;
+- ``endpoint_config``: the default `qp2p_trio.Config` of the endpoints below
+  (``None``: the library's defaults); override it to change them;
+- ``endpoint_factory``: an async callable that opens endpoints on that
+  network, each on its own virtual host, closed when the test ends;
+- ``endpoint_pair``: two endpoints already connected.
+
+They are async fixtures, so they need pytest-trio (``trio_mode = true``, or
+``@pytest.mark.trio`` on the test); add pytest-trio's ``autojump_clock``
+fixture to run on virtual time.  Importing this module imports only pytest;
+qp2p_trio itself is imported when a fixture runs.
 """
 
 from __future__ import annotations
@@ -15,9 +26,11 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from .._config import Config
+    from ._fixtures import EndpointFactory, EndpointPair
     from ._network import MemoryNetwork
 
-__all__ = ["memory_network"]
+__all__ = ["endpoint_config", "endpoint_factory", "endpoint_pair", "memory_network"]
 
 
 @pytest.fixture
@@ -38,3 +51,59 @@ async def memory_network() -> AsyncIterator[MemoryNetwork]:
     network = MemoryNetwork(seed=0)
     with network.activate():
         yield network
+
+
+@pytest.fixture
+def endpoint_config() -> Config | None:
+    """The default `qp2p_trio.Config` of endpoints opened by ``endpoint_factory``.
+
+    ``None`` (this fixture's value) means ``Config()``.  Override the fixture in
+    a test module or ``conftest.py`` to change it, for example::
+
+        @pytest.fixture
+        def endpoint_config():
+            return qp2p_trio.Config(idle_timeout=120.0, keep_alive_interval=None)
+
+    Returns:
+        ``None``.
+    """
+    return None
+
+
+@pytest.fixture
+async def endpoint_factory(
+    memory_network: MemoryNetwork, endpoint_config: Config | None
+) -> AsyncIterator[EndpointFactory]:
+    """An async callable that opens endpoints on ``memory_network``.
+
+    ``await endpoint_factory()`` returns an open `qp2p_trio.Endpoint` on a
+    virtual host of its own (``127.0.0.2``, ``127.0.0.3``, ...); keyword
+    arguments ``identity``, ``config``, ``host`` and ``local_address`` change
+    that (see `qp2p_trio.testing.EndpointFactory`).  ``await
+    endpoint_factory.pair()`` opens two and connects them.
+
+    Every endpoint it opened closes gracefully when the test ends, whether it
+    passed, failed or was cancelled.
+
+    Yields:
+        The `qp2p_trio.testing.EndpointFactory`.
+    """
+    from ._fixtures import open_endpoint_factory
+
+    async with open_endpoint_factory(memory_network, config=endpoint_config) as factory:
+        yield factory
+
+
+@pytest.fixture
+async def endpoint_pair(endpoint_factory: EndpointFactory) -> EndpointPair:
+    """Two endpoints on ``memory_network``, the first connected to the second.
+
+    Fields: ``a`` (it dialled), ``b`` (it accepted), ``conn_ab`` (``a``'s
+    connection, ``b``'s node id verified) and ``conn_ba`` (``b``'s side, from
+    ``b.accept()``).  Both endpoints use ``endpoint_config`` and close when the
+    test ends.
+
+    Returns:
+        The `qp2p_trio.testing.EndpointPair`.
+    """
+    return await endpoint_factory.pair()
