@@ -760,7 +760,9 @@ class Connection(metaclass=NoPublicConstructor):
                 last = offset + n == total
                 if n or (last and end):
                     self._core.send(st.sid, view[offset : offset + n], end_stream=last and end)
-                    self._dirty()
+                    # Transmit from this task if the socket takes it at once:
+                    # no wake-up of the sender task on the latency path.
+                    self._endpoint._flush(self)
                 offset += n
                 if last:
                     return

@@ -77,6 +77,8 @@ Peer = Address | NodeId | PeerAddress | str
 _T = TypeVar("_T")
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _TIMER_SLACK = 1e-6
+#: At most this many datagrams are sent straight from a user call (`_flush`).
+_DIRECT_MAX = 4
 
 
 @final
@@ -155,6 +157,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._sock = sock
         self._transport = make_transport(sock)
         self._rx_batch = False
+        self._sending = False  # the sender task is inside send_batch
         # (deadline, seq, connection): see _schedule.
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = 0
@@ -879,6 +882,44 @@ class Endpoint(metaclass=NoPublicConstructor):
             conn.bytes_sent += len(data)
             out.append((data, addr))
 
+    def _flush(self, conn: Connection) -> None:
+        """Transmit ``conn`` now, from the calling task, if nothing is in the way.
+
+        Called by user calls that queued stream data.  Falls back to waking
+        the sender task when the receive loop is mid-batch, the sender is
+        mid-send, or the transport cannot send without waiting.
+        """
+        transport = self._transport
+        if (
+            self._rx_batch
+            or self._sending
+            or self._raw_out
+            or not transport.sends_immediately
+            or self._closed
+        ):
+            self._mark_dirty(conn)
+            return
+        self._dirty.pop(conn, None)
+        out: list[tuple[bytes, Address]] = []
+        self._collect(conn, trio.current_time(), out)
+        if len(out) > _DIRECT_MAX:
+            # Bulk: the sender task sends it in runs (segmentation offload).
+            self._raw_out.extend(out)
+            self._wake.set()
+        elif out:
+            sent, rest = transport.send_nowait(out)
+            counters = self._counters
+            counters.datagrams_sent += sent
+            counters.bytes_sent += sum(len(d) for d, _ in out[:sent])
+            if rest:  # the kernel buffer is full: the sender task waits for room
+                self._raw_out.extend(rest)
+                self._wake.set()
+        conn._after_transmit()
+        conn.timer_at = conn.core.timer()
+        self._schedule(conn)
+        if conn.core.is_ended:
+            self._forget(conn)
+
     async def _send_loop(self) -> None:
         out: list[tuple[bytes, Address]] = []
         sent: list[Connection] = []
@@ -895,10 +936,13 @@ class Endpoint(metaclass=NoPublicConstructor):
                 out.extend(self._raw_out)
                 self._raw_out.clear()
                 if out:
+                    self._sending = True
                     try:
                         ok = await self._transport.send_batch(out)
                     except TransportClosed:
                         return
+                    finally:
+                        self._sending = False
                     counters.datagrams_sent += ok
                     counters.bytes_sent += sum(len(d) for d, _ in out)
                     out.clear()

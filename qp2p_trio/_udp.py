@@ -79,6 +79,14 @@ class Transport:
 
     receive_errors = 0
     send_errors = 0
+    #: Whether `send_nowait` can send anything (else it hands everything back).
+    sends_immediately = False
+
+    def send_nowait(
+        self, datagrams: list[tuple[bytes, Address]]
+    ) -> tuple[int, list[tuple[bytes, Address]]]:
+        """Send what the socket takes without waiting: (sent, the rest in order)."""
+        return 0, datagrams
 
     async def receive_batch(self, out: list[tuple[bytes, Address]]) -> None:
         """Wait for at least one datagram; append up to `BATCH` to ``out``."""
@@ -111,6 +119,26 @@ class KernelTransport(Transport):
             else:
                 self.gro = True
         self.gso_sends = 0  # sendmsg calls that carried several datagrams
+
+    sends_immediately = True
+
+    def send_nowait(
+        self, datagrams: list[tuple[bytes, Address]]
+    ) -> tuple[int, list[tuple[bytes, Address]]]:
+        sock = self._sock
+        sent = 0
+        for i, (data, addr) in enumerate(datagrams):
+            try:
+                sock.sendto(data, addr)
+            except BlockingIOError:
+                return sent, datagrams[i:]
+            except OSError as exc:
+                if exc.errno == errno.EBADF or exc.errno not in _TRANSIENT:
+                    return sent, datagrams[i:]  # the sender task reports it
+                self.send_errors += 1
+            else:
+                sent += 1
+        return sent, []
 
     def _receive_one(self, out: list[tuple[bytes, Address]]) -> None:
         if not self.gro:
