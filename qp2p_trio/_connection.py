@@ -760,9 +760,15 @@ class Connection(metaclass=NoPublicConstructor):
                 last = offset + n == total
                 if n or (last and end):
                     self._core.send(st.sid, view[offset : offset + n], end_stream=last and end)
-                    # Transmit from this task if the socket takes it at once:
-                    # no wake-up of the sender task on the latency path.
-                    self._endpoint._flush(self)
+                    if len(self._streams) <= 2:
+                        # A lone exchange (this stream and the peer's control
+                        # stream): transmit from this task, no wake-up of the
+                        # sender task on the latency path.
+                        self._endpoint._flush(self)
+                    else:
+                        # Concurrent streams: let the sender task pack them
+                        # together once every writer has queued its data.
+                        self._dirty()
                 offset += n
                 if last:
                     return
