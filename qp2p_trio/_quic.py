@@ -203,6 +203,19 @@ class DatagramHeader:
 
 def parse_datagram_header(data: bytes) -> DatagramHeader | None:
     """Parse the first QUIC packet header of a datagram, or None if it is garbage."""
+    if data and not data[0] & 0x80:
+        # Short header (RFC 9000 17.3), nearly every datagram: the fixed bit
+        # and our fixed-length connection id are all there is to read, so
+        # skip the general parser (aioquic parses the packet again anyway).
+        if not data[0] & 0x40 or len(data) < 1 + CID_LENGTH:
+            return None
+        return DatagramHeader(
+            destination_cid=data[1 : 1 + CID_LENGTH],
+            is_initial=False,
+            is_long_header=False,
+            version=None,
+            supported_version=True,
+        )
     try:
         header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
     except (ValueError, BufferReadError):

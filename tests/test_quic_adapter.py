@@ -313,3 +313,28 @@ def test_can_send_early_once_the_client_hello_is_in():
     got = [e for e in events if getattr(e, "stream_id", None) == sid]
     assert got
     assert got[0].data == b"early"
+
+
+def test_short_header_fast_path_agrees_with_aioquic():
+    import random
+
+    from aioquic.buffer import Buffer
+    from aioquic.quic.packet import pull_quic_header
+
+    from qp2p_trio._quic import CID_LENGTH, parse_datagram_header
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        data = bytes([rng.randrange(0, 0x80)]) + rng.randbytes(rng.randrange(0, 30))
+        ours = parse_datagram_header(data)
+        try:
+            theirs = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+        except Exception:
+            theirs = None
+        if theirs is None:
+            assert ours is None, data
+        else:
+            assert ours is not None, data
+            assert ours.destination_cid == theirs.destination_cid
+            assert not ours.is_long_header
+            assert not ours.is_initial
