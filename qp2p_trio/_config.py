@@ -143,6 +143,9 @@ class Config:
     max_connections: int = attrs.field(default=1000, validator=_positive_int)
     #: Incoming handshakes in progress at once; more are refused likewise.
     max_pending_handshakes: int = attrs.field(default=100, validator=_positive_int)
+    #: Incoming handshakes in progress from one IP address: one host cannot
+    #: take every handshake slot (more from it are refused likewise).
+    max_pending_handshakes_per_address: int = attrs.field(default=10, validator=_positive_int)
     #: Peer events buffered per `Endpoint.events` subscriber; past it, events
     #: are dropped for that subscriber and counted.
     event_queue_size: int = attrs.field(default=256, validator=_positive_int)

@@ -191,6 +191,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._incarnation = secrets.randbits(64)
         self._live: set[Connection] = set()  # not yet terminated
         self._pending_incoming: set[Connection] = set()
+        self._pending_by_host: dict[str, int] = {}  # incoming handshakes per source IP
         self._hub = EventHub()
         self._pool = Pool(identity.node_id, self._hub)
         # Jitter of retries: reproducible per identity.
@@ -672,7 +673,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             self._wake.set()
 
     def _connection_established(self, conn: Connection) -> None:
-        self._pending_incoming.discard(conn)
+        self._pending_remove(conn)
         self._pool.ready(conn, conn.peer_address[:2])
         interval = self._config.keep_alive_interval
         if interval is not None:
@@ -686,8 +687,18 @@ class Endpoint(metaclass=NoPublicConstructor):
     def _connection_closed(self, conn: Connection) -> None:
         conn.next_ping_at = None
         self._live.discard(conn)
-        self._pending_incoming.discard(conn)
+        self._pending_remove(conn)
         self._pool.closed(conn)
+
+    def _pending_remove(self, conn: Connection) -> None:
+        if conn in self._pending_incoming:
+            self._pending_incoming.remove(conn)
+            host = conn._wire_address[0]
+            left = self._pending_by_host.get(host, 1) - 1
+            if left > 0:
+                self._pending_by_host[host] = left
+            else:
+                self._pending_by_host.pop(host, None)
 
     def _peer_goaway(self, conn: Connection) -> None:
         self._pool.peer_goaway(conn)
@@ -754,6 +765,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             if (
                 len(self._live) >= cfg.max_connections
                 or len(self._pending_incoming) >= cfg.max_pending_handshakes
+                or self._pending_by_host.get(addr[0], 0) >= cfg.max_pending_handshakes_per_address
             ):
                 counters.connections_refused += 1
                 self._raw_out.extend(
@@ -775,6 +787,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             self._register(conn, header.destination_cid)
             self._register(conn, core.host_cid)
             self._pending_incoming.add(conn)
+            host = addr[0]
+            self._pending_by_host[host] = self._pending_by_host.get(host, 0) + 1
             new = True
         else:
             new = False
@@ -795,7 +809,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             # a valid-looking header, or an unknown connection id): keep
             # nothing, answer nothing.
             counters.dropped_malformed += 1
-            self._pending_incoming.discard(conn)
+            self._pending_remove(conn)
             self._live.discard(conn)
             self._forget(conn)
             return

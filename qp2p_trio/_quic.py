@@ -216,34 +216,65 @@ def parse_datagram_header(data: bytes) -> DatagramHeader | None:
             version=None,
             supported_version=True,
         )
+    invariant = _long_header_invariants(data)
+    if invariant is None:
+        return None
+    version, dcid, _scid = invariant
+    if version not in _SUPPORTED_VERSIONS:
+        # Another version (or a Version Negotiation packet): only the
+        # version-independent fields may be read (RFC 8999).
+        return DatagramHeader(
+            destination_cid=dcid,
+            is_initial=False,
+            is_long_header=True,
+            version=version,
+            supported_version=False,
+        )
     try:
         header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
     except (ValueError, BufferReadError):
         return None
-    version = header.version
-    is_long = version is not None
+    parsed = header.version
+    is_long = parsed is not None
     return DatagramHeader(
         destination_cid=header.destination_cid,
         is_initial=is_long and header.packet_type == _INITIAL_TYPE,
         is_long_header=is_long,
-        version=version,
-        supported_version=(not is_long) or version in _SUPPORTED_VERSIONS,
+        version=parsed,
+        supported_version=(not is_long) or parsed in _SUPPORTED_VERSIONS,
     )
 
 
-def version_negotiation(data: bytes) -> bytes | None:
-    """Return a Version Negotiation packet answering ``data``, or None."""
-    try:
-        header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
-    except (ValueError, BufferReadError):
+def _long_header_invariants(data: bytes) -> tuple[int, bytes, bytes] | None:
+    """Version, destination and source connection ids of a long header (RFC 8999 5.1)."""
+    if len(data) < 7 or not data[0] & 0x80:
         return None
-    if header.version is None or header.version == QuicProtocolVersion.NEGOTIATION:
+    version = int.from_bytes(data[1:5], "big")
+    pos = 6 + data[5]
+    if len(data) < pos + 1:
+        return None
+    dcid = data[6:pos]
+    end = pos + 1 + data[pos]
+    if len(data) < end:
+        return None
+    return version, dcid, data[pos + 1 : end]
+
+
+def version_negotiation(data: bytes) -> bytes | None:
+    """Return a Version Negotiation packet answering ``data``, or None.
+
+    Reads only the version-independent fields (RFC 8999), and answers only
+    datagrams of at least 1200 bytes, so it never amplifies (RFC 9000 6.1).
+    """
+    invariant = _long_header_invariants(data)
+    if invariant is None or len(data) < 1200:
+        return None
+    version, dcid, scid = invariant
+    if version == QuicProtocolVersion.NEGOTIATION or version in _SUPPORTED_VERSIONS:
         return None
     return bytes(
         encode_quic_version_negotiation(
-            source_cid=header.destination_cid,
-            destination_cid=header.source_cid,
-            supported_versions=list(_SUPPORTED_VERSIONS),
+            source_cid=dcid, destination_cid=scid, supported_versions=list(_SUPPORTED_VERSIONS)
         )
     )
 

@@ -560,13 +560,6 @@ async def test_handshake_flood_from_one_peer_limits_hold(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="library gap: incoming handshakes count against the endpoint-wide "
-    "Config.max_pending_handshakes until the idle timeout (30 s), not handshake_timeout, and "
-    "with no per-address limit; one host sending max_pending_handshakes Initials locks every "
-    "other peer out (ConnectRefused) for 30 s",
-)
 async def test_handshake_flood_from_one_peer_others_keep_working(
     network: MemoryNetwork, factory: EndpointFactory, autojump_clock: Any
 ):
