@@ -237,6 +237,36 @@ async def test_factory_closes_endpoints_when_the_block_fails(autojump_clock: obj
                 pass
 
 
+async def test_factory_raises_an_endpoint_failure_not_the_echoed_cancel(
+    autojump_clock: object,
+) -> None:
+    """An endpoint that fails cancels the block; the failure, not a Cancelled, must escape.
+
+    (A group of Cancelled from a nursery in the block used to escape instead,
+    which pytest-trio swallowed: a crashed endpoint passed the test.)
+    """
+    network = MemoryNetwork(seed=1)
+
+    def boom(*_args: object) -> None:
+        raise ZeroDivisionError("injected")
+
+    caught: BaseException | None = None
+    with network.activate():
+        try:
+            async with open_endpoint_factory(network) as factory:
+                server = await factory()
+                client = await factory()
+                server._on_datagram = boom  # type: ignore[method-assign]
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trio.sleep_forever)
+                    nursery.start_soon(trio.sleep_forever)
+                    await client.connect(server.local_address)
+        except BaseException as exc:  # what escapes is the point
+            caught = exc
+    assert isinstance(caught, qp2p_trio.EndpointError), repr(caught)
+    assert isinstance(caught.__cause__, ZeroDivisionError)
+
+
 async def test_factory_on_real_sockets() -> None:
     with trio.fail_after(20):
         async with open_endpoint_factory() as factory:

@@ -183,6 +183,14 @@ class EndpointFactory:
             await self._stop.wait()
 
 
+def _only_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is `trio.Cancelled`, or a group of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        _match, rest = exc.split(trio.Cancelled)
+        return rest is None
+    return isinstance(exc, trio.Cancelled)
+
+
 def _new_host(network: MemoryNetwork) -> Host:
     for n in range(2, 2 + _MAX_HOSTS):
         v4, v6 = f"127.0.0.{n}", f"2001:db8::{n:x}"
@@ -227,8 +235,9 @@ async def open_endpoint_factory(
                 factory._closed = True
                 factory._stop.set()
     except BaseExceptionGroup as group:
-        # An endpoint's own failure, not wrapped in a group.
-        if error is not None:
+        # An endpoint's own failure, not wrapped in a group.  The block's
+        # Cancelled is only the echo of that failure: raise the failure.
+        if error is not None and not _only_cancelled(error):
             raise error from group
         unwrap_group(group)
     if error is not None:
