@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, TypeVar, final
@@ -39,7 +40,6 @@ from ._errors import (
     ConnectionClosed,
     ConnectRefused,
     HandshakeError,
-    LocalProtocolError,
     MessageRefused,
     MessageTooLarge,
     PeerIdentityError,
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from ._identity import NodeId
 
 __all__ = ["Connection", "ConnectionStatistics"]
+
+_log = logging.getLogger("qp2p_trio")
 
 _T = TypeVar("_T")
 K = _wire.StreamKind
@@ -211,6 +213,7 @@ class Connection(metaclass=NoPublicConstructor):
         )
         self._accept_uni_send, self._accept_uni_recv = trio.open_memory_channel[ReceiveStream](q)
         self._cids: set[bytes] = set()
+        self.broken = False  # aioquic raised: forget without a close (see _contain)
         self.timer_at: float | None = None
         self.next_ping_at: float | None = None
         self.heap_at = math.inf  # deadline of our live entry in the endpoint's timer heap
@@ -279,7 +282,45 @@ class Connection(metaclass=NoPublicConstructor):
         self._endpoint._mark_dirty(self)
 
     def _on_input(self) -> None:
-        """Process whatever the core produced after input, a timer or an API call."""
+        """Process whatever the core produced after input, a timer or an API call.
+
+        Whatever goes wrong in here closes this connection alone (`_contain`):
+        a peer's input must never reach the endpoint's tasks as an exception.
+        """
+        try:
+            self._process()
+        except Exception as exc:
+            self._contain(exc)
+
+    def _contain(self, exc: Exception, *, core_broken: bool = False) -> None:
+        """Close this connection after an unexpected error in handling it (logged).
+
+        ``core_broken``: aioquic itself raised, so its state is not to be
+        trusted; the endpoint forgets the connection without a close packet.
+        """
+        peer = self._peer_id.short() if self._peer_id else "?"
+        _log.warning(
+            "qp2p_trio: closing the connection to %s at %r after an internal error",
+            peer,
+            self._wire_address,
+            exc_info=exc,
+        )
+        self.broken = self.broken or core_broken
+        reason = f"internal error: {type(exc).__name__}"
+        if self._close_exc is None and not core_broken:
+            try:
+                self._core.close(_wire.CloseCode.INTERNAL_ERROR, reason)
+            except Exception:  # pragma: no cover - aioquic refusing to close
+                self.broken = True
+            self._dirty()
+        if self._close_exc is None:
+            term = None if self.broken else self._core.close_seen()
+            self._handle_terminated(
+                term or _quic.Terminated(_wire.CloseCode.INTERNAL_ERROR, reason, False, False, True)
+            )
+        self._wake()
+
+    def _process(self) -> None:
         if (
             self._ctrl_sid is None
             and self._phase is _Phase.HANDSHAKING
@@ -352,10 +393,20 @@ class Connection(metaclass=NoPublicConstructor):
         )
         self._dirty()
 
+    def _control_writable(self) -> bool:
+        sid = self._ctrl_sid
+        return (
+            sid is not None
+            and self._close_exc is None
+            and not self._closed_locally
+            and self._core.writable(sid)
+        )
+
     def _send_receipt(self, sid: int, code: int) -> None:
         """Tell the peer what became of its message (or reply) on stream ``sid``."""
-        if self._ctrl_sid is None or self._close_exc is not None or self._closed_locally:
+        if not self._control_writable():
             return
+        assert self._ctrl_sid is not None
         self._core.send(self._ctrl_sid, _wire.encode_receipt(sid, code))
         self._dirty()
 
@@ -425,8 +476,9 @@ class Connection(metaclass=NoPublicConstructor):
         """Open no more streams here; close once both sides drained it."""
         if winner is not None:
             self._replaced_by = winner
-        if self._goaway_sent or self._ctrl_sid is None or self._close_exc is not None:
+        if self._goaway_sent or not self._control_writable():
             return
+        assert self._ctrl_sid is not None
         self._goaway_sent = True
         self.next_ping_at = None  # let it idle out if the peer never agrees
         base_uni = 2 if self._core.is_client else 3
@@ -523,6 +575,9 @@ class Connection(metaclass=NoPublicConstructor):
                     self._forget(st)
                 self._maybe_forget(st)
         elif isinstance(ev, _quic.StopSending):
+            if ev.stream_id == self._ctrl_sid:
+                self._violation("the peer stopped our control stream")
+                return
             st = self._streams.get(ev.stream_id)
             if st is not None:
                 st.stop_code = ev.error_code
@@ -726,18 +781,12 @@ class Connection(metaclass=NoPublicConstructor):
         if self._close_exc is not None and self._phase is not _Phase.OPEN:
             raise ConnectError("connection closed during the handshake") from self._close_exc
 
-    def _unacked_total(self) -> int:
-        total = 0
-        for st in self._streams.values():
-            if st.sending and not st.local_send_closed:
-                total += self._core.send_progress(st.sid).unacked
-        return total
-
     def _send_room(self, st: StreamState) -> int:
         cfg = self._config
         p = self._core.send_progress(st.sid)
         return min(
-            cfg.stream_send_buffer - p.unacked, cfg.connection_send_buffer - self._unacked_total()
+            cfg.stream_send_buffer - p.unacked,
+            cfg.connection_send_buffer - self._core.unacked_total(),
         )
 
     def _raise_if_send_broken(self, st: StreamState, what: str) -> None:
@@ -912,41 +961,70 @@ class Connection(metaclass=NoPublicConstructor):
             self._forget(st)
             return st.reply
 
-    async def _reply(self, sid: int, payload: bytes | bytearray | memoryview) -> None:
+    async def _reply(
+        self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
+    ) -> bool:
         view = _payload_view(payload)
+        await trio.lowlevel.checkpoint()
         st = self._streams.get(sid)
-        self._check_usable()
-        if st is None or st.local_send_closed:
-            await trio.lowlevel.checkpoint()
-            if st is None:
-                raise StreamReset("the requester abandoned the request", error_code=E.CANCELLED)
-            raise LocalProtocolError("this request was already answered")
-        try:
-            self._check_peer_limit(len(view), "reply")
-        except MessageTooLarge:
-            # The requester would refuse it: tell it so instead of sending.
-            await trio.lowlevel.checkpoint()
-            self._reject(sid, E.TOO_LARGE)
-            raise
+        problem = self._reply_problem(st, len(view))
+        if problem is not None:
+            self._reject(sid, problem.error_code if isinstance(problem, StreamReset) else 0)
+            if wait_for_ack:
+                raise problem
+            return False
+        assert st is not None
+        # Queued whole, never waiting on the requester: a slow or hostile one
+        # cannot stall the caller (a handler loop serving everyone).  Memory
+        # stays bounded by _reply_problem's check of unacknowledged bytes.
         st.sending = True
-        try:
-            self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
-            await self._write(st, view, end=True, what="reply")
-            st.local_send_closed = True
-            await self._wait_reply_acked(st)
-        except BaseException:
-            st.local_send_closed = True
-            self._abandon(st, E.CANCELLED)
-            raise
+        st.local_send_closed = True
+        self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
+        self._core.send(sid, view, end_stream=True)
+        if len(self._streams) <= 2:
+            self._endpoint._flush(self)
+        else:
+            self._dirty()
+        if wait_for_ack:
+            try:
+                await self._wait_reply_acked(st)
+            except BaseException:
+                self._abandon(st, E.CANCELLED)
+                raise
         self._forget(st)
+        return True
+
+    def _reply_problem(self, st: StreamState | None, size: int) -> Exception | None:
+        """Why a reply of ``size`` bytes cannot be queued on ``st`` now, or None."""
+        if self._closed_locally:
+            return trio.ClosedResourceError("this connection was closed")
+        if self._close_exc is not None:
+            return self._close_exc
+        if st is None or st.local_send_closed:
+            return StreamReset("reply: the requester abandoned the request", error_code=E.CANCELLED)
+        if st.stop_code is not None or not self._core.writable(st.sid):
+            return stream_error(st.stop_code or E.CANCELLED, "reply")
+        try:
+            self._check_peer_limit(size, "reply")
+        except MessageTooLarge as exc:
+            return exc
+        unacked = self._core.unacked_total()
+        budget = self._config.connection_send_buffer
+        if unacked and unacked + size > budget:
+            return MessageRefused(
+                f"reply: not sent, the requester has {unacked} bytes unacknowledged on this "
+                f"connection and {size} more would pass Config.connection_send_buffer ({budget})",
+                error_code=E.BUSY,
+            )
+        return None
 
     def _reject(self, sid: int, code: int) -> None:
         st = self._streams.get(sid)
         if st is None or st.local_send_closed:
             return
         st.local_send_closed = True
-        if self._close_exc is None:
-            self._core.reset(sid, code)
+        if self._close_exc is None and self._core.writable(sid):
+            self._core.reset(sid, code or E.NO_REPLY)
             self._dirty()
         self._forget(st)
 
@@ -1158,8 +1236,14 @@ class Connection(metaclass=NoPublicConstructor):
         if sid is None or self._close_exc is not None or self._closed_locally:
             await trio.lowlevel.checkpoint()
             return
+        # Acknowledge what arrived first: a peer whose reply we just read must
+        # not see its reply fail because our ACK was still delayed.
+        self._core.ack_now(trio.current_time())
+        self._dirty()
         with trio.move_on_after(limit):
-            while self._close_exc is None and self._core.send_progress(sid).unacked > 0:
+            while self._close_exc is None and (
+                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
+            ):
                 await self._progress.park()
 
     def _close_locally(self, code: int, reason: str) -> None:

@@ -870,7 +870,10 @@ class Endpoint(metaclass=NoPublicConstructor):
                 # two can disagree at exactly now == deadline, and under a
                 # frozen MockClock the timer would then fire forever.  A
                 # microsecond of slack makes the test agree with the deadline.
-                conn.core.on_timer(max(now, due) + _TIMER_SLACK)
+                try:
+                    conn.core.on_timer(max(now, due) + _TIMER_SLACK)
+                except Exception as exc:
+                    conn._contain(exc, core_broken=True)
                 conn._on_input()
                 self._dirty[conn] = None
             ping = conn.next_ping_at
@@ -887,7 +890,13 @@ class Endpoint(metaclass=NoPublicConstructor):
         return self._timers[0][0] if self._timers else math.inf
 
     def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
-        datagrams = conn.core.datagrams(now)
+        if conn.broken:
+            return
+        try:
+            datagrams = conn.core.datagrams(now)
+        except Exception as exc:
+            conn._contain(exc, core_broken=True)
+            return
         # aioquic issues new connection ids while building packets: route
         # them before any datagram leaves (the peer may use them at once).
         conn._on_input()
@@ -931,7 +940,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         conn._after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
-        if conn.core.is_ended:
+        if conn.core.is_ended or conn.broken:
             self._forget(conn)
 
     async def _send_loop(self) -> None:
@@ -964,7 +973,7 @@ class Endpoint(metaclass=NoPublicConstructor):
                     conn._after_transmit()
                     conn.timer_at = conn.core.timer()
                     self._schedule(conn)
-                    if conn.core.is_ended:
+                    if conn.core.is_ended or conn.broken:
                         self._forget(conn)
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):

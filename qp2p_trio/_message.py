@@ -68,26 +68,48 @@ class Message(metaclass=NoPublicConstructor):
         self._answered = True
         return self._stream_id
 
-    async def reply(self, payload: bytes | bytearray | memoryview) -> None:
-        """Answer a request; return once the requester acknowledged the whole reply.
+    async def reply(
+        self, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool = False
+    ) -> bool:
+        """Answer a request; return once the reply is handed to QUIC.
+
+        It never waits for the requester, so one slow or hostile requester
+        cannot stall a loop that answers everybody, and a peer cannot make
+        it raise: if the reply cannot go, it is dropped (the requester's
+        stream is reset with a refusal code where it still listens) and
+        ``False`` is returned.  That happens when the requester gave up,
+        the connection closed, the reply is over the requester's
+        `Config.max_message_size`, or the connection already has
+        `Config.connection_send_buffer` bytes unacknowledged (the requester
+        is not taking what it asked for; it gets `MessageRefused` BUSY).
+
+        Args:
+            payload: the reply.
+            wait_for_ack: also wait until the requester's QUIC stack
+                acknowledged the whole reply, and raise instead of
+                returning ``False``.
+
+        Returns:
+            Whether the reply was queued (with ``wait_for_ack``: acknowledged).
 
         Raises:
             LocalProtocolError: the message expects no reply, or was already
                 answered or rejected.
-            StreamReset: the requester gave up (it was cancelled).
-            MessageTooLarge: the reply exceeds the requester's limit.
-            ConnectionClosed: the connection is gone.
-            trio.ClosedResourceError: we closed the connection.
+            TypeError: ``payload`` is not bytes-like.
+            With ``wait_for_ack`` only: StreamReset (the requester gave up),
+            MessageTooLarge, MessageRefused (BUSY), ConnectionClosed,
+            trio.ClosedResourceError (we closed the connection).
 
-        Cancellation: the reply stream is reset; the requester gets
-        `StreamReset`.
+        Cancellation: before the reply is queued, nothing is sent; while
+        waiting for the acknowledgement, the reply stream is reset and the
+        requester gets `StreamReset`.
         """
         try:
             sid = self._claim()
         except LocalProtocolError:
             await trio.lowlevel.checkpoint()
             raise
-        await self.connection._reply(sid, payload)
+        return await self.connection._reply(sid, payload, wait_for_ack=wait_for_ack)
 
     def reject(self, error_code: int = StreamErrorCode.NO_REPLY) -> None:
         """Turn the request down without a reply.

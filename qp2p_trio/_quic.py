@@ -31,6 +31,11 @@ private access is here, listed below, and each has a test in
 7. ``QuicConnection._cryptos[ONE_RTT].send.is_valid()`` and
    ``_remote_max_streams_uni``: whether a server can already send 1-RTT
    ("0.5-RTT") stream data, so its SETTINGS travel with its handshake flight.
+8. ``QuicStreamSender._buffer_fin``: whether a stream still takes data
+   (`QuicCore.writable`), checked before every write a peer could have
+   made impossible (STOP_SENDING resets our side inside aioquic).
+9. ``QuicConnection._spaces[ONE_RTT].ack_at``: brought forward so that a
+   graceful close first acknowledges what arrived (`QuicCore.ack_now`).
 """
 
 from __future__ import annotations
@@ -501,6 +506,40 @@ class QuicCore:
     def stop(self, stream_id: int, error_code: int) -> None:
         if stream_id in self._quic._streams:
             self._quic.stop_stream(stream_id, error_code)
+
+    def writable(self, stream_id: int) -> bool:
+        """Whether an existing stream still takes data (no FIN, not reset, not discarded)."""
+        stream = self._quic._streams.get(stream_id)
+        if stream is None:
+            return False
+        sender = stream.sender
+        return sender._buffer_fin is None and sender._reset_error_code is None
+
+    def unacked_total(self) -> int:
+        """Bytes written on any stream and not yet acknowledged (or not yet sent)."""
+        total = 0
+        for stream in self._quic._streams.values():
+            sender = stream.sender
+            if sender._reset_error_code is None:
+                total += sender._buffer_stop - sender._buffer_start
+        return total
+
+    def ack_pending(self) -> bool:
+        """Whether an acknowledgement of received packets is still to be sent."""
+        from aioquic import tls
+
+        space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
+        return space is not None and space.ack_at is not None
+
+    def ack_now(self, now: float) -> None:
+        """Make the next transmit carry an ACK of everything received (before a close)."""
+        from aioquic import tls
+
+        space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
+        if space is not None and space.ack_at is not None and space.ack_at >= now:
+            # Strictly before ``now``: aioquic paces a packet whose ACK is due
+            # exactly at ``now``, and the timer would then fire without end.
+            space.ack_at = now - 1e-6
 
     def send_progress(self, stream_id: int) -> SendProgress:
         stream = self._quic._streams.get(stream_id)

@@ -202,6 +202,9 @@ class StreamErrorCode(enum.IntEnum):
     """A raw stream was refused: the accept queue is full."""
     CLOSED = 8
     """The reading application closed the stream."""
+    STALLED = 9
+    """A message stream held part of the receive budget and made no progress
+    for `Config.message_stall_timeout`; the receiver reset it."""
 
 
 class CloseCode(enum.IntEnum):
@@ -215,6 +218,9 @@ class CloseCode(enum.IntEnum):
     """The peer violated the qp2p_trio protocol."""
     LIMIT_EXCEEDED = 0x103
     """The connection was refused by a limit."""
+    INTERNAL_ERROR = 0x105
+    """Handling the connection's input failed inside qp2p_trio (a bug, logged
+    on the closing side); only this connection was closed."""
 
 
 FRAMED_KINDS: Final = frozenset({StreamKind.MESSAGE, StreamKind.REQUEST, StreamKind.REPLY})

@@ -185,6 +185,11 @@ class HostilePeer:
                 return sid
         return None
 
+    def grant_no_credit(self) -> None:
+        """Never raise a flow-control limit again (still acknowledging packets)."""
+        self.quic._write_stream_limits = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        self.quic._write_connection_limits = lambda *args, **kwargs: None  # type: ignore[method-assign]
+
     def start_message(self, kind: _wire.StreamKind, length: int, body: bytes = b"") -> int:
         """Open a stream with a MESSAGE or REQUEST head and some of its payload (no FIN)."""
         sid = self.quic.get_next_available_stream_id(is_unidirectional=kind is K.MESSAGE)

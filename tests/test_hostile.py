@@ -17,7 +17,7 @@ from hostile_peer import HostilePeer
 
 import qp2p_trio
 from qp2p_trio import _wire
-from qp2p_trio.testing import MemoryNetwork, open_endpoint_factory
+from qp2p_trio.testing import LinkConfig, MemoryNetwork, open_endpoint_factory
 
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
@@ -35,7 +35,6 @@ async def honest_round_trip(client: qp2p_trio.Endpoint, server: qp2p_trio.Endpoi
     return trio.current_time() - start
 
 
-@pytest.mark.xfail(reason="row 1: not fixed yet", strict=True)
 async def test_stop_sending_on_control_stream_closes_only_that_connection(autojump_clock: Any):
     """Row 1: STOP_SENDING on our CONTROL stream, then a message, used to end the endpoint."""
     net = MemoryNetwork(seed=1)
@@ -55,3 +54,146 @@ async def test_stop_sending_on_control_stream_closes_only_that_connection(autoju
                 await evil.wait_for(lambda: evil.close_code() is not None)
                 assert evil.close_code() == C.PROTOCOL_VIOLATION
             await honest_round_trip(client, server)
+
+
+async def test_an_internal_error_closes_only_that_connection(autojump_clock: Any, caplog: Any):
+    """Any exception while handling one connection's input closes it alone, logged."""
+    net = MemoryNetwork(seed=2)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            pair = await factory.pair()
+            other = await factory()
+
+            def boom(*_args: object) -> None:
+                raise ZeroDivisionError("injected fault")
+
+            pair.conn_ba._on_message = boom  # type: ignore[method-assign]
+            with trio.fail_after(5), pytest.raises(qp2p_trio.ConnectionClosed) as info:
+                await pair.conn_ab.send(b"trigger")
+            assert info.value.error_code == C.INTERNAL_ERROR
+            assert info.value.by_peer
+            assert pair.conn_ba.is_closed
+            assert any(
+                r.name == "qp2p_trio" and r.exc_info and r.exc_info[0] is ZeroDivisionError
+                for r in caplog.records
+            )
+            await honest_round_trip(other, pair.b)
+            # The endpoint that failed still dials and sends too.
+            await honest_round_trip(pair.b, other)
+
+
+async def test_stop_sending_on_control_stream_against_a_dialler(autojump_clock: Any):
+    """Row 1, other direction: a dialler's CONTROL stream stopped by the listener."""
+    net = MemoryNetwork(seed=3)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            pair = await factory.pair()
+            other = await factory()
+            core = pair.conn_ba._core  # the listener plays the hostile part by hand
+            ctrl = pair.conn_ba._peer_ctrl_sid
+            assert ctrl is not None
+            core.stop(ctrl, 0)
+            msg_sid = core.next_stream_id(unidirectional=True)
+            core.send(msg_sid, _wire.encode_message_head(K.MESSAGE, 1) + b"x", end_stream=True)
+            pair.conn_ba._dirty()
+            closed = await pair.conn_ab.wait_closed()
+            assert closed.error_code == C.PROTOCOL_VIOLATION
+            assert not closed.by_peer
+            await honest_round_trip(pair.a, other)
+
+
+async def readme_handler(endpoint: qp2p_trio.Endpoint) -> None:
+    """The README's handler, exactly as written there."""
+    async for msg in endpoint.messages():
+        if msg.expects_reply:
+            await msg.reply(msg.payload)
+
+
+async def honest_request(client: qp2p_trio.Endpoint, server: qp2p_trio.Endpoint) -> float:
+    start = trio.current_time()
+    with trio.fail_after(5):
+        conn = await client.connect(server.local_address, node_id=server.node_id)
+        assert await conn.request(b"ping") == b"ping"
+    return trio.current_time() - start
+
+
+async def test_requester_granting_no_credit_cannot_stall_the_handler(autojump_clock: Any):
+    """Row 7: reply() used to wait for the whole reply's ACK; one requester stalled everyone."""
+    net = MemoryNetwork(seed=7)
+    small = qp2p_trio.Config(initial_stream_window=1024, initial_connection_window=64 * 1024)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory, trio.open_nursery() as nursery:
+            server = await factory()
+            client = await factory()
+            nursery.start_soon(readme_handler, server)
+            async with HostilePeer.open(
+                net, "127.0.0.66", server.local_address, config=small
+            ) as evil:
+                await evil.handshake()
+                evil.grant_no_credit()
+                evil.open_control()
+                for _ in range(3):
+                    evil.send_message(K.REQUEST, b"r" * 200_000)
+                await evil.flush()
+                await trio.sleep(1)  # virtual: the replies are queued, blocked by flow control
+                assert server.statistics().messages_received == 3
+                assert await honest_request(client, server) < 1.0
+                # Still stuck on the attacker's side, and still connected.
+                assert evil.close_code() is None
+            nursery.cancel_scope.cancel()
+
+
+async def test_stop_sending_before_the_reply(autojump_clock: Any):
+    """Row 8: reply() raised RuntimeError after the requester's STOP_SENDING."""
+    net = MemoryNetwork(seed=8)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory()
+            client = await factory()
+            async with HostilePeer.open(net, "127.0.0.66", server.local_address) as evil:
+                await evil.handshake()
+                evil.open_control()
+                sid = evil.send_message(K.REQUEST, b"question")
+                await evil.flush()
+                with trio.fail_after(5):
+                    msg = await server.receive()
+                evil.quic.stop_stream(sid, E.CANCELLED)
+                await evil.flush()
+                await trio.sleep(0.5)  # virtual: the STOP_SENDING arrives
+                assert await msg.reply(b"answer") is False
+                msg2_sid = evil.send_message(K.REQUEST, b"again")
+                await evil.flush()
+                with trio.fail_after(5):
+                    msg2 = await server.receive()
+                evil.quic.stop_stream(msg2_sid, E.CANCELLED)
+                await evil.flush()
+                await trio.sleep(0.5)
+                with pytest.raises(qp2p_trio.StreamReset) as info:
+                    await msg2.reply(b"answer", wait_for_ack=True)
+                assert info.value.error_code == E.CANCELLED
+                assert evil.close_code() is None
+            await honest_round_trip(client, server)
+
+
+@pytest.mark.parametrize("wait_for_ack", [False, True])
+async def test_requester_closing_right_after_the_reply(autojump_clock: Any, wait_for_ack: bool):
+    """Row 9: the reply failed with ConnectionClosed although the requester had it all."""
+    # With a link delay the requester closes before its delayed ACK is due.
+    net = MemoryNetwork(seed=9, default_link=LinkConfig(delay=0.01))
+    results: list[bool] = []
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory()
+
+            async def answer() -> None:
+                msg = await server.receive()
+                results.append(await msg.reply(b"r" * 500, wait_for_ack=wait_for_ack))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(answer)
+                requester = await factory()
+                conn = await requester.connect(server.local_address)
+                assert await conn.request(b"q") == b"r" * 500
+                # Closed at once: its ACK of the reply must go out first.
+                await requester.aclose()
+    assert results == [True]

@@ -184,16 +184,22 @@ async def test_reply_too_large_responder_notified():
             async def responder():
                 req = await b.receive()
                 try:
-                    await req.reply(b"z" * 1001)
+                    await req.reply(b"z" * 1001, wait_for_ack=True)
                 except qp2p_trio.MessageError as exc:
                     errors.append(exc)
+                # Without wait_for_ack a peer cannot make reply() raise.
+                req = await b.receive()
+                errors.append(await req.reply(b"z" * 1001))
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(responder)
                 with pytest.raises(qp2p_trio.MessageTooLarge):
                     await conn.request(b"give me a lot")
-            assert len(errors) == 1
+                with pytest.raises(qp2p_trio.MessageTooLarge):
+                    await conn.request(b"and again")
+            assert len(errors) == 2
             assert isinstance(errors[0], qp2p_trio.MessageTooLarge)
+            assert errors[1] is False
 
 
 async def test_reply_too_large_refused_by_requester():
@@ -207,7 +213,7 @@ async def test_reply_too_large_refused_by_requester():
                 req = await b.receive()
                 ignore_peer_settings(req.connection)
                 try:
-                    await req.reply(b"z" * 1001)
+                    await req.reply(b"z" * 1001, wait_for_ack=True)
                 except qp2p_trio.MessageError as exc:
                     errors.append(exc)
 

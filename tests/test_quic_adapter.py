@@ -338,3 +338,41 @@ def test_short_header_fast_path_agrees_with_aioquic():
             assert ours.destination_cid == theirs.destination_cid
             assert not ours.is_long_header
             assert not ours.is_initial
+
+
+# 8. QuicStreamSender._buffer_fin (QuicCore.writable)
+def test_writable_follows_fin_reset_and_stop_sending():
+    client, server, pump = handshake()
+    sid = client.next_stream_id(unidirectional=False)
+    client.send(sid, b"req")
+    sender = client._quic._streams[sid].sender
+    assert hasattr(sender, "_buffer_fin"), "aioquic QuicStreamSender._buffer_fin is gone"
+    assert client.writable(sid)
+    assert not client.writable(sid + 400)  # no such stream
+    pump.run()
+    # The peer's STOP_SENDING resets our side inside aioquic: no longer writable.
+    server.stop(sid, 3)
+    pump.run()
+    assert not client.writable(sid)
+    sid2 = client.next_stream_id(unidirectional=True)
+    client.send(sid2, b"x", end_stream=True)
+    assert not client.writable(sid2)
+
+
+# 9. QuicConnection._spaces[ONE_RTT].ack_at (QuicCore.ack_now)
+def test_ack_now_brings_the_ack_forward():
+    client, server, pump = handshake()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"x" * 100)
+    now = pump.now + 0.001
+    for data, _ in client.datagrams(now):
+        server.receive(data, CLIENT_ADDR, now)
+    from aioquic import tls
+
+    space = server._quic._spaces[tls.Epoch.ONE_RTT]
+    assert space.ack_at is not None
+    assert space.ack_at > now, "the ACK is delayed"
+    assert server.datagrams(now) == []  # nothing due yet
+    server.ack_now(now)
+    assert space.ack_at < now
+    assert len(server.datagrams(now)) == 1  # the ACK leaves at once

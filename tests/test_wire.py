@@ -150,6 +150,7 @@ def test_stream_error_code_values() -> None:
         "NO_REPLY": 6,
         "REFUSED": 7,
         "CLOSED": 8,
+        "STALLED": 9,
     }
 
 
@@ -159,6 +160,7 @@ def test_close_code_values() -> None:
         "PEER_IDENTITY": 0x101,
         "PROTOCOL_VIOLATION": 0x102,
         "LIMIT_EXCEEDED": 0x103,
+        "INTERNAL_ERROR": 0x105,
     }
 
 
