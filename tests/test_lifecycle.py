@@ -1,0 +1,145 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""An endpoint's life: certificates renewed over years.
+
+Issue 10, row 12.  Certificate expiry runs under `trio.testing.MockClock`
+with a fake wall clock (`Config.wall_clock`); the real clock is never read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+import qp2p_trio
+from qp2p_trio import Config, PeerIdentityError
+from qp2p_trio._certs import (
+    RENEWAL_MARGIN,
+    make_certificate,
+    renewal_window,
+    verify_certificate_chain,
+)
+from qp2p_trio.testing import MemoryNetwork, open_endpoint_factory
+
+if TYPE_CHECKING:
+    from qp2p_trio import Connection
+
+DAY = 86400.0
+#: The fake wall clock's epoch, far from today: a certificate check that read
+#: the real clock instead would reject every certificate of these tests.
+START = 1_000_000_000.0  # 2001-09-09
+
+
+class WallClock:
+    """A fake wall clock that follows Trio's (mock) clock; it can be set back or forth."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return START + self.offset + trio.current_time()
+
+
+def date_of(unix: float) -> str:
+    return datetime.datetime.fromtimestamp(unix, tz=datetime.UTC).date().isoformat()
+
+
+def presented_serial(conn: Connection) -> int:
+    """Serial number of the certificate the peer of ``conn`` presented."""
+    certificates = conn.core.peer_certificates()
+    assert len(certificates) == 1
+    return int(certificates[0].serial_number)
+
+
+# --------------------------------------------------------------- row 12
+
+
+def test_renewal_window_ends_a_margin_before_expiry() -> None:
+    cert, _ = make_certificate(qp2p_trio.Identity.generate(), now=START)
+    start, renew_at = renewal_window(cert)
+    assert start == cert.not_valid_before_utc.timestamp() <= START
+    assert renew_at == cert.not_valid_after_utc.timestamp() - RENEWAL_MARGIN
+    assert START + 300 * DAY < renew_at < START + 365 * DAY
+
+
+def test_config_wall_clock_must_be_callable() -> None:
+    assert Config().wall_clock is None
+    assert Config(wall_clock=time.time).wall_clock is time.time
+    with pytest.raises(TypeError, match="wall_clock"):
+        Config(wall_clock=12.0)  # type: ignore[arg-type]
+
+
+def test_verification_rejects_expired_certificate_at_the_given_time() -> None:
+    identity = qp2p_trio.Identity.generate()
+    cert, _ = make_certificate(identity, now=START)
+    assert verify_certificate_chain([cert], now=START + 364 * DAY) == identity.node_id
+    with pytest.raises(PeerIdentityError, match=f"not valid at {date_of(START + 366 * DAY)}"):
+        verify_certificate_chain([cert], now=START + 366 * DAY)
+
+
+async def test_endpoint_serves_fresh_peers_for_400_days(autojump_clock: Any) -> None:
+    """Row 12: the certificate is renewed before it expires; old connections keep theirs."""
+    # No keep-alive and a long idle timeout: the clock jumps 200 days at once,
+    # and the connection made on day 0 must survive to day 400.
+    config = Config(wall_clock=WallClock(), keep_alive_interval=None, idle_timeout=500 * DAY)
+    net = MemoryNetwork(seed=12)
+    with net.activate():
+        async with open_endpoint_factory(net, config=config) as factory:
+            server = await factory()
+            first = await factory()
+            old = await first.connect(server.local_address, node_id=server.node_id)
+            serials = []
+            for day in (0, 200, 400):
+                await trio.sleep_until(day * DAY)
+                with trio.fail_after(5):
+                    # A fresh peer dials the server: the server's certificate
+                    # as a TLS server; then the server dials another one.
+                    peer = await factory()
+                    conn = await peer.connect(server.local_address, node_id=server.node_id)
+                    await conn.send(f"day {day}".encode())
+                    assert (await server.receive()).payload == f"day {day}".encode()
+                    other = await factory()
+                    out = await server.connect(other.local_address, node_id=other.node_id)
+                    await out.send(b"from the server")
+                    assert (await other.receive()).payload == b"from the server"
+                serials.append(presented_serial(conn))
+                assert presented_serial(await other.accept()) == serials[-1]
+            # Minted on day 0, renewed by day 400 (30 days before expiry).
+            assert serials[0] == serials[1] != serials[2]
+            # The day-0 connection still works, with the certificate it started with.
+            with trio.fail_after(5):
+                await old.send(b"still here")
+                assert (await server.receive()).payload == b"still here"
+            assert presented_serial(old) == serials[0]
+
+
+async def test_expired_peer_certificate_rejected_at_injected_time(autojump_clock: Any) -> None:
+    """A peer whose wall clock is 400 days ahead sees our year-long certificate expired."""
+    net = MemoryNetwork(seed=12)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory(config=Config(wall_clock=WallClock()))
+            ahead = await factory(config=Config(wall_clock=WallClock(400 * DAY), retry=None))
+            with trio.fail_after(5):
+                with pytest.raises(PeerIdentityError) as info:
+                    await ahead.connect(server.local_address, node_id=server.node_id)
+            assert f"not valid at {date_of(START + 400 * DAY)}" in str(info.value)
+
+
+async def test_certificate_renewed_when_the_wall_clock_goes_back(autojump_clock: Any) -> None:
+    """A clock set back before our certificate's start: a fresh one, or peers reject it."""
+    clock = WallClock()
+    net = MemoryNetwork(seed=12)
+    with net.activate():
+        async with open_endpoint_factory(net, config=Config(wall_clock=clock)) as factory:
+            server = await factory()
+            first = await (await factory()).connect(server.local_address, node_id=server.node_id)
+            clock.offset = -10 * DAY
+            with trio.fail_after(5):
+                peer = await factory()
+                conn = await peer.connect(server.local_address, node_id=server.node_id)
+            assert presented_serial(conn) != presented_serial(first)
