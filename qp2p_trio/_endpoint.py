@@ -185,7 +185,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._counters = _Counters()
         self._closing = False
         self._closed = False
-        self._bg_scope = trio.CancelScope()
+        # Shielded: when the code around `open_endpoint` is cancelled, the
+        # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
+        self._bg_scope = trio.CancelScope(shield=True)
         # Drawn per run: peers tell a restart of ours from a second connection.
         self._incarnation = secrets.randbits(64)
         self._live: set[Connection] = set()  # not yet terminated
@@ -668,7 +670,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         `Config.close_grace`.  Idempotent.  Afterwards calls raise
         `trio.ClosedResourceError`; `open_endpoint` does this on exit.
 
-        Cancellation: the endpoint is closed anyway, less gracefully.
+        Cancellation: the endpoint is closed all the same (peers are told).
         """
         with trio.CancelScope(shield=True):
             await self._shutdown()
@@ -1133,9 +1135,9 @@ async def open_endpoint(
     """Open a QUIC endpoint: bind a UDP socket and serve connections on it.
 
     The socket is bound and the endpoint's tasks are running when the body
-    starts.  On exit every open connection is closed gracefully (peers see
-    an application close with code 0), bounded by `Config.close_grace`, and
-    then the endpoint's tasks are cancelled.
+    starts.  On exit, also by cancellation, every open connection is closed
+    gracefully (peers see an application close with code 0), bounded by
+    `Config.close_grace`, and then the endpoint's tasks are cancelled.
 
     Example::
 
@@ -1168,12 +1170,15 @@ async def open_endpoint(
         endpoint = Endpoint._create(sock, config, identity)
         try:
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
-                await nursery.start(endpoint._run_background)
                 try:
+                    await nursery.start(endpoint._run_background)
                     yield endpoint
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await endpoint._shutdown()
+                    with trio.CancelScope(shield=True):  # cancelled too: see _bg_scope
+                        try:
+                            await endpoint._shutdown()
+                        finally:
+                            endpoint._bg_scope.cancel()
         except BaseExceptionGroup as group:
             unwrap_group(group)
     finally:
