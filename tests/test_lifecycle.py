@@ -14,6 +14,7 @@ import datetime
 import json
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -31,8 +32,6 @@ from qp2p_trio._certs import (
 from qp2p_trio.testing import MemoryNetwork, open_endpoint_factory
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from qp2p_trio import Connection, Endpoint
 
 DAY = 86400.0
@@ -86,6 +85,13 @@ def test_verification_rejects_expired_certificate_at_the_given_time() -> None:
     assert verify_certificate_chain([cert], now=START + 364 * DAY) == identity.node_id
     with pytest.raises(PeerIdentityError, match=f"not valid at {date_of(START + 366 * DAY)}"):
         verify_certificate_chain([cert], now=START + 366 * DAY)
+
+
+def test_connection_reads_no_clock_of_its_own() -> None:
+    """Peer certificates are checked at the endpoint's wall clock, never at ``time.time()``."""
+    source = (Path(qp2p_trio.__file__).parent / "_connection.py").read_text(encoding="utf-8")
+    assert "time.time" not in source
+    assert "import time" not in source
 
 
 async def test_endpoint_serves_fresh_peers_for_400_days(autojump_clock: Any) -> None:
