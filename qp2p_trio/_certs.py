@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIBP2P_EXTENSION_OID",
+    "RENEWAL_MARGIN",
     "make_certificate",
+    "renewal_window",
     "verify_certificate_chain",
 ]
 
@@ -57,6 +59,10 @@ _KEY_TYPE_NAMES: Final = {0: "RSA", 1: "Ed25519", 2: "Secp256k1", 3: "ECDSA"}
 
 _BACKDATE_SECONDS: Final = 3600.0
 _VALIDITY_SECONDS: Final = 365 * 86400.0
+#: Seconds before its expiry at which we stop presenting a certificate of
+#: ours to new connections and mint a new one (see `renewal_window`): a peer
+#: whose clock runs up to this much ahead still accepts it.
+RENEWAL_MARGIN: Final = 30 * 86400.0
 
 _ALLOWED_CRITICAL: Final = frozenset(
     {
@@ -306,6 +312,20 @@ def make_certificate(
         .sign(certificate_key, algorithm=None)
     )
     return certificate, certificate_key
+
+
+def renewal_window(certificate: x509.Certificate) -> tuple[float, float]:
+    """Return when a certificate of ours may be presented to new connections.
+
+    From the start of its validity until `RENEWAL_MARGIN` before its end, in
+    Unix seconds.  Outside that window (also when the wall clock went back
+    before the certificate's start) a long-running endpoint mints a fresh
+    one with `make_certificate`; connections already made keep theirs.
+    """
+    return (
+        certificate.not_valid_before_utc.timestamp(),
+        certificate.not_valid_after_utc.timestamp() - RENEWAL_MARGIN,
+    )
 
 
 def verify_certificate_chain(

@@ -10,11 +10,14 @@ limits that keep memory bounded are documented in one place.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, final
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
 
 from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["ALPN", "Config"]
 
@@ -50,6 +53,11 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> 
 def _optional_retry(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, RetryPolicy):
         raise TypeError(f"Config.{attribute.name} must be a RetryPolicy or None, got {value!r}")
+
+
+def _optional_callable(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"Config.{attribute.name} must be a callable or None, got {value!r}")
 
 
 def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -116,6 +124,14 @@ class Config:
     #: Seconds `open_endpoint` spends closing connections gracefully on exit
     #: before it cancels everything.
     close_grace: float = attrs.field(default=1.0, validator=_positive)
+    #: The wall clock: a function returning the current Unix time in seconds,
+    #: or ``None`` for ``time.time``.  It dates our TLS certificates (a fresh one
+    #: is minted for new connections 30 days before the current one expires,
+    #: so an endpoint may run for years) and checks the validity period of
+    #: peers' certificates.  Trio's clock cannot serve: it has no epoch.  Tests
+    #: under `trio.testing.MockClock` pass a fake that adds a fixed epoch to
+    #: Trio's time, to run an endpoint through years of expiry and renewal.
+    wall_clock: Callable[[], float] | None = attrs.field(default=None, validator=_optional_callable)
     #: UDP payload size QUIC packets are built to (bytes); 1200 is the QUIC
     #: minimum that every path must carry.  There is no path MTU discovery.
     max_datagram_size: int = attrs.field(default=1200, validator=_positive_int)

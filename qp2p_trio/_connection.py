@@ -27,7 +27,6 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import time
 from typing import TYPE_CHECKING, TypeVar, final
 
 import attrs
@@ -363,7 +362,9 @@ class Connection(metaclass=NoPublicConstructor):
     def _handshake_done(self) -> None:
         try:
             self._peer_id = verify_certificate_chain(
-                self._core.peer_certificates(), now=time.time(), expected=self._expected_peer
+                self._core.peer_certificates(),
+                now=self._endpoint._wall_clock(),
+                expected=self._expected_peer,
             )
         except PeerIdentityError as exc:
             self._handshake_error = exc

@@ -43,7 +43,7 @@ import attrs
 import trio
 
 from . import _quic
-from ._certs import make_certificate
+from ._certs import make_certificate, renewal_window
 from ._config import Config
 from ._connection import Connection, _payload_view, _SendOutcome
 from ._errors import (
@@ -66,6 +66,8 @@ from ._wire import CloseCode, StreamErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+    from aioquic.quic.configuration import QuicConfiguration
 
 __all__ = ["Address", "Endpoint", "EndpointStatistics", "Peer", "open_endpoint"]
 
@@ -164,13 +166,10 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._family = sock.family
         self._config = config
         self._identity = identity
-        cert, key = make_certificate(identity, now=time.time())
-        self._client_conf = _quic.build_configuration(
-            config, is_client=True, certificate=cert, private_key=key
-        )
-        self._server_conf = _quic.build_configuration(
-            config, is_client=False, certificate=cert, private_key=key
-        )
+        self._wall_clock = config.wall_clock or time.time
+        self._renewal_window = (math.inf, -math.inf)
+        self._tls: tuple[QuicConfiguration, QuicConfiguration]
+        self._tls_configurations()  # mints the first certificate
         self._local_address: Address = self._present_address(sock.getsockname())
         self._routes: dict[bytes, Connection] = {}
         self._connections: set[Connection] = set()
@@ -186,7 +185,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._counters = _Counters()
         self._closing = False
         self._closed = False
-        self._bg_scope = trio.CancelScope()
+        # Shielded: when the code around `open_endpoint` is cancelled, the
+        # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
+        self._bg_scope = trio.CancelScope(shield=True)
         # Drawn per run: peers tell a restart of ours from a second connection.
         self._incarnation = secrets.randbits(64)
         self._live: set[Connection] = set()  # not yet terminated
@@ -241,6 +242,33 @@ class Endpoint(metaclass=NoPublicConstructor):
             pooled=len(self._pool.connections()),
             **counts,
         )
+
+    # ----------------------------------------------------------- certificate
+    @property
+    def _client_conf(self) -> QuicConfiguration:
+        return self._tls_configurations()[0]
+
+    @property
+    def _server_conf(self) -> QuicConfiguration:
+        return self._tls_configurations()[1]
+
+    def _tls_configurations(self) -> tuple[QuicConfiguration, QuicConfiguration]:
+        """Client and server TLS settings for a new connection.
+
+        Our certificate is renewed before it expires (`_certs.renewal_window`);
+        connections keep the settings they started with.
+        """
+        now = self._wall_clock()
+        start, renew_at = self._renewal_window
+        if not start <= now < renew_at:
+            cert, key = make_certificate(self._identity, now=now)
+            build = _quic.build_configuration
+            self._tls = (
+                build(self._config, is_client=True, certificate=cert, private_key=key),
+                build(self._config, is_client=False, certificate=cert, private_key=key),
+            )
+            self._renewal_window = renewal_window(cert)
+        return self._tls
 
     # ------------------------------------------------------------- addresses
     def _present_address(self, addr: Address) -> Address:
@@ -642,7 +670,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         `Config.close_grace`.  Idempotent.  Afterwards calls raise
         `trio.ClosedResourceError`; `open_endpoint` does this on exit.
 
-        Cancellation: the endpoint is closed anyway, less gracefully.
+        Cancellation: the endpoint is closed all the same (peers are told).
         """
         with trio.CancelScope(shield=True):
             await self._shutdown()
@@ -1116,9 +1144,9 @@ async def open_endpoint(
     """Open a QUIC endpoint: bind a UDP socket and serve connections on it.
 
     The socket is bound and the endpoint's tasks are running when the body
-    starts.  On exit every open connection is closed gracefully (peers see
-    an application close with code 0), bounded by `Config.close_grace`, and
-    then the endpoint's tasks are cancelled.
+    starts.  On exit, also by cancellation, every open connection is closed
+    gracefully (peers see an application close with code 0), bounded by
+    `Config.close_grace`, and then the endpoint's tasks are cancelled.
 
     Example::
 
@@ -1151,12 +1179,15 @@ async def open_endpoint(
         endpoint = Endpoint._create(sock, config, identity)
         try:
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
-                await nursery.start(endpoint._run_background)
                 try:
+                    await nursery.start(endpoint._run_background)
                     yield endpoint
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await endpoint._shutdown()
+                    with trio.CancelScope(shield=True):  # cancelled too: see _bg_scope
+                        try:
+                            await endpoint._shutdown()
+                        finally:
+                            endpoint._bg_scope.cancel()
         except BaseExceptionGroup as group:
             unwrap_group(group)
     finally:
