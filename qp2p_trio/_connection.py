@@ -503,6 +503,14 @@ class Connection(metaclass=NoPublicConstructor):
         assert self._ctrl_sid is not None
         return self._core.send_progress(self._ctrl_sid).unacked == 0
 
+    @property
+    def _handshake_failed(self) -> bool:
+        """Whether TLS refused the handshake: a TLS alert (either way) or a bad identity."""
+        err = self._handshake_error
+        return isinstance(err, PeerIdentityError) or (
+            isinstance(err, HandshakeError) and err.tls_alert is not None
+        )
+
     def _check_peer_limit(self, size: int, what: str) -> None:
         limit = self._peer_max_message_size
         if limit is not None and size > limit:
@@ -539,7 +547,11 @@ class Connection(metaclass=NoPublicConstructor):
                     f"the peer refused the connection: {message}", error_code=term.error_code
                 )
             else:
-                self._handshake_error = HandshakeError(f"handshake failed: {message}")
+                self._handshake_error = HandshakeError(
+                    f"handshake failed: {message}",
+                    error_code=term.error_code,
+                    tls_alert=term.tls_alert,
+                )
             self._handshake_error.__cause__ = self._close_exc
         self._phase = _Phase.CLOSED
         for st in self._streams.values():

@@ -111,6 +111,13 @@ class EndpointStatistics:
             malformed, unsupported).
         connections_unannounced: accepted connections `Endpoint.accept` did
             not get because its queue was full (they work all the same).
+        handshake_failures: handshakes, incoming or outgoing, that TLS
+            refused: a TLS alert sent or received (QUIC CRYPTO_ERROR, 0x100 +
+            alert; for example 0x178 for a ClientHello without our ALPN, 0x128
+            for one without Ed25519 among its signature algorithms), or a
+            peer certificate that proves no node id or not the expected one.
+            The listener answers a refused ClientHello with its alert within
+            one round trip; these are not counted as `dropped_malformed`.
     """
 
     connections: int
@@ -129,6 +136,7 @@ class EndpointStatistics:
     streams_refused: int
     connections_unannounced: int
     connections_refused: int
+    handshake_failures: int
 
 
 @attrs.define
@@ -146,6 +154,7 @@ class _Counters:
     streams_refused: int = 0
     connections_unannounced: int = 0
     connections_refused: int = 0
+    handshake_failures: int = 0
 
 
 @final
@@ -717,6 +726,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._live.discard(conn)
         self._pending_remove(conn)
         self._pool.closed(conn)
+        if conn._handshake_failed:
+            self._counters.handshake_failures += 1
 
     def _pending_remove(self, conn: Connection) -> None:
         if conn in self._pending_incoming:
@@ -832,10 +843,11 @@ class Endpoint(metaclass=NoPublicConstructor):
             # every other connection go on.
             counters.dropped_malformed += 1
             conn._close_locally(CloseCode.PROTOCOL_VIOLATION, "malformed packet")
-        if new and not conn.core.can_send_early and not conn.is_closed:
-            # Its first datagram did not even yield a ClientHello (junk with
-            # a valid-looking header, or an unknown connection id): keep
-            # nothing, answer nothing.
+        if new and not conn.core.decrypted and not conn.is_closed:
+            # Its first datagram did not decrypt as an Initial (junk with a
+            # valid-looking header): keep nothing, answer nothing.  One that
+            # did is kept even with no answer yet (the first part of a long
+            # ClientHello), and a rejected ClientHello gets its TLS alert.
             counters.dropped_malformed += 1
             self._pending_remove(conn)
             self._live.discard(conn)

@@ -53,7 +53,24 @@ class ConnectRefused(ConnectError):
 
 
 class HandshakeError(ConnectError):
-    """The QUIC/TLS handshake failed: TLS alert, wrong ALPN, or bad identity."""
+    """The QUIC/TLS handshake failed: TLS alert, wrong ALPN, or bad identity.
+
+    Attributes:
+        error_code: the QUIC close code that ended the handshake (sent or
+            received), or ``None`` if none applies (for example a
+            `PeerIdentityError` raised before the close).
+        tls_alert: the TLS alert number if the close carried one (QUIC
+            CRYPTO_ERROR, ``error_code == 0x100 + tls_alert``): 120
+            (no_application_protocol) for a wrong ALPN, 40
+            (handshake_failure) for no common signature algorithm.
+    """
+
+    def __init__(
+        self, message: str, *, error_code: int | None = None, tls_alert: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.tls_alert = tls_alert
 
 
 class PeerIdentityError(HandshakeError):

@@ -36,6 +36,11 @@ private access is here, listed below, and each has a test in
    made impossible (STOP_SENDING resets our side inside aioquic).
 9. ``QuicConnection._spaces[ONE_RTT].ack_at``: brought forward so that a
    graceful close first acknowledges what arrived (`QuicCore.ack_now`).
+10. ``QuicConnection._state`` leaving ``FIRSTFLIGHT``: a packet of a new server
+    connection decrypted, so its first datagram was a valid Initial (aioquic
+    then insists on a CRYPTO frame in it), not junk; see `QuicCore.decrypted`.
+    Nothing public tells it: a ClientHello spanning several datagrams yields
+    no event, no keys and no answer until its last part arrives.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ __all__ = [
 #: so one socket serving many connections needs a single value.
 CID_LENGTH: Final = 8
 
+#: QUIC's CRYPTO_ERROR range: a TLS alert travels as 0x100 + its number.
+CRYPTO_ERROR: Final = 0x100
+
 _SUPPORTED_VERSIONS: Final = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
 
 Address = tuple[Any, ...]
@@ -130,6 +138,18 @@ class Terminated:
     by_peer: bool
     idle_timeout: bool
     is_application: bool
+
+    @property
+    def tls_alert(self) -> int | None:
+        """The TLS alert this close carries (RFC 9001 4.8: CRYPTO_ERROR 0x100 + alert), or None.
+
+        For example 120 (no_application_protocol, code 0x178) for a wrong
+        ALPN, or 40 (handshake_failure, 0x128) for no common signature
+        algorithm.
+        """
+        if self.is_application or not CRYPTO_ERROR <= self.error_code <= CRYPTO_ERROR + 0xFF:
+            return None
+        return self.error_code - CRYPTO_ERROR
 
 
 @final
@@ -470,6 +490,19 @@ class QuicCore:
             idle_timeout=idle,
             is_application=ev.frame_type is None,
         )
+
+    @property
+    def decrypted(self) -> bool:
+        """True once any packet of this connection decrypted.
+
+        For a new server connection it tells a client's Initial (valid, with
+        CRYPTO data: aioquic closes the connection otherwise) from junk with
+        a plausible header: keep the former even when it produced nothing
+        yet, as the first part of a ClientHello spanning several datagrams
+        does.  aioquic leaves FIRSTFLIGHT when a packet decrypts, before its
+        frames are handled.
+        """
+        return self._quic._state.name != "FIRSTFLIGHT"
 
     @property
     def is_ended(self) -> bool:

@@ -6,7 +6,8 @@
 (a real identity and certificate, our ALPN, optionally a CONTROL stream
 with SETTINGS) and then does whatever a test tells it to with the raw
 aioquic `QuicConnection`: STOP_SENDING on a control stream, half-sent
-messages, streams it never reads, no flow-control credit.  It runs on a
+messages, streams it never reads, no flow-control credit, a foreign ALPN
+list or a doctored TLS context (``configure_tls``).  It runs on a
 `MemoryNetwork` (pass the network) or on real loopback UDP (pass ``None``).
 
 Usage::
@@ -35,11 +36,26 @@ from qp2p_trio import _quic, _wire
 from qp2p_trio._certs import make_certificate
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+    from aioquic import tls
 
     from qp2p_trio.testing import MemoryNetwork
 
 K = _wire.StreamKind
+
+
+class _Connection(QuicConnection):
+    """aioquic's client connection, with a hook on its TLS context before the ClientHello."""
+
+    def __init__(self, *, configure_tls: Callable[[tls.Context], None] | None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._configure_tls = configure_tls
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        if self._configure_tls is not None:
+            self._configure_tls(self.tls)
 
 
 class HostilePeer:
@@ -51,16 +67,17 @@ class HostilePeer:
         target: tuple[Any, ...],
         *,
         identity: qp2p_trio.Identity | None,
-        alpn: str,
+        alpn: str | Sequence[str],
         config: qp2p_trio.Config,
+        configure_tls: Callable[[tls.Context], None] | None = None,
     ) -> None:
         self.sock = sock
         self.target = target
         self.identity = identity or qp2p_trio.Identity.generate()
         cert, key = make_certificate(self.identity, now=time.time())
         conf = _quic.build_configuration(config, is_client=True, certificate=cert, private_key=key)
-        conf.alpn_protocols = [alpn]
-        self.quic = QuicConnection(configuration=conf)
+        conf.alpn_protocols = [alpn] if isinstance(alpn, str) else list(alpn)
+        self.quic: QuicConnection = _Connection(configuration=conf, configure_tls=configure_tls)
         self.events: list[qe.QuicEvent] = []
         self.stream_data: dict[int, bytearray] = {}
         self.stream_fin: set[int] = set()
@@ -79,9 +96,16 @@ class HostilePeer:
         target: tuple[Any, ...],
         *,
         identity: qp2p_trio.Identity | None = None,
-        alpn: str = qp2p_trio.ALPN,
+        alpn: str | Sequence[str] = qp2p_trio.ALPN,
         config: qp2p_trio.Config | None = None,
+        configure_tls: Callable[[tls.Context], None] | None = None,
     ) -> AsyncIterator[HostilePeer]:
+        """Bind a socket on ``host_ip`` and pump one client connection to ``target``.
+
+        ``alpn``: the protocol (or list) offered.  ``configure_tls`` is called
+        with aioquic's TLS context once it exists, before the ClientHello is
+        built (for example to change its signature algorithms).
+        """
         if network is not None:
             host = network.add_host(host_ip)
             with network.use_host(host):
@@ -96,6 +120,7 @@ class HostilePeer:
                 identity=identity,
                 alpn=alpn,
                 config=config or qp2p_trio.Config(),
+                configure_tls=configure_tls,
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(peer._pump)
@@ -112,8 +137,8 @@ class HostilePeer:
                 await self.sock.sendto(data, addr)
         self._drain_events()
 
-    def _drain_events(self) -> None:
-        changed = False
+    def _drain_events(self, changed: bool = False) -> None:
+        """Record aioquic's events; wake `wait_for` if any (or if ``changed``)."""
         while (ev := self.quic.next_event()) is not None:
             changed = True
             self.events.append(ev)
@@ -129,15 +154,19 @@ class HostilePeer:
         while True:
             timer = self.quic.get_timer()
             deadline = timer if timer is not None else math.inf
+            received = False
             with trio.move_on_at(deadline):
                 data, addr = await self.sock.recvfrom(65536)
                 if self.reading:
                     self.datagrams_received += 1
                     self.quic.receive_datagram(data, addr, now=trio.current_time())
+                    received = True
             timer = self.quic.get_timer()
             if timer is not None and timer <= trio.current_time():
                 self.quic.handle_timer(now=max(timer, trio.current_time()) + 1e-6)
-            self._drain_events()
+            # Input can change state without an event (a CONNECTION_CLOSE is
+            # only reported after 3 PTOs): let waiters look again.
+            self._drain_events(changed=received)
             await self.flush()
 
     async def wait_for(self, predicate: Callable[[], bool], limit: float = 30.0) -> None:
@@ -149,9 +178,18 @@ class HostilePeer:
     # ------------------------------------------------------------ protocol
     async def handshake(self) -> None:
         """Connect and wait for TLS to complete (the server verifies us after)."""
-        self.quic.connect(self.target, now=trio.current_time())
-        await self.flush()
+        await self.start_handshake()
         await self.wait_for(self.handshake_completed)
+
+    async def start_handshake(self) -> int:
+        """Connect: send the first flight; returns how many datagrams it took."""
+        self.quic.connect(self.target, now=trio.current_time())
+        async with self._send_lock:
+            out = self.quic.datagrams_to_send(now=trio.current_time())
+            for data, addr in out:
+                await self.sock.sendto(data, addr)
+        self._drain_events()
+        return len(out)
 
     def handshake_completed(self) -> bool:
         return any(isinstance(e, qe.HandshakeCompleted) for e in self.events)

@@ -15,7 +15,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
 
-from qp2p_trio import Config, Identity
+from qp2p_trio import ALPN, Config, Identity
 from qp2p_trio._certs import make_certificate
 from qp2p_trio._quic import (
     HandshakeDone,
@@ -313,6 +313,57 @@ def test_can_send_early_once_the_client_hello_is_in():
     got = [e for e in events if getattr(e, "stream_id", None) == sid]
     assert got
     assert got[0].data == b"early"
+
+
+# 10. _state leaving FIRSTFLIGHT once a packet decrypted
+def test_decrypted_tells_a_first_client_hello_part_from_junk():
+    from qp2p_trio._quic import parse_datagram_header
+
+    client_conf = conf(True)
+    # ALPN entries long enough to spread the ClientHello over 2+ datagrams.
+    client_conf.alpn_protocols = [*("x" * 250 + str(i) for i in range(6)), ALPN]
+    client = QuicCore(client_conf)
+    client.connect(SERVER_ADDR, 1000.0)
+    first = client.datagrams(1000.0)
+    assert len(first) >= 2, "the test's ClientHello no longer spans several datagrams"
+    dcid = parse_datagram_header(first[0][0]).destination_cid
+
+    # Junk with the same header but a payload that does not decrypt.
+    junk = QuicCore(conf(False), original_destination_connection_id=dcid)
+    data = bytearray(first[0][0])
+    data[-40:] = bytes(40)
+    junk.receive(bytes(data), CLIENT_ADDR, 1000.0)
+    assert not junk.decrypted
+    assert junk.close_seen() is None
+
+    # The first part alone: it decrypted, but yields no keys and no event.
+    server = QuicCore(conf(False), original_destination_connection_id=dcid)
+    assert not server.decrypted
+    server.receive(first[0][0], CLIENT_ADDR, 1000.0)
+    assert server.decrypted, "aioquic's _state no longer leaves FIRSTFLIGHT on decryption"
+    assert not server.can_send_early
+    assert server.events() == []
+    assert server.close_seen() is None
+    for data, _ in first[1:]:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    assert server.can_send_early  # the whole ClientHello is in
+    pump = Pump(client, server)
+    pump.run()
+    assert any(isinstance(e, HandshakeDone) for e in pump.events[id(server)])
+
+
+def test_terminated_tls_alert():
+    def term(code, *, is_application=False):
+        return Terminated(code, "", by_peer=True, idle_timeout=False, is_application=is_application)
+
+    assert term(0x178).tls_alert == 120
+    assert term(0x128).tls_alert == 40
+    assert term(0x100).tls_alert == 0
+    assert term(0x1FF).tls_alert == 0xFF
+    assert term(0x200).tls_alert is None
+    assert term(0x2).tls_alert is None
+    # An application close with a code in that range carries no alert.
+    assert term(0x101, is_application=True).tls_alert is None
 
 
 def test_short_header_fast_path_agrees_with_aioquic():
