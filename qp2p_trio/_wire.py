@@ -215,6 +215,9 @@ class CloseCode(enum.IntEnum):
     """The peer violated the qp2p_trio protocol."""
     LIMIT_EXCEEDED = 0x103
     """The connection was refused by a limit."""
+    HANDSHAKE_TIMEOUT = 0x104
+    """The peer did not complete the set-up (TLS and its SETTINGS) within the
+    server's deadline (see `Config.handshake_timeout`)."""
 
 
 FRAMED_KINDS: Final = frozenset({StreamKind.MESSAGE, StreamKind.REQUEST, StreamKind.REPLY})
