@@ -31,9 +31,10 @@ the first Initial, whatever the peer sends meanwhile:
 - a handshake whose client never proved its address (`observe` saw nothing
   addressed to a connection id of ours) expires after
   `Config.unvalidated_handshake_timeout` if handshakes are under pressure
-  then (as many pending as the Retry threshold), and is looked at again
-  that much later otherwise: `expired` reports it as ``UNVALIDATED`` and
-  the endpoint forgets it silently;
+  then (as many pending as the Retry threshold, or an Initial met the
+  threshold within the last ``unvalidated_handshake_timeout``), and is
+  looked at again that much later otherwise: `expired` reports it as
+  ``UNVALIDATED`` and the endpoint forgets it silently;
 - any handshake expires at the set-up deadline (`setup_deadline`):
   reported as ``SETUP``; the endpoint closes it.
 
@@ -54,15 +55,22 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
 
 import attrs
 from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
-from aioquic.quic.crypto import CryptoPair
+from aioquic.quic.crypto import (
+    INITIAL_CIPHER_SUITE,
+    INITIAL_SALT_VERSION_1,
+    INITIAL_SALT_VERSION_2,
+    CryptoPair,
+)
 from aioquic.quic.packet import (
     QuicErrorCode,
     QuicFrameType,
     QuicPacketType,
+    QuicProtocolVersion,
     encode_quic_retry,
     pull_quic_header,
 )
 from aioquic.quic.packet_builder import QuicPacketBuilder
+from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
 
 from ._quic import CID_LENGTH
 
@@ -137,8 +145,22 @@ def close_initial(
     The datagram is far smaller than the 1200-byte Initial it answers, so it
     cannot amplify.
     """
+    # Only the sending half of `CryptoPair.setup_initial`: half the cost.
     crypto = CryptoPair()
-    crypto.setup_initial(cid=client_dcid, is_client=False, version=version)
+    algorithm = cipher_suite_hash(INITIAL_CIPHER_SUITE)
+    salt = (
+        INITIAL_SALT_VERSION_2
+        if version == QuicProtocolVersion.VERSION_2
+        else INITIAL_SALT_VERSION_1
+    )
+    initial_secret = hkdf_extract(algorithm, salt, client_dcid)
+    crypto.send.setup(
+        cipher_suite=INITIAL_CIPHER_SUITE,
+        secret=hkdf_expand_label(
+            algorithm, initial_secret, b"server in", b"", algorithm.digest_size
+        ),
+        version=version,
+    )
     builder = QuicPacketBuilder(
         host_cid=secrets.token_bytes(CID_LENGTH),
         peer_cid=client_scid,
@@ -266,6 +288,8 @@ class Admission(Generic[C]):
         # (deadline, seq, conn, expiry); stale entries are skipped when popped.
         self._heap: list[tuple[float, int, C, Expiry]] = []
         self._seq = 0
+        # Pressure seen by `screen` keeps counting until then (see `expired`).
+        self._pressure_until = -math.inf
         self.counters = AdmissionCounters()
 
     # -- decisions
@@ -280,6 +304,8 @@ class Admission(Generic[C]):
             return Answer(None)
         cfg = self._config
         counters = self.counters
+        if len(self._pending) >= self._retry_from:
+            self._pressure_until = now + self._unvalidated
         if (
             connections >= cfg.max_connections
             or len(self._pending) >= cfg.max_pending_handshakes
@@ -374,6 +400,10 @@ class Admission(Generic[C]):
         return self._by_key.get(address_key(host), 0)
 
     # -- deadlines
+    def _under_pressure(self, now: float) -> bool:
+        """At the Retry threshold now, or an Initial met it recently."""
+        return len(self._pending) >= self._retry_from or now <= self._pressure_until
+
     def next_deadline(self) -> float:
         return self._heap[0][0] if self._heap else math.inf
 
@@ -381,12 +411,13 @@ class Admission(Generic[C]):
         """Pop the handshakes whose deadline passed (no longer tracked afterwards)."""
         out: list[tuple[C, Expiry]] = []
         heap = self._heap
+        pressured = self._under_pressure(now)  # for the whole batch
         while heap and heap[0][0] <= now:
             _at, _seq, conn, why = heapq.heappop(heap)
             entry = self._pending.get(conn)
             if entry is None or (why is Expiry.UNVALIDATED and entry.validated):
                 continue
-            if why is Expiry.UNVALIDATED and len(self._pending) < self._retry_from:
+            if why is Expiry.UNVALIDATED and not pressured:
                 # No pressure: an honest client may just be unlucky (under
                 # bursty loss it can hear us seconds before we hear it); its
                 # slot is needed by nobody.  Look again later.

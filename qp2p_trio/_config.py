@@ -180,7 +180,8 @@ class Config:
     #: Seconds after which an incoming handshake whose client never proved
     #: its address may be dropped, while handshakes are under pressure (at
     #: least the `address_validation_threshold` share of
-    #: `max_pending_handshakes` pending).  A client proves its address by
+    #: `max_pending_handshakes` pending, now or when an Initial arrived
+    #: within the last ``unvalidated_handshake_timeout``).  A client proves its address by
     #: sending anything to the connection id we chose (so it got our first
     #: flight), or with a Retry token; retransmitted Initials prove nothing.
     #: Such a handshake is forgotten without an answer and counted in

@@ -53,6 +53,7 @@ class HostilePeer:
         identity: qp2p_trio.Identity | None,
         alpn: str,
         config: qp2p_trio.Config,
+        token: bytes = b"",
     ) -> None:
         self.sock = sock
         self.target = target
@@ -60,6 +61,7 @@ class HostilePeer:
         cert, key = make_certificate(self.identity, now=time.time())
         conf = _quic.build_configuration(config, is_client=True, certificate=cert, private_key=key)
         conf.alpn_protocols = [alpn]
+        conf.token = token  # an address-validation token to present, if any
         self.quic = QuicConnection(configuration=conf)
         self.events: list[qe.QuicEvent] = []
         self.stream_data: dict[int, bytearray] = {}
@@ -81,9 +83,12 @@ class HostilePeer:
         identity: qp2p_trio.Identity | None = None,
         alpn: str = qp2p_trio.ALPN,
         config: qp2p_trio.Config | None = None,
+        token: bytes = b"",
     ) -> AsyncIterator[HostilePeer]:
         if network is not None:
-            host = network.add_host(host_ip)
+            # Several peers may share a host (an address with many sockets).
+            known = [h for h in network.hosts if h.v4 == host_ip]
+            host = known[0] if known else network.add_host(host_ip)
             with network.use_host(host):
                 sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         else:
@@ -96,6 +101,7 @@ class HostilePeer:
                 identity=identity,
                 alpn=alpn,
                 config=config or qp2p_trio.Config(),
+                token=token,
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(peer._pump)
