@@ -50,6 +50,13 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> 
         raise ValueError(f"Config.{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
+def _fraction(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"Config.{attribute.name} must be a number, got {value!r}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"Config.{attribute.name} must be within 0..1, got {value!r}")
+
+
 def _optional_retry(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, RetryPolicy):
         raise TypeError(f"Config.{attribute.name} must be a RetryPolicy or None, got {value!r}")
@@ -147,6 +154,19 @@ class Config:
     initial_connection_window: int = attrs.field(default=1 * MiB, validator=_positive_int)
     #: Seconds a handshake may take before `Endpoint.connect` gives up on the
     #: attempt (a transient failure: retried under `retry`).
+    #:
+    #: It also sets the *server-side set-up deadline*: an incoming connection
+    #: must be established (TLS done and the peer's SETTINGS received) within
+    #: ``2 * handshake_timeout + 4 * PTO`` of its first Initial, where ``PTO =
+    #: 3 * initial_rtt`` is QUIC's first probe timeout (21.2 s by default).
+    #: The dialler stops waiting after ``handshake_timeout``, but it may be
+    #: done on its side while its last flight (Finished, SETTINGS) is still
+    #: being lost: it resends it with exponential backoff, the gaps growing
+    #: about as long as the time spent so far, so one more probe arrives
+    #: before ``2 * handshake_timeout``; the PTOs are the margin.  Activity
+    #: (PINGs, anything) does not extend the deadline.  Past it the
+    #: connection is closed with ``CloseCode.HANDSHAKE_TIMEOUT`` and counted
+    #: in `EndpointStatistics.handshakes_timed_out`.
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
     #: Backoff for `Endpoint.connect`, `Endpoint.send` and `Endpoint.request`,
     #: or ``None`` to try once.
@@ -159,9 +179,33 @@ class Config:
     max_connections: int = attrs.field(default=1000, validator=_positive_int)
     #: Incoming handshakes in progress at once; more are refused likewise.
     max_pending_handshakes: int = attrs.field(default=100, validator=_positive_int)
-    #: Incoming handshakes in progress from one IP address: one host cannot
-    #: take every handshake slot (more from it are refused likewise).
+    #: Incoming handshakes in progress from one address: one host cannot take
+    #: every handshake slot (more from it are refused likewise).  An address
+    #: is an IPv4 address (also when it arrives IPv4-mapped, ``::ffff:a.b.c.d``)
+    #: or an IPv6 /64 network: one IPv6 host commonly owns a whole /64.
     max_pending_handshakes_per_address: int = attrs.field(default=10, validator=_positive_int)
+    #: Fraction of `max_pending_handshakes`: once that many incoming
+    #: handshakes are pending (rounded up), a new one must first prove it owns
+    #: its address: it is answered with a QUIC Retry carrying a token, and
+    #: only the Initial that echoes the token from the same address starts a
+    #: connection (one extra round trip, no state kept before).  The slots
+    #: above the threshold thus go to validated addresses only, so Initials
+    #: from spoofed or silent addresses can hold at most that fraction.
+    #: 0 validates every address; 1 never sends a Retry.
+    address_validation_threshold: float = attrs.field(default=0.5, validator=_fraction)
+    #: Seconds after which an incoming handshake whose client never proved
+    #: its address may be dropped, while handshakes are under pressure (at
+    #: least the `address_validation_threshold` share of
+    #: `max_pending_handshakes` pending, now or when an Initial arrived
+    #: within the last ``unvalidated_handshake_timeout``).  A client proves its address by
+    #: sending anything to the connection id we chose (so it got our first
+    #: flight), or with a Retry token; retransmitted Initials prove nothing.
+    #: Such a handshake is forgotten without an answer and counted in
+    #: `EndpointStatistics.handshakes_unvalidated_expired` (a client that is
+    #: merely slow retransmits its Initial and starts afresh).  Without
+    #: pressure it is left alone, up to the set-up deadline: under bursty
+    #: loss an honest client can stay unheard for several seconds.
+    unvalidated_handshake_timeout: float = attrs.field(default=3.0, validator=_positive)
     #: Peer events buffered per `Endpoint.events` subscriber; past it, events
     #: are dropped for that subscriber and counted.
     event_queue_size: int = attrs.field(default=256, validator=_positive_int)

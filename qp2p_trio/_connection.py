@@ -60,8 +60,11 @@ _log = logging.getLogger("qp2p_trio")
 _T = TypeVar("_T")
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
-# QUIC's CONNECTION_REFUSED transport error, and our own limit close code.
-_REFUSED_CLOSE_CODES = frozenset({0x2, _wire.CloseCode.LIMIT_EXCEEDED})
+# QUIC's CONNECTION_REFUSED and INVALID_TOKEN (a stale Retry token: a fresh
+# attempt gets a new one) transport errors, and our own limit close codes.
+_REFUSED_CLOSE_CODES = frozenset(
+    {0x2, 0xB, _wire.CloseCode.LIMIT_EXCEEDED, _wire.CloseCode.HANDSHAKE_TIMEOUT}
+)
 _REFUSAL_CODES = frozenset({E.BUSY, E.UNSUPPORTED, E.MALFORMED, E.REFUSED, E.NO_REPLY})
 
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, final
 import attrs
 import trio
 
-from . import _quic
+from . import _admission, _quic
 from ._certs import make_certificate, renewal_window
 from ._config import Config
 from ._connection import Connection, _payload_view, _SendOutcome
@@ -95,8 +95,20 @@ class EndpointStatistics:
         pooled: peers with a live pooled connection.
         connections_refused: Initial datagrams of new incoming connections
             answered with CONNECTION_REFUSED, because of
-            `Config.max_connections` or `Config.max_pending_handshakes` (a
-            client that retransmits its Initial is counted again).
+            `Config.max_connections`, `Config.max_pending_handshakes` or
+            `Config.max_pending_handshakes_per_address` (a client that
+            retransmits its Initial is counted again).
+        retries_sent: Initials answered with a QUIC Retry (address
+            validation, see `Config.address_validation_threshold`).
+        invalid_tokens: Initials whose token was not a valid Retry token of
+            ours for that address (expired, forged, replayed elsewhere),
+            answered with INVALID_TOKEN.
+        handshakes_timed_out: incoming connections closed with
+            ``CloseCode.HANDSHAKE_TIMEOUT`` because they were not established
+            by the set-up deadline (see `Config.handshake_timeout`).
+        handshakes_unvalidated_expired: incoming handshakes forgotten because
+            their client never proved its address within
+            `Config.unvalidated_handshake_timeout`.
         datagrams_received / datagrams_sent: UDP datagrams.
         bytes_received / bytes_sent: UDP payload bytes.
         dropped_malformed: datagrams whose QUIC header did not parse, or that
@@ -137,6 +149,10 @@ class EndpointStatistics:
     connections_unannounced: int
     connections_refused: int
     handshake_failures: int
+    retries_sent: int
+    invalid_tokens: int
+    handshakes_timed_out: int
+    handshakes_unvalidated_expired: int
 
 
 @attrs.define
@@ -153,7 +169,6 @@ class _Counters:
     messages_received: int = 0
     streams_refused: int = 0
     connections_unannounced: int = 0
-    connections_refused: int = 0
     handshake_failures: int = 0
 
 
@@ -200,8 +215,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Drawn per run: peers tell a restart of ours from a second connection.
         self._incarnation = secrets.randbits(64)
         self._live: set[Connection] = set()  # not yet terminated
-        self._pending_incoming: set[Connection] = set()
-        self._pending_by_host: dict[str, int] = {}  # incoming handshakes per source IP
+        self._admission = _admission.Admission[Connection](config)
         self._hub = EventHub()
         self._pool = Pool(identity.node_id, self._hub)
         # Jitter of retries: reproducible per identity.
@@ -242,7 +256,7 @@ class Endpoint(metaclass=NoPublicConstructor):
 
     def statistics(self) -> EndpointStatistics:
         """Return an immutable snapshot of this endpoint's counters."""
-        counts = attrs.asdict(self._counters)
+        counts = attrs.asdict(self._counters) | attrs.asdict(self._admission.counters)
         counts["send_errors"] += self._transport.send_errors
         counts["receive_errors"] += self._transport.receive_errors
         return EndpointStatistics(
@@ -730,14 +744,15 @@ class Endpoint(metaclass=NoPublicConstructor):
             self._counters.handshake_failures += 1
 
     def _pending_remove(self, conn: Connection) -> None:
-        if conn in self._pending_incoming:
-            self._pending_incoming.remove(conn)
-            host = conn._wire_address[0]
-            left = self._pending_by_host.get(host, 1) - 1
-            if left > 0:
-                self._pending_by_host[host] = left
-            else:
-                self._pending_by_host.pop(host, None)
+        self._admission.remove(conn)
+
+    def _handshake_expired(self, conn: Connection, why: _admission.Expiry) -> None:
+        if why is _admission.Expiry.UNVALIDATED:
+            # Nobody proved this address: answer nothing, keep nothing.
+            self._live.discard(conn)
+            self._forget(conn)
+        else:
+            conn._close_locally(CloseCode.HANDSHAKE_TIMEOUT, "set-up deadline passed")
 
     def _peer_goaway(self, conn: Connection) -> None:
         self._pool.peer_goaway(conn)
@@ -800,37 +815,27 @@ class Endpoint(metaclass=NoPublicConstructor):
             if not header.is_initial or len(data) < 1200 or self._closing:
                 counters.dropped_unknown_connection += 1
                 return
-            cfg = self._config
-            if (
-                len(self._live) >= cfg.max_connections
-                or len(self._pending_incoming) >= cfg.max_pending_handshakes
-                or self._pending_by_host.get(addr[0], 0) >= cfg.max_pending_handshakes_per_address
-            ):
-                counters.connections_refused += 1
-                self._raw_out.extend(
-                    _quic.refuse_initial(
-                        self._server_conf,
-                        data,
-                        tuple(addr),
-                        now,
-                        "too many connections",
-                        original_destination_connection_id=header.destination_cid,
-                    )
-                )
-                self._wake.set()
+            verdict = self._admission.screen(data, addr, now, connections=len(self._live))
+            if isinstance(verdict, _admission.Answer):
+                if verdict.datagram is not None:
+                    self._raw_out.append((verdict.datagram, addr))
+                    self._wake.set()
                 return
             core = _quic.QuicCore(
-                self._server_conf, original_destination_connection_id=header.destination_cid
+                self._server_conf,
+                original_destination_connection_id=verdict.original_destination_cid,
+                retry_source_connection_id=verdict.retry_source_cid,
             )
             conn = Connection._create(self, core, tuple(addr), expected_peer=None)
             self._register(conn, header.destination_cid)
             self._register(conn, core.host_cid)
-            self._pending_incoming.add(conn)
-            host = addr[0]
-            self._pending_by_host[host] = self._pending_by_host.get(host, 0) + 1
+            self._admission.add(
+                conn, addr, header.destination_cid, now, validated=verdict.validated
+            )
             new = True
         else:
             new = False
+            self._admission.observe(conn, header.destination_cid)
         conn.datagrams_received += 1
         conn.bytes_received += len(data)
         try:
@@ -895,6 +900,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             heapq.heappush(self._timers, (due, self._seq, conn))
 
     def _fire_timers(self, now: float) -> None:
+        for expired, why in self._admission.expired(now):
+            self._handshake_expired(expired, why)
         interval = self._config.keep_alive_interval
         timers = self._timers
         while timers and timers[0][0] <= now:
@@ -927,7 +934,8 @@ class Endpoint(metaclass=NoPublicConstructor):
                 self._schedule(conn)
 
     def _next_deadline(self) -> float:
-        return self._timers[0][0] if self._timers else math.inf
+        first = self._timers[0][0] if self._timers else math.inf
+        return min(first, self._admission.next_deadline())
 
     def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
         if conn.broken:

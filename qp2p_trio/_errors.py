@@ -44,7 +44,9 @@ class ConnectRefused(ConnectError):
 
     Transient: the peer is there and may accept later (retried under
     `Config.retry`).  ``error_code`` is the peer's close code: QUIC's
-    CONNECTION_REFUSED (0x2) or `CloseCode.LIMIT_EXCEEDED`.
+    CONNECTION_REFUSED (0x2), QUIC's INVALID_TOKEN (0xb: our Retry token had
+    expired or the peer restarted), `CloseCode.LIMIT_EXCEEDED` or
+    `CloseCode.HANDSHAKE_TIMEOUT` (the set-up took past the peer's deadline).
     """
 
     def __init__(self, message: str, *, error_code: int) -> None:

@@ -354,38 +354,6 @@ class SendProgress:
 _DONE = SendProgress(0, True, None)
 
 
-#: QUIC transport error CONNECTION_REFUSED (RFC 9000, section 20.1).
-CONNECTION_REFUSED: Final = 0x2
-
-
-def refuse_initial(
-    configuration: QuicConfiguration,
-    data: bytes,
-    addr: Address,
-    now: float,
-    reason: str,
-    *,
-    original_destination_connection_id: bytes,
-) -> list[tuple[bytes, Address]]:
-    """Answer a client's Initial with CONNECTION_CLOSE (CONNECTION_REFUSED).
-
-    Nothing is kept: the throw-away connection only derives the keys the
-    answer needs.  Returns the datagrams to send (possibly none).
-    """
-    quic = _QuicConnection(
-        configuration=configuration,
-        original_destination_connection_id=original_destination_connection_id,
-    )
-    try:
-        quic.receive_datagram(data, addr, now=now)
-    except Exception:
-        return []
-    # A frame type makes it a transport close, which may travel in Initial
-    # packets (an application close there would lose its code).
-    quic.close(error_code=CONNECTION_REFUSED, frame_type=0, reason_phrase=reason[:100])
-    return [(bytes(d), tuple(a)) for d, a in quic.datagrams_to_send(now=now)]
-
-
 @final
 class QuicCore:
     """One QUIC connection, sans-IO.  See the module docstring."""
@@ -395,10 +363,12 @@ class QuicCore:
         configuration: QuicConfiguration,
         *,
         original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
     ) -> None:
         self._quic = _QuicConnection(
             configuration=configuration,
             original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
         )
         self.is_client: bool = configuration.is_client
         self._pending_close_reported = False

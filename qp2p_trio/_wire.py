@@ -218,6 +218,9 @@ class CloseCode(enum.IntEnum):
     """The peer violated the qp2p_trio protocol."""
     LIMIT_EXCEEDED = 0x103
     """The connection was refused by a limit."""
+    HANDSHAKE_TIMEOUT = 0x104
+    """The peer did not complete the set-up (TLS and its SETTINGS) within the
+    server's deadline (see `Config.handshake_timeout`)."""
     INTERNAL_ERROR = 0x105
     """Handling the connection's input failed inside qp2p_trio (a bug, logged
     on the closing side); only this connection was closed."""

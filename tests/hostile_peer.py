@@ -70,6 +70,7 @@ class HostilePeer:
         alpn: str | Sequence[str],
         config: qp2p_trio.Config,
         configure_tls: Callable[[tls.Context], None] | None = None,
+        token: bytes = b"",
     ) -> None:
         self.sock = sock
         self.target = target
@@ -77,6 +78,7 @@ class HostilePeer:
         cert, key = make_certificate(self.identity, now=time.time())
         conf = _quic.build_configuration(config, is_client=True, certificate=cert, private_key=key)
         conf.alpn_protocols = [alpn] if isinstance(alpn, str) else list(alpn)
+        conf.token = token  # an address-validation token to present, if any
         self.quic: QuicConnection = _Connection(configuration=conf, configure_tls=configure_tls)
         self.events: list[qe.QuicEvent] = []
         self.stream_data: dict[int, bytearray] = {}
@@ -99,6 +101,7 @@ class HostilePeer:
         alpn: str | Sequence[str] = qp2p_trio.ALPN,
         config: qp2p_trio.Config | None = None,
         configure_tls: Callable[[tls.Context], None] | None = None,
+        token: bytes = b"",
     ) -> AsyncIterator[HostilePeer]:
         """Bind a socket on ``host_ip`` and pump one client connection to ``target``.
 
@@ -107,7 +110,9 @@ class HostilePeer:
         built (for example to change its signature algorithms).
         """
         if network is not None:
-            host = network.add_host(host_ip)
+            # Several peers may share a host (an address with many sockets).
+            known = [h for h in network.hosts if h.v4 == host_ip]
+            host = known[0] if known else network.add_host(host_ip)
             with network.use_host(host):
                 sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         else:
@@ -121,6 +126,7 @@ class HostilePeer:
                 alpn=alpn,
                 config=config or qp2p_trio.Config(),
                 configure_tls=configure_tls,
+                token=token,
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(peer._pump)

@@ -10,7 +10,7 @@ import pytest
 import qp2p_trio
 
 PACKAGE = Path(qp2p_trio.__file__).parent
-SANS_IO = ["_wire", "_quic", "_certs", "_identity", "_config", "_errors", "_retry"]
+SANS_IO = ["_wire", "_quic", "_certs", "_identity", "_config", "_errors", "_retry", "_admission"]
 FORBIDDEN = {"trio", "time", "asyncio", "socket", "selectors", "outcome"}
 
 

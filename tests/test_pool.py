@@ -295,7 +295,10 @@ async def test_connection_limit_refuses_with_clear_code(autojump_clock):
 async def test_pending_handshake_limit(autojump_clock):
     net = MemoryNetwork(seed=11, default_link=LinkConfig(delay=0.1))
     with trio.fail_after(60), net.activate():
-        async with qp2p_trio.open_endpoint(ADDR, config=Config(max_pending_handshakes=3)) as server:
+        # No Retry round trip (address_validation_threshold=1): all eight
+        # Initials meet the limit at once.
+        config = Config(max_pending_handshakes=3, address_validation_threshold=1.0)
+        async with qp2p_trio.open_endpoint(ADDR, config=config) as server:
             outcomes = []
 
             async def client():

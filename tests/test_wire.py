@@ -160,6 +160,7 @@ def test_close_code_values() -> None:
         "PEER_IDENTITY": 0x101,
         "PROTOCOL_VIOLATION": 0x102,
         "LIMIT_EXCEEDED": 0x103,
+        "HANDSHAKE_TIMEOUT": 0x104,
         "INTERNAL_ERROR": 0x105,
     }
 
