@@ -57,6 +57,12 @@ def _fraction(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None
         raise ValueError(f"Config.{attribute.name} must be within 0..1, got {value!r}")
 
 
+def _share(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _positive(_inst, attribute, value)
+    if value > 1:
+        raise ValueError(f"Config.{attribute.name} must be within (0, 1], got {value!r}")
+
+
 def _optional_retry(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, RetryPolicy):
         raise TypeError(f"Config.{attribute.name} must be a RetryPolicy or None, got {value!r}")
@@ -111,6 +117,18 @@ class Config:
     #: Payload bytes of messages being received or waiting in the queue, at
     #: most; a message whose declared size does not fit is refused with ``BUSY``.
     receive_queue_bytes: int = attrs.field(default=64 * MiB, validator=_positive_int)
+    #: Fraction of `receive_queue_messages` and of `receive_queue_bytes` that
+    #: one peer address (an IPv4 address, or an IPv6 /64, however many
+    #: connections it has) may hold: messages being received or queued, and
+    #: unread raw-stream bytes.  At least one message of `max_message_size`.
+    #: Past it that peer's new messages are refused with ``BUSY`` and its raw
+    #: streams are stopped, while other peers are served.
+    receive_share: float = attrs.field(default=0.25, validator=_share)
+    #: Seconds a message being received may go without a new byte while it
+    #: holds part of the receive budget; past it (checked every that many
+    #: seconds, so after one to two of them) the stream is reset with
+    #: ``STALLED`` and the budget freed.
+    message_stall_timeout: float = attrs.field(default=10.0, validator=_positive)
     #: New incoming connections waiting for `Endpoint.accept`; see that method
     #: for what happens past it.
     accept_queue_size: int = attrs.field(default=64, validator=_positive_int)

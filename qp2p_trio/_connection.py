@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, TypeVar, final
 import attrs
 import trio
 
-from . import _quic, _wire
+from . import _admission, _quic, _wire
 from ._certs import verify_certificate_chain
 from ._errors import (
     ConnectError,
@@ -125,6 +125,7 @@ class StreamState:
     """Bookkeeping of one stream, owned by its `Connection` (see module doc)."""
 
     __slots__ = (
+        "checked",
         "error",
         "handle",
         "kind",
@@ -132,6 +133,7 @@ class StreamState:
         "local_send_closed",
         "parser",
         "receipt",
+        "received",
         "recv_buf",
         "recv_fin",
         "reply",
@@ -154,7 +156,9 @@ class StreamState:
         self.recv_fin = False
         self.reset_code: int | None = None  # the peer's RESET_STREAM
         self.local_recv_closed = False  # we stopped reading
-        self.reserved = 0  # receive budget held
+        self.reserved = 0  # receive budget held (bytes; one message too unless raw)
+        self.received = 0  # bytes the peer sent on it, and at the last stall check
+        self.checked = 0
         self.reply: bytes | None = None
         self.receipt: int | None = None  # the peer's RECEIPT code for our message/reply
         self.error: BaseException | None = None
@@ -215,6 +219,9 @@ class Connection(metaclass=NoPublicConstructor):
         )
         self._accept_uni_send, self._accept_uni_recv = trio.open_memory_channel[ReceiveStream](q)
         self._cids: set[bytes] = set()
+        # The receive budget's peer: one share per address, not per connection.
+        self._budget_key = _admission.address_key(str(peer_address[0]))
+        self.stall_at: float | None = None  # next check for stalled messages
         self.broken = False  # aioquic raised: forget without a close (see _contain)
         self.timer_at: float | None = None
         self.next_ping_at: float | None = None
@@ -584,6 +591,7 @@ class Connection(metaclass=NoPublicConstructor):
             if st is not None:
                 st.reset_code = ev.error_code
                 self._release(st)
+                st.recv_buf = bytearray()  # a reset stream's unread bytes go too
                 if (st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None) or (
                     st.local_recv_closed and st.handle is None and not st.sending
                 ):
@@ -620,11 +628,15 @@ class Connection(metaclass=NoPublicConstructor):
             st = self._new_incoming(sid)
             if st is None:
                 return
+        st.received += len(data) + fin
         if st.local_recv_closed:
             # Refused or no longer read: drop what is still in flight, and
             # forget a refused stream once the peer finished it.
             if fin and st.handle is None and not st.sending:
                 self._forget(st)
+            elif fin:
+                st.recv_fin = True
+                self._maybe_forget(st)
             return
         if st.parser is None:
             if st.kind is K.RAW_BIDI:
@@ -658,10 +670,12 @@ class Connection(metaclass=NoPublicConstructor):
             st.kind = head.kind
         if head.kind in (K.MESSAGE, K.REQUEST):
             assert head.length is not None
-            if not self._endpoint._budget_reserve(head.length):
+            if not self._endpoint._budget_reserve(self._budget_key, 1, head.length):
                 self._refuse(st, E.BUSY, None)
                 return False
             st.reserved = head.length
+            if self.stall_at is None:
+                self.stall_at = trio.current_time() + self._config.message_stall_timeout
             return True
         if head.kind is K.REPLY:
             return True
@@ -695,7 +709,7 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
         """Stop reading a stream with ``code``; reset our side of a bidi one."""
-        self._endpoint._count_refused()
+        self._endpoint._count_refused(code)
         if (_is_uni(st.sid) and st.kind is not K.RAW_UNI) or (st.sending and st.kind is K.REQUEST):
             # A message (or our request's reply) refused: its sender waits for this.
             self._send_receipt(st.sid, code)
@@ -732,37 +746,67 @@ class Connection(metaclass=NoPublicConstructor):
             connection=self,
             stream_id=None if done.kind is K.MESSAGE else st.sid,
         )
+        st_reserved, st.reserved = st.reserved, 0  # the queue holds it now
         if done.kind is K.MESSAGE:
             self._forget(st)
         else:
             st.handle = msg
             st.parser = None
-        st_reserved, st.reserved = st.reserved, 0
-        delivered = self._endpoint._deliver(msg, st_reserved)
+        delivered = self._endpoint._deliver(msg, self._budget_key, st_reserved)
         if done.kind is K.MESSAGE:
             self._send_receipt(st.sid, 0 if delivered else E.CLOSED)
 
     def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
         if data:
+            n = len(data)
+            if len(st.recv_buf) + n > self._config.stream_receive_buffer:
+                self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
+                return
+            if not self._endpoint._budget_reserve(self._budget_key, 0, n):
+                self._overrun(st, E.BUSY, "its share of the receive budget (Config.receive_share)")
+                return
             st.recv_buf += data
-            if len(st.recv_buf) > self._config.stream_receive_buffer:
-                st.error = trio.BrokenResourceError(
-                    "the peer sent more than Config.stream_receive_buffer bytes ahead of the reader"
-                )
-                self._core.stop(st.sid, E.CLOSED)
-                st.local_recv_closed = True
-                st.recv_buf = bytearray()
-                self._dirty()
+            st.reserved += n
         if fin:
             st.recv_fin = True
             self._maybe_forget(st)
 
-    def _release(self, st: StreamState) -> None:
-        if st.reserved:
-            self._endpoint._budget_release(st.reserved)
-            st.reserved = 0
+    def _overrun(self, st: StreamState, code: int, what: str) -> None:
+        """The peer sent more raw bytes than it may have unread: stop the stream."""
+        st.error = trio.BrokenResourceError(f"the peer sent more than {what} ahead of the reader")
+        self._core.stop(st.sid, code)
+        st.local_recv_closed = True
+        self._release(st)
+        st.recv_buf = bytearray()
+        self._dirty()
+        self._maybe_forget(st)
+
+    def _release(self, st: StreamState, nbytes: int | None = None) -> None:
+        """Give back ``st``'s receive budget: all of it, or ``nbytes`` of a raw stream's."""
+        if not st.reserved:
+            return
+        raw = st.kind in _wire.RAW_KINDS
+        n = st.reserved if nbytes is None else min(nbytes, st.reserved)
+        st.reserved -= n
+        messages = 0 if raw else 1
+        self._endpoint._budget_release(self._budget_key, messages, n)
+
+    def _check_stalls(self, now: float) -> None:
+        """Reset messages that hold budget and got no byte since the last check."""
+        waiting = False
+        for st in list(self._streams.values()):
+            if not st.reserved or st.kind in _wire.RAW_KINDS:
+                continue
+            if st.received == st.checked:
+                self._refuse(st, E.STALLED, None)
+            else:
+                st.checked = st.received
+                waiting = True
+        timeout = self._config.message_stall_timeout
+        self.stall_at = now + timeout if waiting and self._close_exc is None else None
 
     def _forget(self, st: StreamState) -> None:
+        self._release(st)
         self._streams.pop(st.sid, None)
         slot = st.slot
         if slot is not None:
@@ -775,10 +819,13 @@ class Connection(metaclass=NoPublicConstructor):
             return
         uni = _is_uni(st.sid)
         send_done = (uni and not st.sending) or st.local_send_closed or st.stop_code is not None
+        # A stream the peer opened stays (a tombstone) until its FIN or reset:
+        # data still in flight must not look like a new stream.
+        peer_done = st.recv_fin or st.reset_code is not None
         recv_done = (
             (uni and st.sending)
-            or st.local_recv_closed
-            or ((st.recv_fin or st.reset_code is not None) and not st.recv_buf)
+            or (peer_done and (st.local_recv_closed or not st.recv_buf))
+            or (st.local_recv_closed and (st.sid & 1) == (0 if self._core.is_client else 1))
         )
         if send_done and recv_done:
             self._forget(st)
@@ -1189,6 +1236,7 @@ class Connection(metaclass=NoPublicConstructor):
         if self._close_exc is None and not st.recv_fin and st.reset_code is None:
             self._core.stop(st.sid, E.CLOSED)
             self._dirty()
+        self._release(st)
         st.recv_buf = bytearray()
         self._maybe_forget(st)
         self._wake()
@@ -1203,6 +1251,7 @@ class Connection(metaclass=NoPublicConstructor):
             if st.recv_buf:
                 chunk = bytes(st.recv_buf[:max_bytes])
                 del st.recv_buf[:max_bytes]
+                self._release(st, len(chunk))
                 if not st.recv_buf:
                     self._maybe_forget(st)
                 return chunk

@@ -43,6 +43,7 @@ import attrs
 import trio
 
 from . import _admission, _quic
+from ._budget import ReceiveBudget
 from ._certs import make_certificate, renewal_window
 from ._config import Config
 from ._connection import Connection, _payload_view, _SendOutcome
@@ -123,6 +124,9 @@ class EndpointStatistics:
             malformed, unsupported).
         connections_unannounced: accepted connections `Endpoint.accept` did
             not get because its queue was full (they work all the same).
+        streams_stalled: incoming messages reset with ``STALLED``: they held
+            receive budget and made no progress for
+            `Config.message_stall_timeout` (also in ``streams_refused``).
         handshake_failures: handshakes, incoming or outgoing, that TLS
             refused: a TLS alert sent or received (QUIC CRYPTO_ERROR, 0x100 +
             alert; for example 0x178 for a ClientHello without our ALPN, 0x128
@@ -147,6 +151,7 @@ class EndpointStatistics:
     messages_received: int
     streams_refused: int
     connections_unannounced: int
+    streams_stalled: int
     connections_refused: int
     handshake_failures: int
     retries_sent: int
@@ -169,6 +174,7 @@ class _Counters:
     messages_received: int = 0
     streams_refused: int = 0
     connections_unannounced: int = 0
+    streams_stalled: int = 0
     handshake_failures: int = 0
 
 
@@ -200,12 +206,18 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._dirty: dict[Connection, None] = {}
         self._raw_out: list[tuple[bytes, Address]] = []
         self._wake = trio.Event()
-        self._msg_send, self._msg_recv = trio.open_memory_channel[tuple[Message, int]](math.inf)
+        self._msg_send, self._msg_recv = trio.open_memory_channel[tuple[Message, str, int]](
+            math.inf
+        )
         self._accept_send, self._accept_recv = trio.open_memory_channel[Connection](
             config.accept_queue_size
         )
-        self._budget_messages = 0
-        self._budget_bytes = 0
+        self._budget = ReceiveBudget[str](
+            messages=config.receive_queue_messages,
+            nbytes=config.receive_queue_bytes,
+            share=config.receive_share,
+            min_share_bytes=config.max_message_size,
+        )
         self._counters = _Counters()
         self._closing = False
         self._closed = False
@@ -669,10 +681,10 @@ class Endpoint(metaclass=NoPublicConstructor):
         Cancellation: nothing is lost; the message stays queued.
         """
         try:
-            msg, reserved = await self._msg_recv.receive()
+            msg, peer, reserved = await self._msg_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise trio.ClosedResourceError("the endpoint is closed") from None
-        self._budget_release(reserved)
+        self._budget.release(peer, messages=1, nbytes=reserved)
         return msg
 
     def messages(self) -> _MessageIterator:
@@ -764,34 +776,29 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._connections.discard(conn)
         self._dirty.pop(conn, None)
 
-    def _budget_reserve(self, length: int) -> bool:
-        cfg = self._config
-        if (
-            self._closing
-            or self._budget_messages >= cfg.receive_queue_messages
-            or self._budget_bytes + length > cfg.receive_queue_bytes
-        ):
+    def _budget_reserve(self, peer: str, messages: int, nbytes: int) -> bool:
+        """Reserve receive budget for ``peer`` (an address key); see `_budget`."""
+        if self._closing:
             return False
-        self._budget_messages += 1
-        self._budget_bytes += length
-        return True
+        return self._budget.reserve(peer, messages=messages, nbytes=nbytes)
 
-    def _budget_release(self, length: int) -> None:
-        self._budget_messages -= 1
-        self._budget_bytes -= length
+    def _budget_release(self, peer: str, messages: int, nbytes: int) -> None:
+        self._budget.release(peer, messages=messages, nbytes=nbytes)
 
-    def _deliver(self, msg: Message, reserved: int) -> bool:
+    def _deliver(self, msg: Message, peer: str, reserved: int) -> bool:
         """Queue ``msg`` for `receive`; False if the endpoint stopped receiving."""
         try:
-            self._msg_send.send_nowait((msg, reserved))
+            self._msg_send.send_nowait((msg, peer, reserved))
         except trio.ClosedResourceError:
-            self._budget_release(reserved)
+            self._budget.release(peer, messages=1, nbytes=reserved)
             return False
         self._counters.messages_received += 1
         return True
 
-    def _count_refused(self) -> None:
+    def _count_refused(self, code: int) -> None:
         self._counters.streams_refused += 1
+        if code == StreamErrorCode.STALLED:
+            self._counters.streams_stalled += 1
 
     # ---------------------------------------------------------- receiving
     def _on_datagram(self, data: bytes, addr: Address) -> None:
@@ -894,6 +901,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         ping = conn.next_ping_at
         if ping is not None and ping < due:
             due = ping
+        stall = conn.stall_at
+        if stall is not None and stall < due:
+            due = stall
         if due < conn.heap_at:
             conn.heap_at = due
             self._seq += 1
@@ -928,6 +938,10 @@ class Endpoint(metaclass=NoPublicConstructor):
                 conn._ping_uid += 1
                 conn.core.ping(conn._ping_uid)
                 conn.next_ping_at = now + interval
+                self._dirty[conn] = None
+            stall = conn.stall_at
+            if stall is not None and stall <= now:
+                conn._check_stalls(now)
                 self._dirty[conn] = None
             # Dirty ones are rescheduled after their transmit.
             if conn not in self._dirty:

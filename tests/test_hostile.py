@@ -197,3 +197,91 @@ async def test_requester_closing_right_after_the_reply(autojump_clock: Any, wait
                 # Closed at once: its ACK of the reply must go out first.
                 await requester.aclose()
     assert results == [True]
+
+
+def stop_codes(evil: HostilePeer) -> dict[int, int]:
+    """STOP_SENDING codes the attacker received, by stream id."""
+    from aioquic.quic import events as qe
+
+    return {e.stream_id: e.error_code for e in evil.events if isinstance(e, qe.StopSendingReceived)}
+
+
+async def test_unfinished_huge_messages_hold_only_one_share(autojump_clock: Any):
+    """Row 4: four 16 MiB heads with one byte each held the whole 64 MiB budget."""
+    net = MemoryNetwork(seed=4)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory()
+            client = await factory()
+            async with HostilePeer.open(net, "127.0.0.66", server.local_address) as evil:
+                await evil.handshake()
+                evil.open_control()
+                sids = [evil.start_message(K.MESSAGE, 16 * 1024 * 1024, b"x") for _ in range(4)]
+                await evil.flush()
+                await evil.wait_for(lambda: len(stop_codes(evil)) == 3)
+                assert set(stop_codes(evil).values()) == {E.BUSY}
+                assert server._budget.usage("127.0.0.66").bytes == 16 * 1024 * 1024
+                # Others are served at once.
+                assert await honest_round_trip(client, server) < 1.0
+                # The one message that got a share, silent, is reset as STALLED.
+                start = trio.current_time()
+                await evil.wait_for(lambda: stop_codes(evil).get(sids[0]) == E.STALLED, limit=60)
+                stall = server.config.message_stall_timeout
+                assert stall <= trio.current_time() - start <= 2 * stall + 1
+                assert server._budget.total.bytes == 0
+                assert server.statistics().streams_stalled == 1
+                assert evil.close_code() is None  # only the stream, not the connection
+
+
+async def test_many_tiny_unfinished_messages_hold_only_one_share(autojump_clock: Any):
+    """Row 4: 128 tiny unfinished messages took every message slot of the budget."""
+    net = MemoryNetwork(seed=5)
+    config = qp2p_trio.Config(receive_queue_messages=128)
+    with net.activate():
+        async with open_endpoint_factory(net, config=config) as factory:
+            server = await factory()
+            client = await factory()
+            async with HostilePeer.open(net, "127.0.0.66", server.local_address) as evil:
+                await evil.handshake()
+                evil.open_control()
+                for _ in range(100):
+                    evil.start_message(K.MESSAGE, 10, b"x")
+                await evil.flush()
+                await evil.wait_for(lambda: len(stop_codes(evil)) == 100 - 32)
+                assert server._budget.usage("127.0.0.66").messages == 32
+                for _ in range(3):
+                    assert await honest_round_trip(client, server) < 1.0
+
+
+async def test_unread_raw_streams_hold_only_one_share(autojump_clock: Any):
+    """Row 5: raw streams nobody accepts buffered without bound (+80 MiB from one peer)."""
+    net = MemoryNetwork(seed=6)
+    config = qp2p_trio.Config(
+        max_message_size=256 * 1024,
+        receive_queue_bytes=1024 * 1024,
+        stream_receive_buffer=200 * 1024,
+    )
+    share = 256 * 1024
+    with net.activate():
+        async with open_endpoint_factory(net, config=config) as factory:
+            server = await factory()
+            client = await factory()
+            async with HostilePeer.open(net, "127.0.0.66", server.local_address) as evil:
+                await evil.handshake()
+                evil.open_control()
+                for _ in range(20):
+                    sid = evil.quic.get_next_available_stream_id(is_unidirectional=True)
+                    evil.quic.send_stream_data(
+                        sid, _wire.encode_raw_preamble(K.RAW_UNI) + b"r" * 150_000
+                    )
+                await evil.flush()
+                await evil.wait_for(lambda: len(stop_codes(evil)) >= 17)
+                await trio.sleep(1)  # virtual: everything the attacker sent has arrived
+                assert set(stop_codes(evil).values()) == {E.BUSY}
+                held = server._budget.usage("127.0.0.66").bytes
+                buffered = sum(
+                    len(st.recv_buf) for c in server._connections for st in c._streams.values()
+                )
+                assert held == buffered
+                assert 0 < held <= share
+                assert await honest_round_trip(client, server) < 1.0

@@ -10,7 +10,17 @@ import pytest
 import qp2p_trio
 
 PACKAGE = Path(qp2p_trio.__file__).parent
-SANS_IO = ["_wire", "_quic", "_certs", "_identity", "_config", "_errors", "_retry", "_admission"]
+SANS_IO = [
+    "_wire",
+    "_quic",
+    "_certs",
+    "_identity",
+    "_config",
+    "_errors",
+    "_retry",
+    "_admission",
+    "_budget",
+]
 FORBIDDEN = {"trio", "time", "asyncio", "socket", "selectors", "outcome"}
 
 

@@ -136,7 +136,9 @@ async def test_max_message_size_send_multi_packet():
 async def test_receive_queue_full_multi_packet():
     size = 300_000
     with trio.fail_after(20):
-        async with pair(b_config=qp2p_trio.Config(receive_queue_messages=2)) as (_a, b, conn):
+        # One peer may use the whole queue here (its share is 1).
+        config = qp2p_trio.Config(receive_queue_messages=2, receive_share=1.0)
+        async with pair(b_config=config) as (_a, b, conn):
             await conn.send(b"1" * size)
             await conn.send(b"2" * size)
             with pytest.raises(qp2p_trio.MessageRefused) as info:
@@ -228,7 +230,9 @@ async def test_reply_too_large_refused_by_requester():
 
 async def test_receive_queue_full():
     with trio.fail_after(20):
-        async with pair(b_config=qp2p_trio.Config(receive_queue_messages=2)) as (_a, b, conn):
+        # One peer may use the whole queue here (its share is 1).
+        config = qp2p_trio.Config(receive_queue_messages=2, receive_share=1.0)
+        async with pair(b_config=config) as (_a, b, conn):
             await conn.send(b"1")
             await conn.send(b"2")
             with pytest.raises(qp2p_trio.MessageRefused) as info:
@@ -244,7 +248,8 @@ async def test_receive_queue_full():
 async def test_many_concurrent_sends():
     n = 300
     with trio.fail_after(20):
-        async with pair() as (_a, b, conn):
+        # More than one peer's share of the default queue (256 messages).
+        async with pair(b_config=qp2p_trio.Config(receive_share=0.5)) as (_a, b, conn):
             payloads = {f"message {i}".encode() for i in range(n)}
             async with trio.open_nursery() as nursery:
                 for p in payloads:
