@@ -575,6 +575,19 @@ class Connection(metaclass=NoPublicConstructor):
         self._endpoint._connection_closed(self)
         self._wake()
 
+    def discard_when_sent(self) -> bool:
+        """Whether to forget this connection now, without QUIC's closing period.
+
+        A connection that closed before the peer's SETTINGS arrived (a failed
+        or refused set-up) was never used: once its CONNECTION_CLOSE left,
+        nothing is kept, so a flood of failed handshakes holds no memory.
+        """
+        return (
+            self._close_sent.is_set()
+            and self._peer_max_message_size is None
+            and self._close_exc is not None
+        )
+
     def _after_transmit(self) -> None:
         if self._close_exc is not None or self._closed_locally:
             self._close_sent.set()

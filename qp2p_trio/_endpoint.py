@@ -1002,7 +1002,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         conn._after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
-        if conn.core.is_ended or conn.broken:
+        if conn.core.is_ended or conn.broken or conn.discard_when_sent():
             self._forget(conn)
 
     async def _send_loop(self) -> None:
@@ -1035,7 +1035,7 @@ class Endpoint(metaclass=NoPublicConstructor):
                     conn._after_transmit()
                     conn.timer_at = conn.core.timer()
                     self._schedule(conn)
-                    if conn.core.is_ended or conn.broken:
+                    if conn.core.is_ended or conn.broken or conn.discard_when_sent():
                         self._forget(conn)
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):

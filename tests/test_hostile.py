@@ -285,3 +285,26 @@ async def test_unread_raw_streams_hold_only_one_share(autojump_clock: Any):
                 assert held == buffered
                 assert 0 < held <= share
                 assert await honest_round_trip(client, server) < 1.0
+
+
+async def test_failed_handshakes_keep_no_closing_state(autojump_clock: Any):
+    """Refused ClientHellos are answered and forgotten: no 3-PTO closing period each."""
+    net = MemoryNetwork(seed=10)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory()
+            client = await factory()
+            for i in range(20):
+                async with HostilePeer.open(
+                    net, f"127.0.1.{i + 1}", server.local_address, alpn="h3"
+                ) as evil:
+                    evil.quic.connect(evil.target, now=trio.current_time())
+                    await evil.flush()
+                    await evil.wait_for(lambda: evil.close_code() is not None)
+                    assert evil.close_code() == 0x178
+            stats = server.statistics()
+            assert stats.handshake_failures == 20
+            assert stats.connections == 0
+            assert stats.connections_closing == 0
+            assert not server._routes
+            assert await honest_round_trip(client, server) < 1.0
