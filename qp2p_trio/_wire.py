@@ -69,9 +69,10 @@ bytes of body::
 
 Record types this version does not know are skipped (their length says how
 far), so later versions can add records.  A known record with a wrong body
-length, a missing or repeated SETTINGS, a second CONTROL stream, or a CONTROL
-stream that ends while the connection is open, is a protocol violation: the
-connection is closed with `CloseCode.PROTOCOL_VIOLATION`.
+length, a missing or repeated SETTINGS, a second CONTROL stream, a CONTROL
+stream that ends or is reset while the connection is open, or STOP_SENDING on
+the receiver's own CONTROL stream, is a protocol violation: the connection is
+closed with `CloseCode.PROTOCOL_VIOLATION`.
 
 Why receipts: QUIC acknowledges packets, not application delivery.  A message
 that arrives whole in one packet is acknowledged by the peer's QUIC stack
