@@ -12,6 +12,7 @@ dropping junk (parsing a header that turns out to be garbage).
 
 from __future__ import annotations
 
+import itertools
 import time
 import timeit
 
@@ -49,14 +50,24 @@ def main() -> None:
     refusing: Admission[object] = Admission(Config(max_connections=1))
     retrying: Admission[object] = Admission(Config(address_validation_threshold=0.0))
     junk = bytes([0xC0]) + bytes(1199)
+    clock = itertools.count()  # a second apart: the answer bucket is never empty
+
+    def later() -> float:
+        return float(next(clock))
+
     cases = [
         ("old refusal (TLS flight + close)", old_refusal, 200),
         (
             "new refusal (Initial keys only)",
+            lambda: refusing.screen(initial, addr, later(), connections=1),
+            5000,
+        ),
+        ("Retry", lambda: retrying.screen(initial, addr, later(), connections=0), 5000),
+        (
+            "refusal past 1,000/s (dropped)",
             lambda: refusing.screen(initial, addr, 0.0, connections=1),
             5000,
         ),
-        ("Retry", lambda: retrying.screen(initial, addr, 0.0, connections=0), 5000),
         ("junk dropped (header parse)", lambda: _quic.parse_datagram_header(junk), 50000),
     ]
     for name, fn, number in cases:

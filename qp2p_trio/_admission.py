@@ -24,6 +24,13 @@ send, or nothing; keep no state).  In order:
    (a token, no state).  The slots above the threshold thus go to clients
    that proved their address.
 
+Every such stateless answer (a refusal or a Retry) spends a token of a
+bucket refilled at `ANSWERS_PER_SECOND` (burst `ANSWER_BURST`); with the
+bucket empty the Initial is dropped unanswered (counted in
+``answers_suppressed``), so a flood of Initials costs what a flood of junk
+costs, and the endpoint keeps serving its connections.  A client whose
+Initial went unanswered retransmits it.
+
 Admitted handshakes are tracked here (`add`, `observe`, `remove`) until
 the endpoint reports them established or closed.  Two deadlines run from
 the first Initial, whatever the peer sends meanwhile:
@@ -102,6 +109,9 @@ INVALID_TOKEN: Final = int(QuicErrorCode.INVALID_TOKEN)
 
 #: The set-up deadline is ``2 * handshake_timeout + _SETUP_PTOS * PTO``.
 _SETUP_PTOS: Final = 4
+#: Stateless answers (refusals, Retries) per second at most, and the burst.
+ANSWERS_PER_SECOND: Final = 1000.0
+ANSWER_BURST: Final = 200.0
 _MIN_INITIAL: Final = 1200
 
 
@@ -269,6 +279,7 @@ class AdmissionCounters:
     invalid_tokens: int = 0
     handshakes_timed_out: int = 0
     handshakes_unvalidated_expired: int = 0
+    answers_suppressed: int = 0
 
 
 @final
@@ -291,6 +302,8 @@ class Admission(Generic[C]):
         # Pressure seen by `screen` keeps counting until then (see `expired`).
         self._pressure_until = -math.inf
         self.counters = AdmissionCounters()
+        self._answers = ANSWER_BURST  # the stateless-answer bucket (see module doc)
+        self._answers_at = -math.inf
 
     # -- decisions
     def screen(self, data: bytes, addr: Address, now: float, *, connections: int) -> Admit | Answer:
@@ -312,14 +325,20 @@ class Admission(Generic[C]):
             or self._by_key.get(address_key(addr[0]), 0) >= cfg.max_pending_handshakes_per_address
         ):
             counters.connections_refused += 1
+            if not self._may_answer(now):
+                return Answer(None)
             return Answer(self._close(header, CONNECTION_REFUSED, "too many connections"))
         if header.token:
             odcid = self.tokens.validate(header.token, addr, header.destination_cid, now)
             if odcid is None:
                 counters.invalid_tokens += 1
+                if not self._may_answer(now):
+                    return Answer(None)
                 return Answer(self._close(header, INVALID_TOKEN, "invalid token"))
             return Admit(odcid, header.destination_cid, validated=True)
         if len(self._pending) >= self._retry_from:
+            if not self._may_answer(now):
+                return Answer(None)
             scid = secrets.token_bytes(CID_LENGTH)
             token = self.tokens.issue(addr, header.destination_cid, scid, now)
             counters.retries_sent += 1
@@ -333,6 +352,18 @@ class Admission(Generic[C]):
                 )
             )
         return Admit(header.destination_cid, None, validated=False)
+
+    def _may_answer(self, now: float) -> bool:
+        """Take a token from the stateless-answer bucket, if there is one."""
+        elapsed = now - self._answers_at
+        self._answers_at = now
+        tokens = min(ANSWER_BURST, self._answers + elapsed * ANSWERS_PER_SECOND)
+        if tokens < 1:
+            self._answers = tokens
+            self.counters.answers_suppressed += 1
+            return False
+        self._answers = tokens - 1
+        return True
 
     @staticmethod
     def _close(header: Any, error_code: int, reason: str) -> bytes:

@@ -110,6 +110,9 @@ class EndpointStatistics:
         handshakes_unvalidated_expired: incoming handshakes forgotten because
             their client never proved its address within
             `Config.unvalidated_handshake_timeout`.
+        answers_suppressed: refusals and Retries not sent because more than
+            1,000 per second (burst 200) were due: the Initials were dropped,
+            so a flood of them costs what junk costs.
         datagrams_received / datagrams_sent: UDP datagrams.
         bytes_received / bytes_sent: UDP payload bytes.
         dropped_malformed: datagrams whose QUIC header did not parse, or that
@@ -158,6 +161,7 @@ class EndpointStatistics:
     invalid_tokens: int
     handshakes_timed_out: int
     handshakes_unvalidated_expired: int
+    answers_suppressed: int
 
 
 @attrs.define

@@ -375,3 +375,22 @@ def test_config_validates_the_new_fields():
         Config(address_validation_threshold=True)
     with pytest.raises(ValueError, match="unvalidated_handshake_timeout"):
         Config(unvalidated_handshake_timeout=0)
+
+
+def test_stateless_answers_are_rate_limited():
+    """Row 6: a flood of refused Initials costs what junk costs past 1,000 answers/s."""
+    config = Config(max_pending_handshakes=1)
+    admission: Admission[int] = Admission(config)
+    admission.add(1, ("127.0.0.9", 1), b"x", 0.0, validated=True)  # the table is full
+    first = client_initial()
+    burst = int(_admission.ANSWER_BURST)
+    answers = [admission.screen(first, ("127.0.0.7", 5000), 1.0, connections=1) for _ in range(300)]
+    assert all(isinstance(a, Answer) for a in answers)
+    sent = [a for a in answers if isinstance(a, Answer) and a.datagram is not None]
+    assert len(sent) == burst
+    assert admission.counters.answers_suppressed == 300 - burst
+    assert admission.counters.connections_refused == 300
+    # The bucket refills at ANSWERS_PER_SECOND.
+    later = [admission.screen(first, ("127.0.0.7", 5000), 1.05, connections=1) for _ in range(100)]
+    refilled = int(0.05 * _admission.ANSWERS_PER_SECOND)
+    assert sum(isinstance(a, Answer) and a.datagram is not None for a in later) == refilled
