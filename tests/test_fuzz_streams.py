@@ -362,6 +362,7 @@ async def attack(
             await attacker.perform(action)
         # Half-open streams stay open until the honest traffic is through.
         await honest_done.wait()
+        await trio.sleep(0.5)  # virtual: the server's answer to our last action arrives
         attacker.close_code = peer.close_code()
         if attacker.close_code is None:
             await peer.close(0x77, "done")
