@@ -234,6 +234,11 @@ class HostilePeer:
         self.quic._write_stream_limits = lambda *args, **kwargs: None  # type: ignore[method-assign]
         self.quic._write_connection_limits = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
+    async def close(self, error_code: int = 0, reason: str = "") -> None:
+        """Send our CONNECTION_CLOSE (an application close) now."""
+        self.quic.close(error_code=error_code, reason_phrase=reason)
+        await self.flush()
+
     def start_message(self, kind: _wire.StreamKind, length: int, body: bytes = b"") -> int:
         """Open a stream with a MESSAGE or REQUEST head and some of its payload (no FIN)."""
         sid = self.quic.get_next_available_stream_id(is_unidirectional=kind is K.MESSAGE)
