@@ -128,6 +128,7 @@ class StreamState:
         "checked",
         "error",
         "handle",
+        "holds_message",
         "kind",
         "local_recv_closed",
         "local_send_closed",
@@ -156,7 +157,8 @@ class StreamState:
         self.recv_fin = False
         self.reset_code: int | None = None  # the peer's RESET_STREAM
         self.local_recv_closed = False  # we stopped reading
-        self.reserved = 0  # receive budget held (bytes; one message too unless raw)
+        self.reserved = 0  # receive budget held: bytes, and maybe one message
+        self.holds_message = False  # one message slot of the budget (even for 0 bytes)
         self.received = 0  # bytes the peer sent on it, and at the last stall check
         self.checked = 0
         self.reply: bytes | None = None
@@ -687,6 +689,7 @@ class Connection(metaclass=NoPublicConstructor):
                 self._refuse(st, E.BUSY, None)
                 return False
             st.reserved = head.length
+            st.holds_message = True
             if self.stall_at is None:
                 self.stall_at = trio.current_time() + self._config.message_stall_timeout
             return True
@@ -760,6 +763,7 @@ class Connection(metaclass=NoPublicConstructor):
             stream_id=None if done.kind is K.MESSAGE else st.sid,
         )
         st_reserved, st.reserved = st.reserved, 0  # the queue holds it now
+        st.holds_message = False
         if done.kind is K.MESSAGE:
             self._forget(st)
         else:
@@ -796,19 +800,20 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _release(self, st: StreamState, nbytes: int | None = None) -> None:
         """Give back ``st``'s receive budget: all of it, or ``nbytes`` of a raw stream's."""
-        if not st.reserved:
+        if not st.reserved and not st.holds_message:
             return
-        raw = st.kind in _wire.RAW_KINDS
         n = st.reserved if nbytes is None else min(nbytes, st.reserved)
         st.reserved -= n
-        messages = 0 if raw else 1
+        messages = 1 if st.holds_message and nbytes is None else 0
+        if messages:
+            st.holds_message = False
         self._endpoint._budget_release(self._budget_key, messages, n)
 
     def _check_stalls(self, now: float) -> None:
         """Reset messages that hold budget and got no byte since the last check."""
         waiting = False
         for st in list(self._streams.values()):
-            if not st.reserved or st.kind in _wire.RAW_KINDS:
+            if not st.holds_message:
                 continue
             if st.received == st.checked:
                 self._refuse(st, E.STALLED, None)
