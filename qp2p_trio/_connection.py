@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from typing import TYPE_CHECKING, TypeVar, final
+from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
 import attrs
 import trio
@@ -50,10 +50,64 @@ from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendSt
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
-    from ._endpoint import Address, Endpoint
-    from ._identity import NodeId
+    from collections.abc import Callable
 
-__all__ = ["Connection", "ConnectionStatistics"]
+    from ._config import Config
+    from ._identity import NodeId
+    from ._quic import Address
+
+__all__ = ["Connection", "ConnectionHost", "ConnectionStatistics"]
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs from whoever drives it (the `_driver.Driver`).
+
+    The whole interface between a connection and the endpoint side: a
+    connection imports nothing from there.
+    """
+
+    config: Config
+    #: Our endpoint's run number, sent in SETTINGS.
+    incarnation: int
+    #: Unix time, for certificate validity.
+    wall_clock: Callable[[], float]
+
+    def present_address(self, addr: Address) -> Address:
+        """A socket address in the form users see."""
+
+    def mark_dirty(self, conn: Connection) -> None:
+        """The connection has something to transmit: the send task will."""
+
+    def flush(self, conn: Connection) -> None:
+        """Transmit the connection now from the calling task, if possible."""
+
+    def route_add(self, cid: bytes, conn: Connection) -> None:
+        """Route datagrams for a new local connection id here."""
+
+    def route_remove(self, cid: bytes, conn: Connection) -> None:
+        """Stop routing a retired local connection id here."""
+
+    def connection_established(self, conn: Connection) -> None:
+        """The peer is verified and its SETTINGS arrived."""
+
+    def connection_closed(self, conn: Connection) -> None:
+        """The connection ended (either side, or a timeout)."""
+
+    def peer_goaway(self, conn: Connection) -> None:
+        """The peer retired the connection (GOAWAY)."""
+
+    def budget_reserve(self, peer: str, messages: int, nbytes: int) -> bool:
+        """Reserve receive budget for a peer address key; False if it does not fit."""
+
+    def budget_release(self, peer: str, messages: int, nbytes: int) -> None:
+        """Give back what `budget_reserve` granted."""
+
+    def deliver(self, msg: Message, peer: str, reserved: int) -> bool:
+        """Queue a complete message for the application; False if nobody takes it."""
+
+    def count_refused(self, code: int) -> None:
+        """An incoming stream was refused with ``code``."""
+
 
 _log = logging.getLogger("qp2p_trio")
 
@@ -179,14 +233,14 @@ class Connection(metaclass=NoPublicConstructor):
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        host: ConnectionHost,
         core: _quic.QuicCore,
         peer_address: Address,
         *,
         expected_peer: NodeId | None,
     ) -> None:
-        self._endpoint = endpoint
-        self._config = endpoint._config
+        self._host = host
+        self._config = host.config
         self._core = core
         self._wire_address = peer_address
         self._expected_peer = expected_peer
@@ -239,7 +293,7 @@ class Connection(metaclass=NoPublicConstructor):
     def peer_address(self) -> Address:
         """The peer's current socket address (it can change if the peer migrates)."""
         addr = self._core.peer_address() or self._wire_address
-        return self._endpoint._present_address(addr)
+        return self._host.present_address(addr)
 
     @property
     def peer_id(self) -> NodeId:
@@ -290,7 +344,7 @@ class Connection(metaclass=NoPublicConstructor):
         self._progress.unpark_all()
 
     def _dirty(self) -> None:
-        self._endpoint._mark_dirty(self)
+        self._host.mark_dirty(self)
 
     def _on_input(self) -> None:
         """Process whatever the core produced after input, a timer or an API call.
@@ -355,10 +409,10 @@ class Connection(metaclass=NoPublicConstructor):
     def _handle_event(self, ev: _quic.CoreEvent) -> None:
         if isinstance(ev, _quic.CidIssued):
             self._cids.add(ev.cid)
-            self._endpoint._route_add(ev.cid, self)
+            self._host.route_add(ev.cid, self)
         elif isinstance(ev, _quic.CidRetired):
             self._cids.discard(ev.cid)
-            self._endpoint._route_remove(ev.cid, self)
+            self._host.route_remove(ev.cid, self)
         elif isinstance(ev, _quic.HandshakeDone):
             self._handshake_done()
         elif isinstance(ev, _quic.Terminated):
@@ -375,7 +429,7 @@ class Connection(metaclass=NoPublicConstructor):
         try:
             self._peer_id = verify_certificate_chain(
                 self._core.peer_certificates(),
-                now=self._endpoint._wall_clock(),
+                now=self._host.wall_clock(),
                 expected=self._expected_peer,
             )
         except PeerIdentityError as exc:
@@ -401,7 +455,7 @@ class Connection(metaclass=NoPublicConstructor):
             _wire.encode_control_preamble()
             + _wire.encode_settings(
                 max_message_size=self._config.max_message_size,
-                incarnation=self._endpoint._incarnation,
+                incarnation=self._host.incarnation,
             ),
         )
         self._dirty()
@@ -451,11 +505,11 @@ class Connection(metaclass=NoPublicConstructor):
                 self._peer_max_message_size = rec.max_message_size
                 self._peer_incarnation = rec.incarnation
                 self._established.set()
-                self._endpoint._connection_established(self)
+                self._host.connection_established(self)
             elif isinstance(rec, _wire.GoAway):
                 if self._peer_goaway is None:
                     self._peer_goaway = rec
-                    self._endpoint._peer_goaway(self)
+                    self._host.peer_goaway(self)
             else:
                 st = self._streams.get(rec.stream_id)
                 if (
@@ -574,7 +628,7 @@ class Connection(metaclass=NoPublicConstructor):
         self._held.clear()
         self._closed.set()
         self._established.set()  # wake a connect() waiting on the handshake
-        self._endpoint._connection_closed(self)
+        self._host.connection_closed(self)
         self._wake()
 
     def discard_when_sent(self) -> bool:
@@ -685,7 +739,7 @@ class Connection(metaclass=NoPublicConstructor):
             st.kind = head.kind
         if head.kind in (K.MESSAGE, K.REQUEST):
             assert head.length is not None
-            if not self._endpoint._budget_reserve(self._budget_key, 1, head.length):
+            if not self._host.budget_reserve(self._budget_key, 1, head.length):
                 self._refuse(st, E.BUSY, None)
                 return False
             st.reserved = head.length
@@ -725,7 +779,7 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
         """Stop reading a stream with ``code``; reset our side of a bidi one."""
-        self._endpoint._count_refused(code)
+        self._host.count_refused(code)
         if (_is_uni(st.sid) and st.kind is not K.RAW_UNI) or (st.sending and st.kind is K.REQUEST):
             # A message (or our request's reply) refused: its sender waits for this.
             self._send_receipt(st.sid, code)
@@ -769,7 +823,7 @@ class Connection(metaclass=NoPublicConstructor):
         else:
             st.handle = msg
             st.parser = None
-        delivered = self._endpoint._deliver(msg, self._budget_key, st_reserved)
+        delivered = self._host.deliver(msg, self._budget_key, st_reserved)
         if done.kind is K.MESSAGE:
             self._send_receipt(st.sid, 0 if delivered else E.CLOSED)
 
@@ -779,7 +833,7 @@ class Connection(metaclass=NoPublicConstructor):
             if len(st.recv_buf) + n > self._config.stream_receive_buffer:
                 self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
                 return
-            if not self._endpoint._budget_reserve(self._budget_key, 0, n):
+            if not self._host.budget_reserve(self._budget_key, 0, n):
                 self._overrun(st, E.BUSY, "its share of the receive budget (Config.receive_share)")
                 return
             st.recv_buf += data
@@ -807,7 +861,7 @@ class Connection(metaclass=NoPublicConstructor):
         messages = 1 if st.holds_message and nbytes is None else 0
         if messages:
             st.holds_message = False
-        self._endpoint._budget_release(self._budget_key, messages, n)
+        self._host.budget_release(self._budget_key, messages, n)
 
     def _check_stalls(self, now: float) -> None:
         """Reset messages that hold budget and got no byte since the last check."""
@@ -894,7 +948,7 @@ class Connection(metaclass=NoPublicConstructor):
                         # A lone exchange (this stream and the peer's control
                         # stream): transmit from this task, no wake-up of the
                         # sender task on the latency path.
-                        self._endpoint._flush(self)
+                        self._host.flush(self)
                     else:
                         # Concurrent streams: let the sender task pack them
                         # together once every writer has queued its data.
@@ -1063,7 +1117,7 @@ class Connection(metaclass=NoPublicConstructor):
         self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
         self._core.send(sid, view, end_stream=True)
         if len(self._streams) <= 2:
-            self._endpoint._flush(self)
+            self._host.flush(self)
         else:
             self._dirty()
         if wait_for_ack:

@@ -14,8 +14,8 @@ from ._wire import StreamErrorCode
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._endpoint import Address
     from ._identity import NodeId
+    from ._quic import Address
 
 __all__ = ["Message"]
 

@@ -343,7 +343,7 @@ async def test_mutated_datagrams_at_a_live_endpoint(autojump_clock: Any) -> None
                 await trio.sleep(0.001)
                 while not done.is_set():
                     operation, data = _mutate(rng, rng.choice(captured))
-                    kind = _classify(data, set(server._routes))
+                    kind = _classify(data, set(server._driver.routes))
                     if kind == "new_connection":
                         continue  # see test_undecryptable_initials_leave_no_state
                     operations[operation] += 1

@@ -62,10 +62,10 @@ SETTLE = 5.0
 def budget_held(endpoint: qp2p_trio.Endpoint) -> tuple[int, int]:
     """The endpoint's receive budget in use: (messages, bytes).
 
-    Private bookkeeping (`Endpoint._budget`, see `qp2p_trio._budget`): update
+    Private bookkeeping (`Driver.budget`, see `qp2p_trio._budget`): update
     here if it moves.
     """
-    total = endpoint._budget.total
+    total = endpoint._driver.budget.total
     return total.messages, total.bytes
 
 

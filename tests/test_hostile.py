@@ -220,7 +220,7 @@ async def test_unfinished_huge_messages_hold_only_one_share(autojump_clock: Any)
                 await evil.flush()
                 await evil.wait_for(lambda: len(stop_codes(evil)) == 3)
                 assert set(stop_codes(evil).values()) == {E.BUSY}
-                assert server._budget.usage("127.0.0.66").bytes == 16 * 1024 * 1024
+                assert server._driver.budget.usage("127.0.0.66").bytes == 16 * 1024 * 1024
                 # Others are served at once.
                 assert await honest_round_trip(client, server) < 1.0
                 # The one message that got a share, silent, is reset as STALLED.
@@ -228,7 +228,7 @@ async def test_unfinished_huge_messages_hold_only_one_share(autojump_clock: Any)
                 await evil.wait_for(lambda: stop_codes(evil).get(sids[0]) == E.STALLED, limit=60)
                 stall = server.config.message_stall_timeout
                 assert stall <= trio.current_time() - start <= 2 * stall + 1
-                assert server._budget.total.bytes == 0
+                assert server._driver.budget.total.bytes == 0
                 assert server.statistics().streams_stalled == 1
                 assert evil.close_code() is None  # only the stream, not the connection
 
@@ -248,7 +248,7 @@ async def test_many_tiny_unfinished_messages_hold_only_one_share(autojump_clock:
                     evil.start_message(K.MESSAGE, 10, b"x")
                 await evil.flush()
                 await evil.wait_for(lambda: len(stop_codes(evil)) == 100 - 32)
-                assert server._budget.usage("127.0.0.66").messages == 32
+                assert server._driver.budget.usage("127.0.0.66").messages == 32
                 for _ in range(3):
                     assert await honest_round_trip(client, server) < 1.0
 
@@ -278,9 +278,9 @@ async def test_unread_raw_streams_hold_only_one_share(autojump_clock: Any):
                 await evil.wait_for(lambda: len(stop_codes(evil)) >= 17)
                 await trio.sleep(1)  # virtual: everything the attacker sent has arrived
                 assert set(stop_codes(evil).values()) == {E.BUSY}
-                held = server._budget.usage("127.0.0.66").bytes
+                held = server._driver.budget.usage("127.0.0.66").bytes
                 buffered = sum(
-                    len(st.recv_buf) for c in server._connections for st in c._streams.values()
+                    len(st.recv_buf) for c in server._driver.connections for st in c._streams.values()
                 )
                 assert held == buffered
                 assert 0 < held <= share
@@ -306,5 +306,5 @@ async def test_failed_handshakes_keep_no_closing_state(autojump_clock: Any):
             assert stats.handshake_failures == 20
             assert stats.connections == 0
             assert stats.connections_closing == 0
-            assert not server._routes
+            assert not server._driver.routes
             assert await honest_round_trip(client, server) < 1.0

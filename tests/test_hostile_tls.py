@@ -180,7 +180,7 @@ async def test_dialer_gets_handshake_error_carrying_the_alert(autojump_clock: An
         async with open_endpoint_factory(net) as factory:
             server = await factory()
             client = await factory()
-            server._server_conf.alpn_protocols = ["another/1"]
+            server._driver._server_conf.alpn_protocols = ["another/1"]
             start = trio.current_time()
             with pytest.raises(qp2p_trio.HandshakeError) as info:
                 await client.connect(server.local_address)

@@ -256,7 +256,7 @@ async def test_factory_raises_an_endpoint_failure_not_the_echoed_cancel(
             async with open_endpoint_factory(network) as factory:
                 server = await factory()
                 client = await factory()
-                server._on_datagram = boom  # type: ignore[method-assign]
+                server._driver._on_datagram = boom  # type: ignore[method-assign]
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(trio.sleep_forever)
                     nursery.start_soon(trio.sleep_forever)

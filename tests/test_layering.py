@@ -53,3 +53,24 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
     source = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
     for call in ("datetime.now(", "utcnow(", "monotonic(", "perf_counter(", "current_time("):
         assert call not in source, f"{module} reads a clock with {call}"
+
+
+#: Who may not import whom (type-checking imports included): lower layers
+#: never reach up.  The connection knows its driver only as the
+#: `ConnectionHost` interface it declares itself.
+FORBIDDEN_UPWARD = {
+    "_connection": {"_driver", "_dial", "_endpoint"},
+    "_message": {"_driver", "_dial", "_endpoint"},
+    "_streams": {"_driver", "_dial", "_endpoint"},
+    "_pool": {"_driver", "_dial", "_endpoint"},
+    "_driver": {"_dial", "_endpoint"},
+    "_dial": {"_endpoint"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN_UPWARD))
+def test_no_upward_imports(module: str) -> None:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    imported = {name.lstrip(".") for name in imported_modules(tree) if name.startswith(".")}
+    assert imported, "the parser found no relative imports: the check would be vacuous"
+    assert not imported & FORBIDDEN_UPWARD[module], f"{module} imports upward"

@@ -139,7 +139,7 @@ def _losers(ep, other):
     losers are those dialled by the larger one.
     """
     larger_dials_here = ep.node_id > other.node_id
-    return [c for c in ep._connections if c.core.is_client == larger_dials_here]
+    return [c for c in ep._driver.connections if c.core.is_client == larger_dials_here]
 
 
 async def _duplicates_closed(a, b):
@@ -236,7 +236,7 @@ async def test_peer_restart_same_key_new_port_replaces_entry(autojump_clock):
                 # b1 dies without closing: its socket just goes away.
                 b1._bg_scope.cancel()
                 b1._closed = True
-                b1._closing = True
+                b1._driver.closing = True
             async with qp2p_trio.open_endpoint(ADDR, identity=identity) as b2:
                 await b2.connect(a.local_address)
                 second = await a.accept()
@@ -257,7 +257,7 @@ async def test_new_node_at_same_address_replaces_entry(autojump_clock):
                 first = await a.accept()
                 b1._bg_scope.cancel()
                 b1._closed = True
-                b1._closing = True
+                b1._driver.closing = True
             async with qp2p_trio.open_endpoint(("127.0.0.1", port)) as b2:
                 await b2.connect(a.local_address)
                 second = await a.accept()
@@ -360,14 +360,14 @@ async def test_retired_duplicate_forwards_new_messages(autojump_clock):
             for conn in {ours[0], kept}:
                 await conn.send(b"via " + str(id(conn)).encode())
                 assert (await b.receive()).payload.startswith(b"via ")
-            retired = [c for c in a._connections if c is not kept and c.replacement is not None]
+            retired = [c for c in a._driver.connections if c is not kept and c.replacement is not None]
             for conn in retired:
                 assert conn.is_retired
                 assert conn.replacement is kept
 
 
 async def test_connection_closed_is_transient_only_when_peer_closed(autojump_clock):
-    from qp2p_trio._endpoint import _transient
+    from qp2p_trio._dial import _transient
     from qp2p_trio._wire import CloseCode
 
     def closed(**kw):

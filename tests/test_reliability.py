@@ -424,8 +424,8 @@ async def test_slow_reader_memory_stays_bounded(
             for seq, body in enumerate(bodies(9, 200, 10 * KiB, 30 * KiB)):
                 senders.start_soon(ledger.send, pair.conn_ab, seq, body)
         # Nobody read: the queue held what its limits allow, the rest was refused.
-        assert b._budget.total.messages <= 16
-        assert b._budget.total.bytes <= 256 * KiB
+        assert b._driver.budget.total.messages <= 16
+        assert b._driver.budget.total.bytes <= 256 * KiB
         assert pair.conn_ba.statistics().open_streams <= 16
         assert 0 < len(ledger.ok) <= 16
         assert len(ledger.ok) + len(ledger.failed) == 200

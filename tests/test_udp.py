@@ -82,7 +82,7 @@ async def test_virtual_socket_gets_trio_transport_and_batches(autojump_clock):
 
 async def test_endpoint_uses_kernel_transport_on_real_sockets():
     async with qp2p_trio.open_endpoint(("127.0.0.1", 0)) as ep:
-        assert isinstance(ep._transport, KernelTransport)
+        assert isinstance(ep._driver.transport, KernelTransport)
 
 
 async def test_segmentation_offload_round_trip():

@@ -1,0 +1,284 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""Dialling: resolving peers, shared handshakes, the race, and retries.
+
+Theory of operation
+-------------------
+`Dialer.target` turns whatever names a peer (an address, a `PeerAddress`, its
+text form, a known `NodeId`) into a pool key, a socket-form address and the
+node id the peer must prove.  `Dialer.connect_once` makes one attempt: a
+pooled connection if there is one, else a handshake shared by every
+concurrent caller for the same peer (`_pool.Attempt`), bounded by
+`Config.handshake_timeout`.  `Dialer.retrying` retries transient failures
+under `Config.retry`; `Dialer.connect_to_any` races candidates in one
+nursery and cancels the losers.
+
+Owns nothing but the retry jitter's random generator; the pool owns the
+shared attempts and the driver creates the connections.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket as _stdlib_socket
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from ._errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectRefused,
+    HandshakeError,
+    MessageRefused,
+    MessageTooLarge,
+)
+from ._identity import NodeId
+from ._peer import PeerAddress
+from ._pool import Attempt
+from ._wire import CloseCode, StreamErrorCode
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from ._config import Config
+    from ._connection import Connection
+    from ._driver import Driver
+    from ._pool import Pool
+
+__all__ = ["Dialer", "NoRetry", "Peer"]
+
+Address = tuple[Any, ...]
+#: Who to talk to: a socket address, a node id the endpoint has met, a
+#: `PeerAddress`, or the text form of one (``"<node-id>@host:port"``).
+Peer = Address | NodeId | PeerAddress | str
+
+_T = TypeVar("_T")
+
+
+class Dialer:
+    """Opens connections for an endpoint (see the module docstring)."""
+
+    def __init__(self, driver: Driver, pool: Pool, config: Config, rng: random.Random) -> None:
+        self._driver = driver
+        self._pool = pool
+        self._config = config
+        self._family = driver.family
+        self._rng = rng
+
+    def _check_open(self) -> None:
+        if self._driver.closing:
+            raise trio.ClosedResourceError("the endpoint is closed")
+
+    async def resolve(self, address: Address) -> Address:
+        if not isinstance(address, tuple) or len(address) not in (2, 4):
+            raise TypeError(f"address must be a (host, port) tuple, got {address!r}")
+        host, port = address[0], address[1]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"invalid port in {address!r}")
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {host!r}")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            family = self._family if self._family == _stdlib_socket.AF_INET else 0
+            try:
+                infos = await trio.socket.getaddrinfo(
+                    host, port, family=family, type=_stdlib_socket.SOCK_DGRAM
+                )
+            except OSError as exc:
+                raise ValueError(f"cannot resolve {host!r}: {exc}") from exc
+            if not infos:
+                raise ValueError(f"cannot resolve {host!r}") from None
+            ip = ipaddress.ip_address(infos[0][4][0])
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._family == _stdlib_socket.AF_INET:
+            if ip.version != 4:
+                raise ValueError(f"{host} is IPv6 but this endpoint's socket is IPv4")
+            return (str(ip), port)
+        if ip.version == 4:
+            return (f"::ffff:{ip}", port, 0, 0)
+        rest = tuple(address[2:4]) if len(address) == 4 else (0, 0)
+        return (ip.compressed, port, *rest)
+
+    async def connect_to_any(self, candidates: Iterable[Peer]) -> Connection:
+        """Race ``candidates``; see `Endpoint.connect_to_any`."""
+        self._check_open()
+        targets = [await self.target(c, None) for c in candidates]
+        if not targets:
+            raise ValueError("connect_to_any needs at least one candidate")
+        for key, _wire_addr, node_id in targets:
+            pooled = self._pool.lookup(key, node_id)
+            if pooled is not None:
+                return pooled
+        errors: list[BaseException | None] = [None] * len(targets)
+        won: list[Connection] = []
+        stagger = self._config.race_stagger
+
+        async with trio.open_nursery() as nursery:
+
+            async def attempt(i: int, failed: trio.Event) -> None:
+                try:
+                    conn, fresh = await self.connect_once(*targets[i])
+                except Exception as exc:
+                    errors[i] = exc
+                    failed.set()
+                    return
+                if won:
+                    # Finished in the same instant as the winner: not needed.
+                    if fresh:
+                        conn._close_locally(CloseCode.NO_ERROR, "lost the connect_to_any race")
+                    return
+                won.append(conn)
+                nursery.cancel_scope.cancel("connect_to_any: another candidate won")
+
+            for i in range(len(targets)):
+                failed = trio.Event()
+                nursery.start_soon(attempt, i, failed)
+                if stagger and i + 1 < len(targets):
+                    with trio.move_on_after(stagger):
+                        await failed.wait()
+        if won:
+            return won[0]
+        group = ExceptionGroup(
+            "every connect_to_any attempt failed", [e for e in errors if isinstance(e, Exception)]
+        )
+        raise ConnectError(f"none of the {len(targets)} candidates could be reached") from group
+
+    async def target(
+        self, peer: Peer, node_id: NodeId | None
+    ) -> tuple[Address, Address, NodeId | None]:
+        """Resolve a `Peer` to (pool key, wire address, expected node id)."""
+        if node_id is not None and not isinstance(node_id, NodeId):
+            raise TypeError(f"node_id must be a NodeId, got {type(node_id).__name__}")
+        if isinstance(peer, str):
+            peer = PeerAddress.parse(peer)
+        if isinstance(peer, PeerAddress):
+            if node_id is not None and node_id != peer.node_id:
+                raise ValueError("node_id contradicts the PeerAddress's node id")
+            node_id = peer.node_id
+            address: Address = peer.address
+        elif isinstance(peer, NodeId):
+            if node_id is not None and node_id != peer:
+                raise ValueError("node_id contradicts the peer's node id")
+            node_id = peer
+            pooled = self._pool.peer(peer)
+            known = pooled.peer_address if pooled is not None else self._pool.known_address(peer)
+            if known is None:
+                raise ValueError(f"no known address for peer {peer.short()}")
+            address = known
+        else:
+            address = peer
+        wire = await self.resolve(address)
+        key = self._driver.present_address(wire)[:2]
+        return key, wire, node_id
+
+    async def connect_once(
+        self, key: Address, wire: Address, node_id: NodeId | None
+    ) -> tuple[Connection, bool]:
+        """One attempt: a pool hit, a shared pending dial, or a new one.
+
+        Returns the connection and whether this call alone dialled it.
+        """
+        self._check_open()
+        pooled = self._pool.lookup(key, node_id)
+        if pooled is not None:
+            await trio.lowlevel.checkpoint()
+            return pooled, False
+        pending_key = (key, node_id)
+        attempt = self._pool.pending.get(pending_key)
+        if attempt is None:
+            conn = self._driver.dial(wire, node_id)
+            attempt = Attempt(conn, trio.current_time() + self._config.handshake_timeout)
+            self._pool.pending[pending_key] = attempt
+        else:
+            attempt.shared = True
+        conn = attempt.conn
+        attempt.waiters += 1
+        try:
+            with trio.move_on_at(attempt.deadline):
+                await conn._wait_established()
+            if not conn._established.is_set() and not attempt.timed_out:
+                attempt.timed_out = True
+                conn._handshake_error = ConnectError(
+                    f"no answer from the peer within {self._config.handshake_timeout} s "
+                    "(Config.handshake_timeout)"
+                )
+                conn._close_locally(CloseCode.NO_ERROR, "handshake timed out")
+            await conn._wait_established()
+        finally:
+            attempt.waiters -= 1
+            if self._pool.pending.get(pending_key) is attempt and (
+                attempt.waiters == 0 or conn._established.is_set()
+            ):
+                del self._pool.pending[pending_key]
+            if attempt.waiters == 0 and not conn._established.is_set():
+                conn._close_locally(CloseCode.NO_ERROR, "connect abandoned")
+        kept = conn.replacement or conn
+        return kept, kept is conn and not attempt.shared
+
+    async def retrying(self, fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``fn``; retry its transient failures under `Config.retry`."""
+        policy = self._config.retry
+        if policy is None:
+            return await _final(fn)
+        start = trio.current_time()
+        delays = policy.delays(self._rng)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await fn()
+            except NoRetry as wrapped:
+                raise wrapped.error from None
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                delay = next(delays)
+                elapsed = trio.current_time() - start
+                if elapsed + delay > policy.max_elapsed:
+                    exc.add_note(
+                        f"qp2p_trio: gave up after {tries} attempts over {elapsed:.1f} s "
+                        "(Config.retry)"
+                    )
+                    raise
+            await trio.sleep(delay)
+
+
+class NoRetry(Exception):
+    """Carries an error that must not be retried out of `Endpoint._retrying`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _final(fn: Callable[[], Awaitable[_T]]) -> _T:
+    try:
+        return await fn()
+    except NoRetry as wrapped:
+        raise wrapped.error from None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failure may go away by itself (worth retrying)."""
+    if isinstance(exc, ConnectRefused):
+        return True
+    if isinstance(exc, HandshakeError):
+        return False  # identity, TLS or ALPN: trying again changes nothing
+    if isinstance(exc, ConnectError):
+        return True  # no answer
+    if isinstance(exc, MessageTooLarge):
+        return False
+    if isinstance(exc, MessageRefused):
+        return exc.error_code == StreamErrorCode.BUSY
+    if isinstance(exc, ConnectionClosed):
+        if exc.idle_timeout:
+            return True
+        return exc.by_peer and exc.error_code not in (
+            CloseCode.PEER_IDENTITY,
+            CloseCode.PROTOCOL_VIOLATION,
+        )
+    return False
