@@ -202,11 +202,12 @@ class Dialer:
                 await conn._wait_established()
             if not conn._established.is_set() and not attempt.timed_out:
                 attempt.timed_out = True
-                conn._handshake_error = ConnectError(
-                    f"no answer from the peer within {self._config.handshake_timeout} s "
-                    "(Config.handshake_timeout)"
+                conn._fail_handshake(
+                    ConnectError(
+                        f"no answer from the peer within {self._config.handshake_timeout} s "
+                        "(Config.handshake_timeout)"
+                    )
                 )
-                conn._close_locally(CloseCode.NO_ERROR, "handshake timed out")
             await conn._wait_established()
         finally:
             attempt.waiters -= 1

@@ -127,8 +127,7 @@ class Driver:
         )
         self.counters = _Counters()
         self.admission = _admission.Admission[Connection](config)
-        #: No new connections or messages are taken once set (shutting down).
-        self.closing = False
+        self._closing = False
         #: Set once the shutdown finished: nothing is sent from user tasks.
         self.closed = False
         # Drawn per run: peers tell a restart of ours from a second connection.
@@ -161,6 +160,16 @@ class Driver:
             self._renewal_window = renewal_window(cert)
         return self._tls
 
+    @property
+    def closing(self) -> bool:
+        """Set when shutting down: no new connections or messages are taken."""
+        return self._closing
+
+    @closing.setter
+    def closing(self, value: bool) -> None:
+        self._closing = value
+        self.budget.closed = value
+
     def present_address(self, addr: Address) -> Address:
         """``addr`` as users see it: IPv4-mapped IPv6 addresses as plain IPv4."""
         if self.family == _stdlib_socket.AF_INET6:
@@ -189,7 +198,7 @@ class Driver:
             self.live.add(conn)
         self.connections.add(conn)
         self.route_add(cid, conn)
-        conn._cids.add(cid)
+        conn.cids.add(cid)
 
     def route_add(self, cid: bytes, conn: Connection) -> None:
         self.routes[cid] = conn
@@ -220,7 +229,7 @@ class Driver:
         self.live.discard(conn)
         self._pending_remove(conn)
         self._pool.closed(conn)
-        if conn._handshake_failed:
+        if conn.handshake_failed:
             self.counters.handshake_failures += 1
 
     def _pending_remove(self, conn: Connection) -> None:
@@ -238,17 +247,11 @@ class Driver:
         self._pool.peer_goaway(conn)
 
     def _forget(self, conn: Connection) -> None:
-        for cid in conn._cids:
+        for cid in conn.cids:
             self.route_remove(cid, conn)
-        conn._cids.clear()
+        conn.cids.clear()
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
-
-    def budget_reserve(self, peer: str, messages: int, nbytes: int) -> bool:
-        """Reserve receive budget for ``peer`` (an address key); see `_budget`."""
-        if self.closing:
-            return False
-        return self.budget.reserve(peer, messages=messages, nbytes=nbytes)
 
     def budget_release(self, peer: str, messages: int, nbytes: int) -> None:
         self.budget.release(peer, messages=messages, nbytes=nbytes)
@@ -396,7 +399,7 @@ class Driver:
                 try:
                     conn.core.on_timer(max(now, due) + _TIMER_SLACK)
                 except Exception as exc:
-                    conn._contain(exc, core_broken=True)
+                    conn.contain(exc, core_broken=True)
                 conn._on_input()
                 self._dirty[conn] = None
             ping = conn.next_ping_at
@@ -407,7 +410,7 @@ class Driver:
                 self._dirty[conn] = None
             stall = conn.stall_at
             if stall is not None and stall <= now:
-                conn._check_stalls(now)
+                conn.check_stalls(now)
                 self._dirty[conn] = None
             # Dirty ones are rescheduled after their transmit.
             if conn not in self._dirty:
@@ -423,7 +426,7 @@ class Driver:
         try:
             datagrams = conn.core.datagrams(now)
         except Exception as exc:
-            conn._contain(exc, core_broken=True)
+            conn.contain(exc, core_broken=True)
             return
         # aioquic issues new connection ids while building packets: route
         # them before any datagram leaves (the peer may use them at once).
@@ -465,7 +468,7 @@ class Driver:
             if rest:  # the kernel buffer is full: the sender task waits for room
                 self._raw_out.extend(rest)
                 self._wake.set()
-        conn._after_transmit()
+        conn.after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
         if conn.core.is_ended or conn.broken or conn.discard_when_sent():
@@ -498,7 +501,7 @@ class Driver:
                     counters.bytes_sent += sum(len(d) for d, _ in out)
                     out.clear()
                 for conn in sent:
-                    conn._after_transmit()
+                    conn.after_transmit()
                     conn.timer_at = conn.core.timer()
                     self._schedule(conn)
                     if conn.core.is_ended or conn.broken or conn.discard_when_sent():

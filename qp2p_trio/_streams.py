@@ -7,8 +7,8 @@ unidirectional one is a `trio.abc.SendStream` or `trio.abc.ReceiveStream`.
 They pass Trio's own conformance checks (``tests/test_streams.py``).
 
 Theory of operation: the per-stream state (`StreamState`) is owned by the
-`Connection`, which updates it synchronously as QUIC events arrive and wakes
-waiters through its progress lot.  These classes only check that state and
+connection's `Session`, which updates it synchronously as QUIC events
+arrive; the `Connection` wakes waiters through its progress lot.  These classes only check that state and
 wait; the bytes move through the connection's methods.
 
 Semantics mapped onto QUIC:
@@ -33,7 +33,8 @@ from ._errors import StreamReset
 from ._util import ConflictDetector, NoPublicConstructor
 
 if TYPE_CHECKING:
-    from ._connection import Connection, StreamState
+    from ._connection import Connection
+    from ._session import StreamState
 
 __all__ = ["BidirectionalStream", "RawStreamReset", "ReceiveStream", "SendStream"]
 

@@ -59,6 +59,7 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 #: never reach up.  The connection knows its driver only as the
 #: `ConnectionHost` interface it declares itself.
 FORBIDDEN_UPWARD = {
+    "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
     "_message": {"_driver", "_dial", "_endpoint"},
     "_streams": {"_driver", "_dial", "_endpoint"},

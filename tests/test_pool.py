@@ -360,7 +360,9 @@ async def test_retired_duplicate_forwards_new_messages(autojump_clock):
             for conn in {ours[0], kept}:
                 await conn.send(b"via " + str(id(conn)).encode())
                 assert (await b.receive()).payload.startswith(b"via ")
-            retired = [c for c in a._driver.connections if c is not kept and c.replacement is not None]
+            retired = [
+                c for c in a._driver.connections if c is not kept and c.replacement is not None
+            ]
             for conn in retired:
                 assert conn.is_retired
                 assert conn.replacement is kept
@@ -391,4 +393,4 @@ async def test_connect_takes_one_round_trip(autojump_clock):
             start = trio.current_time()
             conn = await a.connect(b.local_address, node_id=b.node_id)
             assert trio.current_time() - start == pytest.approx(0.1, abs=0.01)
-            assert conn._peer_max_message_size == b.config.max_message_size
+            assert conn._session.peer_max_message_size == b.config.max_message_size

@@ -1,0 +1,776 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The message protocol of one connection, sans-IO.
+
+Theory of operation
+-------------------
+A `Session` sits on one `QuicCore` and owns everything the qp2p_trio
+protocol keeps per connection: the phase, the peer's verified node id, the
+CONTROL streams (SETTINGS, RECEIPT, GOAWAY), one `StreamState` per stream
+(stream heads, message payloads, refusals, raw-stream buffers), the share of
+the endpoint's receive budget its streams hold, the peer's raw streams
+waiting to be accepted, and the stream slots our own opens take.
+
+It waits for nothing and reads no clock: `process` takes ``now`` (Trio's
+time, for stalled-message checks) and the wall clock is an injected function
+(certificate validity).  After every input it leaves `SessionEvent` objects
+in `events` for whoever drives it (the Trio `Connection`), which forwards
+them to the endpoint's driver; `want_transmit` says the core has something
+to send.  Any exception while processing closes this connection alone
+(`contain`).
+
+Invariants:
+
+- No stream data is handled before the peer proved its node id: stream
+  events that arrive earlier are held and replayed once verified.
+- Every incoming message reserves its declared size (and one message slot)
+  in the receive budget at its head, before any payload byte is buffered,
+  and gives it back when refused, reset, or handed over (`MessageArrived`
+  carries it on to the receive queue).
+- A stream the peer opened keeps its record (a tombstone) until its FIN or
+  reset, so data still in flight is never taken for a new stream.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+from typing import TYPE_CHECKING, Final, final
+
+import attrs
+
+from . import _quic, _wire
+from ._certs import verify_certificate_chain
+from ._errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectRefused,
+    HandshakeError,
+    MessageTooLarge,
+    PeerIdentityError,
+    RemoteProtocolError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._budget import ReceiveBudget
+    from ._config import Config
+    from ._identity import NodeId
+
+__all__ = ["Phase", "Session", "SessionEvent", "StreamState"]
+
+_log = logging.getLogger("qp2p_trio")
+
+K = _wire.StreamKind
+E = _wire.StreamErrorCode
+# QUIC's CONNECTION_REFUSED and INVALID_TOKEN (a stale Retry token: a fresh
+# attempt gets a new one) transport errors, and our own limit close codes.
+_REFUSED_CLOSE_CODES: Final = frozenset(
+    {0x2, 0xB, _wire.CloseCode.LIMIT_EXCEEDED, _wire.CloseCode.HANDSHAKE_TIMEOUT}
+)
+#: `StreamState.handle` of a peer's raw stream queued for accepting.
+QUEUED: Final = "queued"
+#: `StreamState.handle` of a request delivered to the application.
+DELIVERED: Final = "delivered"
+
+
+def is_uni(sid: int) -> bool:
+    """Whether ``sid`` is a unidirectional stream."""
+    return bool(sid & 2)
+
+
+class Phase(enum.Enum):
+    HANDSHAKING = "handshaking"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# ----------------------------------------------------------------- events
+@final
+@attrs.frozen
+class RouteAdded:
+    """Route datagrams for this new local connection id here."""
+
+    cid: bytes
+
+
+@final
+@attrs.frozen
+class RouteRemoved:
+    cid: bytes
+
+
+@final
+@attrs.frozen
+class Established:
+    """The peer is verified and its SETTINGS arrived."""
+
+
+@final
+@attrs.frozen
+class PeerGoaway:
+    """The peer retired this connection (a duplicate)."""
+
+
+@final
+@attrs.frozen
+class Closed:
+    """The connection ended; `Session.close_exc` says how."""
+
+
+@final
+@attrs.frozen
+class MessageArrived:
+    """A complete message or request; ``reserved`` bytes of budget go with it."""
+
+    sid: int
+    payload: bytes
+    request: bool
+    reserved: int
+
+
+@final
+@attrs.frozen
+class StreamRefused:
+    code: int
+
+
+SessionEvent = (
+    RouteAdded | RouteRemoved | Established | PeerGoaway | Closed | MessageArrived | StreamRefused
+)
+
+
+class StreamState:
+    """Bookkeeping of one stream, owned by its `Session` (see module doc)."""
+
+    __slots__ = (
+        "checked",
+        "error",
+        "handle",
+        "holds_message",
+        "holds_slot",
+        "kind",
+        "local_recv_closed",
+        "local_send_closed",
+        "overrun",
+        "parser",
+        "receipt",
+        "received",
+        "recv_buf",
+        "recv_fin",
+        "reply",
+        "reserved",
+        "reset_code",
+        "sending",
+        "sid",
+        "stop_code",
+    )
+
+    def __init__(self, sid: int, kind: _wire.StreamKind | None) -> None:
+        self.sid = sid
+        self.kind = kind
+        self.parser: _wire.StreamParser | None = None
+        self.sending = False  # we write on it
+        self.local_send_closed = False  # FIN queued or reset by us
+        self.stop_code: int | None = None  # the peer's STOP_SENDING
+        self.recv_buf = bytearray()
+        self.recv_fin = False
+        self.reset_code: int | None = None  # the peer's RESET_STREAM
+        self.local_recv_closed = False  # we stopped reading
+        self.reserved = 0  # receive budget held: bytes, and maybe one message
+        self.holds_message = False  # one message slot of the budget (even for 0 bytes)
+        self.holds_slot = False  # one of our stream slots (a raw stream we opened)
+        self.received = 0  # bytes the peer sent on it, and at the last stall check
+        self.checked = 0
+        self.reply: bytes | None = None
+        self.receipt: int | None = None  # the peer's RECEIPT code for our message/reply
+        self.error: Exception | None = None  # what our request's waiter raises
+        self.overrun: str | None = None  # why a raw stream was stopped (reader's error)
+        self.handle: object = None  # whoever holds it: a handle, QUEUED or DELIVERED
+
+
+@final
+class Session:
+    """One connection's protocol state (see the module docstring)."""
+
+    def __init__(
+        self,
+        core: _quic.QuicCore,
+        config: Config,
+        *,
+        expected_peer: NodeId | None,
+        incarnation: int,
+        wall_clock: Callable[[], float],
+        budget: ReceiveBudget[str],
+        budget_key: str,
+    ) -> None:
+        self.core = core
+        self.config = config
+        self._expected_peer = expected_peer
+        self._incarnation = incarnation
+        self._wall_clock = wall_clock
+        self._budget = budget
+        self._budget_key = budget_key
+        self.phase = Phase.HANDSHAKING
+        self.peer_id: NodeId | None = None
+        self.handshake_error: ConnectError | None = None
+        self.established = False
+        self.close_exc: ConnectionClosed | None = None
+        self.closed_locally = False
+        self.close_sent = False
+        self.broken = False  # aioquic raised: forget without a close (see contain)
+        self.streams: dict[int, StreamState] = {}
+        self._held: list[_quic.CoreEvent] = []
+        # Control streams (see _wire): ours carries SETTINGS and RECEIPTs.
+        self.ctrl_sid: int | None = None
+        self.peer_ctrl_sid: int | None = None
+        self._ctrl_parser = _wire.ControlParser()
+        self.peer_max_message_size: int | None = None
+        self.peer_incarnation: int | None = None
+        # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
+        self.goaway_sent = False
+        self.peer_goaway: _wire.GoAway | None = None
+        self._incoming = {True: 0, False: 0}  # distinct streams the peer opened, by uni
+        # Our own opens take a slot (Config.max_concurrent_streams), by uni.
+        self.slots_free = {
+            True: config.max_concurrent_streams,
+            False: config.max_concurrent_streams,
+        }
+        # The peer's raw streams waiting for accept_uni / accept_bi, by uni.
+        self.accept_queue: dict[bool, collections.deque[StreamState]] = {
+            True: collections.deque(),
+            False: collections.deque(),
+        }
+        self.cids: set[bytes] = set()
+        self.stall_at: float | None = None  # next check for stalled messages
+        self.events: list[SessionEvent] = []
+        self.want_transmit = False
+
+    # ------------------------------------------------------------ processing
+    def process(self, now: float) -> None:
+        """Handle whatever the core produced after input, a timer or an API call.
+
+        Whatever goes wrong in here closes this connection alone (`contain`).
+        """
+        try:
+            self._process(now)
+        except Exception as exc:
+            self.contain(exc)
+
+    def contain(self, exc: Exception, *, core_broken: bool = False) -> None:
+        """Close this connection after an unexpected error in handling it (logged).
+
+        ``core_broken``: aioquic itself raised, so its state is not to be
+        trusted; the endpoint forgets the connection without a close packet.
+        """
+        peer = self.peer_id.short() if self.peer_id else "?"
+        _log.warning(
+            "qp2p_trio: closing the connection to %s after an internal error", peer, exc_info=exc
+        )
+        self.broken = self.broken or core_broken
+        reason = f"internal error: {type(exc).__name__}"
+        if self.close_exc is None and not core_broken:
+            try:
+                self.core.close(_wire.CloseCode.INTERNAL_ERROR, reason)
+            except Exception:  # pragma: no cover - aioquic refusing to close
+                self.broken = True
+            self.want_transmit = True
+        if self.close_exc is None:
+            term = None if self.broken else self.core.close_seen()
+            self._terminated(
+                term or _quic.Terminated(_wire.CloseCode.INTERNAL_ERROR, reason, False, False, True)
+            )
+
+    def _process(self, now: float) -> None:
+        core = self.core
+        if (
+            self.ctrl_sid is None
+            and self.phase is Phase.HANDSHAKING
+            and not core.is_client
+            and core.can_send_early
+        ):
+            # A server's SETTINGS go out with its handshake flight (0.5-RTT
+            # data; nothing secret), so the client is ready as soon as it
+            # verified us: connect() takes one round trip, not two.
+            self._open_control_stream()
+        for ev in core.events():
+            self._on_core_event(ev, now)
+        term = core.close_seen()
+        if term is not None:
+            self._terminated(term)
+        if self.goaway_sent and self._drained():
+            self.close_locally(_wire.CloseCode.NO_ERROR, "duplicate connection drained", now)
+
+    def _on_core_event(self, ev: _quic.CoreEvent, now: float) -> None:
+        if isinstance(ev, _quic.CidIssued):
+            self.cids.add(ev.cid)
+            self.events.append(RouteAdded(ev.cid))
+        elif isinstance(ev, _quic.CidRetired):
+            self.cids.discard(ev.cid)
+            self.events.append(RouteRemoved(ev.cid))
+        elif isinstance(ev, _quic.HandshakeDone):
+            self._handshake_done(now)
+        elif isinstance(ev, _quic.Terminated):
+            self._terminated(ev)
+        elif isinstance(ev, _quic.PingAck):
+            pass
+        elif self.phase is Phase.HANDSHAKING:
+            # Stream events before the peer is verified wait for verification.
+            self._held.append(ev)
+        elif self.phase is Phase.OPEN:
+            self._on_stream_event(ev, now)
+
+    def _handshake_done(self, now: float) -> None:
+        try:
+            self.peer_id = verify_certificate_chain(
+                self.core.peer_certificates(), now=self._wall_clock(), expected=self._expected_peer
+            )
+        except PeerIdentityError as exc:
+            self.handshake_error = exc
+            self.core.close(_wire.CloseCode.PEER_IDENTITY, str(exc)[:200])
+            self.want_transmit = True
+            return
+        self.phase = Phase.OPEN
+        if self.ctrl_sid is None:
+            self._open_control_stream()
+        # The connection is announced once the peer's SETTINGS arrive (see
+        # _on_control_data), so its limits are known from the start.
+        held, self._held = self._held, []
+        for ev in held:
+            self._on_stream_event(ev, now)
+
+    # -------------------------------------------------------- control stream
+    def _open_control_stream(self) -> None:
+        sid = self.core.next_stream_id(unidirectional=True)
+        self.ctrl_sid = sid
+        self.core.send(
+            sid,
+            _wire.encode_control_preamble()
+            + _wire.encode_settings(
+                max_message_size=self.config.max_message_size, incarnation=self._incarnation
+            ),
+        )
+        self.want_transmit = True
+
+    def control_writable(self) -> bool:
+        sid = self.ctrl_sid
+        return (
+            sid is not None
+            and self.close_exc is None
+            and not self.closed_locally
+            and self.core.writable(sid)
+        )
+
+    def send_receipt(self, sid: int, code: int) -> None:
+        """Tell the peer what became of its message (or reply) on stream ``sid``."""
+        if not self.control_writable():
+            return
+        assert self.ctrl_sid is not None
+        self.core.send(self.ctrl_sid, _wire.encode_receipt(sid, code))
+        self.want_transmit = True
+
+    def _violation(self, reason: str) -> None:
+        """The peer broke the protocol: close the connection (never the endpoint)."""
+        if self.close_exc is not None or self.closed_locally:
+            return
+        self.core.close(_wire.CloseCode.PROTOCOL_VIOLATION, reason[:200])
+        self.want_transmit = True
+        term = self.core.close_seen()
+        if term is not None:
+            self._terminated(term)
+
+    def _on_control_head(self, st: StreamState) -> bool:
+        if self.peer_ctrl_sid is not None:
+            self._violation("a second control stream")
+            return False
+        self.peer_ctrl_sid = st.sid
+        return True
+
+    def _on_control_data(self, data: bytes, fin: bool) -> None:
+        try:
+            records = self._ctrl_parser.feed(data)
+        except RemoteProtocolError as exc:
+            self._violation(f"control stream: {exc}")
+            return
+        for rec in records:
+            if isinstance(rec, _wire.Settings):
+                self.peer_max_message_size = rec.max_message_size
+                self.peer_incarnation = rec.incarnation
+                self.established = True
+                self.events.append(Established())
+            elif isinstance(rec, _wire.GoAway):
+                if self.peer_goaway is None:
+                    self.peer_goaway = rec
+                    self.events.append(PeerGoaway())
+            else:
+                st = self.streams.get(rec.stream_id)
+                if (
+                    st is not None
+                    and st.sending
+                    and st.receipt is None
+                    and st.kind in (K.MESSAGE, K.REQUEST)
+                ):
+                    st.receipt = rec.code
+        if fin:
+            self._violation("the control stream ended")
+
+    # ------------------------------------------------------------ retirement
+    def retire(self) -> bool:
+        """Send GOAWAY: open no more streams here.  False if it cannot be sent."""
+        if self.goaway_sent or not self.control_writable():
+            return False
+        assert self.ctrl_sid is not None
+        self.goaway_sent = True
+        core = self.core
+        base_uni = 2 if core.is_client else 3
+        base_bidi = 0 if core.is_client else 1
+        uni = (core.next_stream_id(unidirectional=True) - base_uni) // 4
+        bidi = (core.next_stream_id(unidirectional=False) - base_bidi) // 4
+        core.send(self.ctrl_sid, _wire.encode_goaway(uni_opened=uni, bidi_opened=bidi))
+        self.want_transmit = True
+        return True
+
+    def _drained(self) -> bool:
+        goaway = self.peer_goaway
+        if not self.goaway_sent or goaway is None or self.close_exc is not None:
+            return False
+        if self._incoming[True] < goaway.uni_opened or self._incoming[False] < goaway.bidi_opened:
+            return False  # a stream the peer opened has not arrived yet
+        for sid in self.streams:
+            if sid != self.peer_ctrl_sid:
+                return False
+        # Our receipts must have reached the peer before we close.
+        assert self.ctrl_sid is not None
+        return self.core.send_progress(self.ctrl_sid).unacked == 0
+
+    # ---------------------------------------------------------------- closing
+    @property
+    def handshake_failed(self) -> bool:
+        """Whether TLS refused the handshake: a TLS alert (either way) or a bad identity."""
+        err = self.handshake_error
+        return isinstance(err, PeerIdentityError) or (
+            isinstance(err, HandshakeError) and err.tls_alert is not None
+        )
+
+    def close_locally(self, code: int, reason: str, now: float) -> None:
+        """Close the connection ourselves (idempotent)."""
+        if self.closed_locally:
+            return
+        self.closed_locally = True
+        if self.close_exc is None:
+            self.core.close(code, reason)
+            self.want_transmit = True
+            self.process(now)
+        else:
+            self.close_sent = True
+
+    def _terminated(self, term: _quic.Terminated) -> None:
+        if self.close_exc is not None:
+            return
+        if term.idle_timeout:
+            message = "connection closed: idle timeout"
+        elif term.by_peer:
+            message = f"connection closed by the peer (code 0x{term.error_code:x})"
+        else:
+            message = f"connection closed (code 0x{term.error_code:x})"
+        if term.reason:
+            message += f": {term.reason}"
+        self.close_exc = ConnectionClosed(
+            message,
+            error_code=term.error_code,
+            reason=term.reason,
+            by_peer=term.by_peer,
+            idle_timeout=term.idle_timeout,
+        )
+        if not self.established and self.handshake_error is None:
+            self.handshake_error = _handshake_error(term, message)
+            self.handshake_error.__cause__ = self.close_exc
+        self.phase = Phase.CLOSED
+        for st in self.streams.values():
+            self.release(st)
+        self._held.clear()
+        self.events.append(Closed())
+
+    def discard_when_sent(self) -> bool:
+        """Whether to forget this connection now, without QUIC's closing period.
+
+        A connection that closed before the peer's SETTINGS arrived (a failed
+        or refused set-up) was never used: once its CONNECTION_CLOSE left,
+        nothing is kept, so a flood of failed handshakes holds no memory.
+        """
+        return self.close_sent and self.peer_max_message_size is None and self.close_exc is not None
+
+    def after_transmit(self) -> None:
+        if self.close_exc is not None or self.closed_locally:
+            self.close_sent = True
+
+    # --------------------------------------------------------- stream events
+    def _on_stream_event(self, ev: _quic.CoreEvent, now: float) -> None:
+        if isinstance(ev, _quic.StreamData):
+            self._on_stream_data(ev.stream_id, ev.data, ev.fin, now)
+        elif isinstance(ev, _quic.StreamReset):
+            if ev.stream_id == self.peer_ctrl_sid:
+                self._violation("the control stream was reset")
+                return
+            st = self.streams.get(ev.stream_id)
+            if st is not None:
+                st.reset_code = ev.error_code
+                self.release(st)
+                st.recv_buf = bytearray()  # a reset stream's unread bytes go too
+                if (st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None) or (
+                    st.local_recv_closed and st.handle is None and not st.sending
+                ):
+                    # An incoming message abandoned half-way: forget it.
+                    self.forget(st)
+                self.maybe_forget(st)
+        elif isinstance(ev, _quic.StopSending):
+            if ev.stream_id == self.ctrl_sid:
+                self._violation("the peer stopped our control stream")
+                return
+            st = self.streams.get(ev.stream_id)
+            if st is not None:
+                st.stop_code = ev.error_code
+                self.maybe_forget(st)
+
+    def _new_incoming(self, sid: int) -> StreamState | None:
+        if (sid & 1) == (0 if self.core.is_client else 1):
+            return None  # one of ours that we already forgot
+        st = StreamState(sid, None)
+        uni = is_uni(sid)
+        self._incoming[uni] += 1
+        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI}
+        st.parser = _wire.StreamParser(
+            allowed=allowed, max_message_size=self.config.max_message_size
+        )
+        self.streams[sid] = st
+        return st
+
+    def _on_stream_data(self, sid: int, data: bytes, fin: bool, now: float) -> None:
+        st = self.streams.get(sid)
+        if st is None:
+            st = self._new_incoming(sid)
+            if st is None:
+                return
+        st.received += len(data) + fin
+        if st.local_recv_closed:
+            # Refused or no longer read: drop what is still in flight, and
+            # forget a refused stream once the peer finished it.
+            if fin and st.handle is None and not st.sending:
+                self.forget(st)
+            elif fin:
+                st.recv_fin = True
+                self.maybe_forget(st)
+            return
+        if st.parser is None:
+            if st.kind is K.RAW_BIDI:
+                # Our own raw stream: the peer's direction carries no preamble.
+                self._on_raw_data(st, data, fin)
+            return
+        try:
+            events = st.parser.feed(data, fin)
+        except RemoteProtocolError as exc:
+            self.refuse(st, exc.error_code, exc)
+            self._forget_refused(st, fin)
+            return
+        for pev in events:
+            if isinstance(pev, _wire.Head):
+                if not self._on_head(st, pev, now):
+                    self._forget_refused(st, fin)
+                    return
+            elif isinstance(pev, _wire.MessageComplete):
+                self._on_message(st, pev)
+            elif st.kind is K.CONTROL:
+                self._on_control_data(pev.data, pev.fin)
+            else:
+                self._on_raw_data(st, pev.data, pev.fin)
+
+    def _forget_refused(self, st: StreamState, fin: bool) -> None:
+        if fin and st.local_recv_closed and st.handle is None and not st.sending:
+            self.forget(st)
+
+    def _on_head(self, st: StreamState, head: _wire.Head, now: float) -> bool:
+        if st.kind is None:
+            st.kind = head.kind
+        if head.kind in (K.MESSAGE, K.REQUEST):
+            assert head.length is not None
+            if not self._budget.reserve(self._budget_key, messages=1, nbytes=head.length):
+                self.refuse(st, E.BUSY, None)
+                return False
+            st.reserved = head.length
+            st.holds_message = True
+            if self.stall_at is None:
+                self.stall_at = now + self.config.message_stall_timeout
+            return True
+        if head.kind is K.REPLY:
+            return True
+        if head.kind is K.CONTROL:
+            return self._on_control_head(st)
+        # A raw stream opened by the peer: queued for accept_uni / accept_bi.
+        uni = head.kind is K.RAW_UNI
+        queue = self.accept_queue[uni]
+        if len(queue) >= self.config.stream_accept_queue_size:
+            self.refuse(st, E.REFUSED, None)
+            return False
+        st.sending = not uni  # our direction of the peer's bidi stream
+        st.handle = QUEUED
+        queue.append(st)
+        return True
+
+    def refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
+        """Stop reading a stream with ``code``; reset our side of a bidi one."""
+        self.events.append(StreamRefused(code))
+        core = self.core
+        if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or (st.sending and st.kind is K.REQUEST):
+            # A message (or our request's reply) refused: its sender waits for this.
+            self.send_receipt(st.sid, code)
+        self.release(st)
+        core.stop(st.sid, code)
+        st.local_recv_closed = True
+        st.parser = None
+        if not is_uni(st.sid) and not st.local_send_closed:
+            core.reset(st.sid, code)
+            st.local_send_closed = True
+        if st.sending and st.kind is K.REQUEST:
+            # Our own request: the reply was too large or malformed.
+            if code == E.TOO_LARGE:
+                st.error = MessageTooLarge(
+                    "the reply is larger than Config.max_message_size", error_code=code
+                )
+            else:
+                st.error = RemoteProtocolError(f"malformed reply: {exc}", error_code=code)
+        # An incoming stream's record stays as a tombstone until the peer's FIN or
+        # RESET_STREAM, so late data is not mistaken for a new stream.
+        self.want_transmit = True
+
+    def _on_message(self, st: StreamState, done: _wire.MessageComplete) -> None:
+        if done.kind is K.REPLY:
+            # No receipt for an accepted reply: its QUIC acknowledgement
+            # suffices (the responder checked our SETTINGS limit, and a
+            # refusal still gets a receipt), and one packet per round trip
+            # is saved.
+            st.reply = done.payload
+            return
+        reserved, st.reserved = st.reserved, 0  # the receive queue holds it now
+        st.holds_message = False
+        st.handle = DELIVERED
+        st.parser = None
+        self.events.append(MessageArrived(st.sid, done.payload, done.kind is K.REQUEST, reserved))
+
+    def message_taken(self, sid: int, delivered: bool) -> None:
+        """The driver took (or could not take) the `MessageArrived` on ``sid``.
+
+        A message gets its RECEIPT now and is forgotten; a request waits for
+        its reply.
+        """
+        st = self.streams.get(sid)
+        if st is not None and st.kind is K.MESSAGE:
+            self.send_receipt(sid, 0 if delivered else E.CLOSED)
+            self.forget(st)
+
+    def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
+        if data:
+            n = len(data)
+            if len(st.recv_buf) + n > self.config.stream_receive_buffer:
+                self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
+                return
+            if not self._budget.reserve(self._budget_key, messages=0, nbytes=n):
+                self._overrun(st, E.BUSY, "its share of the receive budget (Config.receive_share)")
+                return
+            st.recv_buf += data
+            st.reserved += n
+        if fin:
+            st.recv_fin = True
+            self.maybe_forget(st)
+
+    def _overrun(self, st: StreamState, code: int, what: str) -> None:
+        """The peer sent more raw bytes than it may have unread: stop the stream."""
+        st.overrun = f"the peer sent more than {what} ahead of the reader"
+        self.core.stop(st.sid, code)
+        st.local_recv_closed = True
+        self.release(st)
+        st.recv_buf = bytearray()
+        self.want_transmit = True
+        self.maybe_forget(st)
+
+    # ------------------------------------------------------------ bookkeeping
+    def release(self, st: StreamState, nbytes: int | None = None) -> None:
+        """Give back ``st``'s receive budget: all of it, or ``nbytes`` of a raw stream's."""
+        if not st.reserved and not st.holds_message:
+            return
+        n = st.reserved if nbytes is None else min(nbytes, st.reserved)
+        st.reserved -= n
+        messages = 1 if st.holds_message and nbytes is None else 0
+        if messages:
+            st.holds_message = False
+        self._budget.release(self._budget_key, messages=messages, nbytes=n)
+
+    def check_stalls(self, now: float) -> None:
+        """Reset messages that hold budget and got no byte since the last check."""
+        waiting = False
+        for st in list(self.streams.values()):
+            if not st.holds_message:
+                continue
+            if st.received == st.checked:
+                self.refuse(st, E.STALLED, None)
+            else:
+                st.checked = st.received
+                waiting = True
+        timeout = self.config.message_stall_timeout
+        self.stall_at = now + timeout if waiting and self.close_exc is None else None
+
+    def open_stream(self, kind: _wire.StreamKind, *, slot: bool) -> StreamState:
+        """A new stream of ours; ``slot``: it keeps a stream slot until forgotten."""
+        uni = kind in (K.MESSAGE, K.RAW_UNI)
+        sid = self.core.next_stream_id(unidirectional=uni)
+        st = StreamState(sid, kind)
+        st.sending = True
+        st.holds_slot = slot
+        self.streams[sid] = st
+        return st
+
+    def forget(self, st: StreamState) -> None:
+        self.release(st)
+        self.streams.pop(st.sid, None)
+        if st.holds_slot:
+            st.holds_slot = False
+            self.slots_free[is_uni(st.sid)] += 1
+
+    def maybe_forget(self, st: StreamState) -> None:
+        """Drop a raw stream's record once both directions are over."""
+        if st.kind not in (K.RAW_BIDI, K.RAW_UNI):
+            return
+        uni = is_uni(st.sid)
+        send_done = (uni and not st.sending) or st.local_send_closed or st.stop_code is not None
+        # A stream the peer opened stays (a tombstone) until its FIN or reset:
+        # data still in flight must not look like a new stream.
+        peer_done = st.recv_fin or st.reset_code is not None
+        recv_done = (
+            (uni and st.sending)
+            or (peer_done and (st.local_recv_closed or not st.recv_buf))
+            or (st.local_recv_closed and (st.sid & 1) == (0 if self.core.is_client else 1))
+        )
+        if send_done and recv_done:
+            self.forget(st)
+
+    def check_peer_limit(self, size: int, what: str) -> None:
+        limit = self.peer_max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooLarge(
+                f"{what} of {size} bytes is over the peer's limit of {limit} bytes",
+                error_code=E.TOO_LARGE,
+            )
+
+
+def _handshake_error(term: _quic.Terminated, message: str) -> ConnectError:
+    """What `connect` raises for a connection that closed before it was established."""
+    if term.idle_timeout:
+        return ConnectError("no answer from the peer: the handshake timed out")
+    if term.by_peer and term.error_code in _REFUSED_CLOSE_CODES:
+        return ConnectRefused(
+            f"the peer refused the connection: {message}", error_code=term.error_code
+        )
+    return HandshakeError(
+        f"handshake failed: {message}", error_code=term.error_code, tls_alert=term.tls_alert
+    )
