@@ -4,6 +4,7 @@
 
 import ast
 import importlib
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,17 @@ def test_cli_module_and_functions_are_short(module: str) -> None:
             assert node.end_lineno is not None
             length = node.end_lineno - node.lineno + 1
             assert length <= 80, f"{module}.{node.name} has {length} lines"
+
+
+def test_every_subpackage_is_installed() -> None:
+    """pyproject.toml lists packages one by one: a new subpackage must be listed too."""
+    pyproject = PACKAGE.parent / "pyproject.toml"
+    if not pyproject.exists():  # pragma: no cover - run against an installed copy
+        pytest.skip("no source tree here")
+    listed = set(tomllib.loads(pyproject.read_text("utf-8"))["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(PACKAGE.parent).parts)
+        for path in PACKAGE.rglob("__init__.py")
+    }
+    missing = sorted(found - listed)
+    assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"
