@@ -104,7 +104,7 @@ def _exit_codes_table(app: Sphinx, docname: str, source: list[str]) -> None:
     """Fill the exit code table of cli.rst from the code, so the two never differ."""
     if docname != "cli":
         return
-    from qp2p_trio._cli_util import EXIT_CODE_HELP
+    from qp2p_trio._cli.errors import EXIT_CODE_HELP
 
     width = max(len(text) for text in EXIT_CODE_HELP.values())
     rule = f"====  {'=' * width}"

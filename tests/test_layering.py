@@ -3,6 +3,8 @@
 """The sans-IO modules import neither Trio nor a clock (house rule, checked)."""
 
 import ast
+import importlib
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,123 @@ def test_no_upward_imports(module: str) -> None:
     imported = {name.lstrip(".") for name in imported_modules(tree) if name.startswith(".")}
     assert imported, "the parser found no relative imports: the check would be vacuous"
     assert not imported & FORBIDDEN_UPWARD[module], f"{module} imports upward"
+
+
+# ------------------------------------------------------------------ the CLI
+# The ``qp2p-trio`` command is a client of the library like any program: its
+# modules import the public API, spelled as users spell it (``qp2p_trio`` and
+# the names in its ``__all__``, or ``qp2p_trio.testing``'s), and each other
+# (``from .sibling import ...``); never a private module, nor a private
+# attribute of another object.
+
+CLI = PACKAGE / "_cli"
+CLI_MODULES = sorted(path.stem for path in CLI.glob("*.py"))
+PUBLIC_MODULES = {"qp2p_trio": set(qp2p_trio.__all__), "qp2p_trio.testing": None}
+
+
+def private_imports(source: str, siblings: set[str]) -> list[str]:
+    """The imports in ``source`` (type-checking ones too) that reach past the public API."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [
+                alias.name
+                for alias in node.names
+                if alias.name.split(".")[0] == "qp2p_trio" and alias.name not in PUBLIC_MODULES
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:
+            # Siblings: ``from .x import y`` or ``from . import x``.
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            found += [f".{name}" for name in names if name.split(".")[0] not in siblings]
+        elif isinstance(node, ast.ImportFrom) and node.level > 1:
+            found.append("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("qp2p_trio"):
+            module = node.module or ""
+            if module not in PUBLIC_MODULES:
+                found.append(module)
+                continue
+            public = PUBLIC_MODULES[module]
+            if public is None:
+                public = set(importlib.import_module(module).__all__)
+            found += [f"{module}.{a.name}" for a in node.names if a.name not in public]
+    return found
+
+
+def test_cli_package_has_modules() -> None:
+    assert {"__init__", "app", "demo", "ident", "listen", "send", "ping"} <= set(CLI_MODULES)
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_cli_module_imports_only_the_public_api(module: str) -> None:
+    source = (CLI / f"{module}.py").read_text(encoding="utf-8")
+    assert private_imports(source, set(CLI_MODULES)) == []
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_cli_module_reads_no_private_attribute(module: str) -> None:
+    tree = ast.parse((CLI / f"{module}.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            own = isinstance(node.value, ast.Name) and node.value.id == "self"
+            dunder = node.attr.startswith("__") and node.attr.endswith("__")
+            assert own or dunder, f"{module} line {node.lineno} reads .{node.attr}"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from qp2p_trio._endpoint import open_endpoint",
+        "from qp2p_trio import _quic",
+        "from qp2p_trio import open_endpoint, _config",
+        "import qp2p_trio._wire",
+        "import qp2p_trio.testing._network",
+        "from .. import Config",
+        "from .._errors import QP2PError",
+        "from ._cli_util import x",
+        "from . import _elsewhere",
+        "from qp2p_trio.testing import _network",
+        "if TYPE_CHECKING:\n    from qp2p_trio._connection import Connection",
+    ],
+)
+def test_cli_import_check_catches_private_imports(line: str) -> None:
+    assert private_imports(line, {"app", "output"}), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import qp2p_trio",
+        "from qp2p_trio import Config, open_endpoint, __version__",
+        "from qp2p_trio.testing import MemoryNetwork",
+        "from .output import format_size",
+        "from . import app, output",
+        "import trio",
+    ],
+)
+def test_cli_import_check_allows_the_public_api(line: str) -> None:
+    assert private_imports(line, {"app", "output"}) == [], line
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_cli_module_and_functions_are_short(module: str) -> None:
+    source = (CLI / f"{module}.py").read_text(encoding="utf-8")
+    assert source.count("\n") <= 400, f"{module} has more than 400 lines"
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            assert node.end_lineno is not None
+            length = node.end_lineno - node.lineno + 1
+            assert length <= 80, f"{module}.{node.name} has {length} lines"
+
+
+def test_every_subpackage_is_installed() -> None:
+    """pyproject.toml lists packages one by one: a new subpackage must be listed too."""
+    pyproject = PACKAGE.parent / "pyproject.toml"
+    if not pyproject.exists():  # pragma: no cover - run against an installed copy
+        pytest.skip("no source tree here")
+    listed = set(tomllib.loads(pyproject.read_text("utf-8"))["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(PACKAGE.parent).parts)
+        for path in PACKAGE.rglob("__init__.py")
+    }
+    missing = sorted(found - listed)
+    assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"

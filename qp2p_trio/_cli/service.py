@@ -5,7 +5,7 @@
 `Service` announces connecting peers, prints the messages that arrive, and
 answers requests: plain ones as ``--reply`` says (echo by default), the
 command's own file requests with a SHA-256, and probes by echoing them
-quietly (see `qp2p_trio._cli_util` for that small protocol).
+quietly (see `protocol` for that small protocol).
 """
 
 from __future__ import annotations
@@ -16,39 +16,23 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TextIO, final
 
 import trio
 
-from ._cli_util import (
-    BULK_TAG,
-    PROBE_TAG,
-    decode_file_request,
-    format_size,
-    preview,
-    print_json,
-    sha256,
-)
-from ._errors import ConnectionClosed, QP2PError
+from qp2p_trio import ConnectionClosed, QP2PError
+
+from .output import format_address, format_size, preview, print_json
+from .protocol import BULK_TAG, PROBE_TAG, decode_file_request, sha256
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ._connection import Connection
-    from ._endpoint import Endpoint
-    from ._message import Message
+    from qp2p_trio import Connection, Endpoint, Message
 
-__all__ = ["ReplyMode", "Service", "format_address"]
+__all__ = ["ReplyMode", "Service"]
 
 ReplyMode = Literal["echo", "upper", "reject"]
 
 #: Requests answered concurrently; more wait in the endpoint's bounded queue.
 _MAX_HANDLERS: Final = 64
 _MAX_NAME_TRIES: Final = 1000
-
-
-def format_address(address: tuple[Any, ...]) -> str:
-    """Write a socket address as ``host:port`` (IPv6 hosts in brackets)."""
-    host, port = address[0], address[1]
-    if ":" in str(host):
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
 
 
 @final

@@ -1,67 +1,58 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""``qp2p-trio demo`` (also plain ``python -m qp2p_trio``): a small network on loopback.
+"""The demo's network (`Demo`, `DemoNode`) and its steps (see `demo`).
 
-The demo is a list of steps (`STEPS`), each an async function taking the
-shared `Demo` state: four nodes (endpoints) on 127.0.0.1 with fresh
-identities, the connections made so far, and output helpers.  Each node runs
-a tiny service: requests are answered with the payload upper-cased, plain
-messages go to the node's inbox for the steps to check.  A step raises to
-fail the demo; the command then exits non-zero with the step and the reason.
-
-To add a step, write ``async def step_x(demo: Demo) -> None`` and put a
-`DemoStep` for it in `STEPS` where it belongs in the story.
+Each step is an async function taking the shared `Demo` state: four nodes
+(endpoints) on 127.0.0.1 with fresh identities, the connections made so
+far, and output helpers.  Each node runs a tiny service: requests are
+answered with the payload upper-cased, plain messages go to the node's inbox
+for the steps to check.  A step raises `DemoFailed` (or any error) to fail
+the demo.
 """
 
 from __future__ import annotations
 
-import math
 import socket as _socket
-import sys
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Final, TextIO, final
 
 import attrs
 import trio
 
-from ._cli_serve import format_address
-from ._cli_util import (
-    CliError,
-    ExitCode,
-    MiB,
+from qp2p_trio import Identity, PeerAddress, PeerIdentityError
+
+from .output import (
     Progress,
-    ProgressMode,
     acknowledged_payload,
-    describe_error,
+    format_address,
     format_duration,
     format_rate,
     format_size,
-    sha256,
 )
-from ._config import Config
-from ._endpoint import open_endpoint
-from ._errors import PeerIdentityError
-from ._identity import Identity
-from ._message import Message
-from ._peer import PeerAddress
-from ._version import __version__
+from .protocol import sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from qp2p_trio import Connection, Endpoint, Message
 
-    from ._connection import Connection
-    from ._endpoint import Endpoint
+    from .output import ProgressMode
 
-__all__ = ["DEMO_TRANSFER_SIZE", "STEPS", "Demo", "DemoNode", "DemoStep", "run_demo"]
+__all__ = [
+    "Demo",
+    "DemoFailed",
+    "DemoNode",
+    "step_connect",
+    "step_messages",
+    "step_nodes",
+    "step_pool",
+    "step_race",
+    "step_requests",
+    "step_simultaneous_open",
+    "step_statistics",
+    "step_transfer",
+    "step_wrong_identity",
+]
 
-#: Size of the demo's large message.  At the library's current loopback
-#: throughput (about 3 MB/s, both ends in one process) it takes ~15-20 s.
-DEMO_TRANSFER_SIZE: Final = 50 * MiB
-NODE_NAMES: Final = ("alice", "bob", "carol", "dave")
-#: Seconds any step but the transfer may take before the demo gives up.
-STEP_TIMEOUT: Final = 30.0
-#: The transfer step's time limit is this plus the time at this rate (bytes/s).
-TRANSFER_SLOWEST_RATE: Final = 256 * 1024
+#: How long a raw stream opened on one side of a connection may take to arrive.
+STREAM_ARRIVAL_WAIT: Final = 5.0
 
 
 @final
@@ -104,7 +95,7 @@ class Demo:
     """State shared by the demo's steps.
 
     Attributes:
-        nodes: the nodes by name, in `NODE_NAMES` order.
+        nodes: the nodes by name, in the order they were made.
         connections: connections the steps opened, by (from, to) names.
         transfer_size: bytes of the large message.
         out: where the narration goes.
@@ -138,16 +129,6 @@ class Demo:
     async def next_message(self, name: str) -> Message:
         """Wait for the next plain message in ``name``'s inbox."""
         return await self.node(name).inbox.receive()
-
-
-@final
-@attrs.frozen
-class DemoStep:
-    """One step of the demo: a title and the function that runs it."""
-
-    title: str
-    run: Callable[[Demo], Awaitable[None]]
-    timeout: Callable[[Demo], float] = lambda _demo: STEP_TIMEOUT
 
 
 class DemoFailed(Exception):
@@ -319,14 +300,30 @@ async def step_simultaneous_open(demo: Demo) -> None:
     for name in ("bob", "dave"):
         msg = await demo.next_message(name)
         demo.say(f"  {name} received {msg.payload.decode()!r}")
-    same = kept["bob"].core.original_destination_cid == kept["dave"].core.original_destination_cid
-    if not same:
+    if not await _one_connection(kept["bob"], kept["dave"]):
         raise DemoFailed("bob and dave kept different connections")
-    dialler = "bob" if kept["bob"].core.is_client else "dave"
+    # Both sides keep the connection dialled by the smaller node id (docs/wire.rst).
+    dialler = min(("bob", "dave"), key=lambda name: demo.node(name).endpoint.node_id.raw)
     demo.say(
         f"  both dialled at once; both now use the same single connection (the one "
         f"{dialler} dialled: the smaller node id's), the duplicate drains and closes"
     )
+
+
+async def _one_connection(a: Connection, b: Connection) -> bool:
+    """Whether ``a`` and ``b`` are the two ends of one connection.
+
+    They are if a raw stream opened on ``a`` arrives on ``b``.
+    """
+    sent = await a.open_uni()
+    try:
+        with trio.move_on_after(STREAM_ARRIVAL_WAIT):
+            arrived = await b.accept_uni()
+            await arrived.aclose()
+            return True
+        return False
+    finally:
+        await sent.aclose()
 
 
 async def step_transfer(demo: Demo) -> None:
@@ -355,10 +352,6 @@ async def step_transfer(demo: Demo) -> None:
     )
 
 
-def _transfer_timeout(demo: Demo) -> float:
-    return STEP_TIMEOUT + demo.transfer_size / TRANSFER_SLOWEST_RATE
-
-
 async def step_statistics(demo: Demo) -> None:
     """A table of every endpoint's counters (`Endpoint.statistics`)."""
     await trio.lowlevel.checkpoint()
@@ -384,77 +377,3 @@ async def step_statistics(demo: Demo) -> None:
         f"(min {format_duration(c.rtt_min)}), congestion window {format_size(c.congestion_window)}, "
         f"{c.packets_lost} packet(s) lost"
     )
-
-
-#: The story, in order.  Planned: a pooled connection reused, a race over a
-#: dead, a black-holed and a live peer (``connect_to_any``), and simultaneous
-#: open resolved to one connection; they go after "connect".
-STEPS: Final[list[DemoStep]] = [
-    DemoStep("Four nodes on 127.0.0.1", step_nodes),
-    DemoStep("Connections, both sides proving their node id", step_connect),
-    DemoStep("Messages", step_messages),
-    DemoStep("Request/response", step_requests),
-    DemoStep("A wrong node id is refused", step_wrong_identity),
-    DemoStep("The pool reuses a live connection", step_pool),
-    DemoStep("Racing a dead, a black-holed and a live peer", step_race),
-    DemoStep("Simultaneous open resolves to one connection", step_simultaneous_open),
-    DemoStep("A large message", step_transfer, _transfer_timeout),
-    DemoStep("Statistics of every endpoint", step_statistics),
-]
-
-
-async def run_demo(
-    *, transfer_size: int = DEMO_TRANSFER_SIZE, out: TextIO | None = None, progress: bool | None
-) -> None:
-    """Run every step of `STEPS` on a fresh network of `NODE_NAMES` endpoints.
-
-    Raises:
-        CliError: a step failed; the message names it and says why.
-    """
-    stream = sys.stdout if out is None else out
-    mode = Progress.choose(stream, progress, fallback="lines")
-    demo = Demo(transfer_size=transfer_size, out=stream, progress_mode=mode)
-    config = Config(
-        max_message_size=max(transfer_size, 1 * MiB),
-        receive_queue_bytes=max(64 * MiB, transfer_size),
-    )
-    started = trio.current_time()
-    demo.say(
-        f"qp2p_trio {__version__} demo: {len(NODE_NAMES)} nodes on 127.0.0.1, real UDP, "
-        "QUIC with mutually authenticated TLS 1.3"
-    )
-    async with AsyncExitStack() as stack:
-        for name in NODE_NAMES:
-            endpoint = await stack.enter_async_context(
-                open_endpoint(("127.0.0.1", 0), config=config)
-            )
-            inbox_send, inbox = trio.open_memory_channel[Message](math.inf)
-            demo.nodes[name] = DemoNode(name, endpoint, inbox_send, inbox)
-        nursery = await stack.enter_async_context(trio.open_nursery())
-        for node in demo.nodes.values():
-            nursery.start_soon(node.serve)
-        for number, step in enumerate(STEPS, 1):
-            demo.say()
-            demo.say(f"[{number}/{len(STEPS)}] {step.title}")
-            limit = step.timeout(demo)
-            try:
-                with trio.fail_after(limit):
-                    await step.run(demo)
-            except trio.TooSlowError:
-                raise CliError(
-                    ExitCode.INTERNAL,
-                    f"demo step {number} ({step.title}) took longer than {limit:.0f} s",
-                ) from None
-            except DemoFailed as exc:
-                raise CliError(
-                    ExitCode.INTERNAL, f"demo step {number} ({step.title}) failed: {exc}"
-                ) from None
-            except Exception as exc:
-                code, reason = describe_error(exc)
-                raise CliError(
-                    code, f"demo step {number} ({step.title}) failed: {reason}"
-                ) from None
-        nursery.cancel_scope.cancel()
-        demo.say()
-        demo.say("Closing every endpoint gracefully (peers see an application close, code 0)")
-    demo.say(f"Done in {format_duration(trio.current_time() - started)}: every step worked.")
