@@ -21,9 +21,6 @@ from typing import Final, TypeAlias
 __all__ = [
     "IP",
     "LAST_PORT",
-    "V4_VIRTUAL",
-    "V6_LOOPBACK",
-    "V6_VIRTUAL",
     "Endpoint",
     "as_bytes",
     "canonical_endpoint",
@@ -31,6 +28,7 @@ __all__ = [
     "oserror",
     "parse_ip",
     "split_address",
+    "virtual_ip",
 ]
 
 Endpoint: TypeAlias = tuple[str, int]
@@ -38,9 +36,9 @@ Endpoint: TypeAlias = tuple[str, int]
 IP: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 LAST_PORT: Final = 65535
-V4_VIRTUAL: Final = ipaddress.IPv4Network("127.0.0.0/8")
-V6_LOOPBACK: Final = ipaddress.IPv6Address("::1")
-V6_VIRTUAL: Final = ipaddress.IPv6Network("2001:db8::/32")
+_V4_VIRTUAL: Final = ipaddress.IPv4Network("127.0.0.0/8")
+_V6_LOOPBACK: Final = ipaddress.IPv6Address("::1")
+_V6_VIRTUAL: Final = ipaddress.IPv6Network("2001:db8::/32")
 
 
 def oserror(code: int) -> OSError:
@@ -100,3 +98,19 @@ def as_bytes(data: object, what: str) -> bytes:
     if isinstance(data, bytearray | memoryview):
         return bytes(data)
     raise TypeError(f"{what} must be a bytes-like object, not {type(data).__name__}")
+
+
+def virtual_ip(text: str, *, version: int) -> str:
+    """Check that *text* may be a host's address of IP *version*; return it canonical.
+
+    So that no test looks as if it targets a real network, IPv4 addresses must
+    be loopback (``127.0.0.0/8``), IPv6 ones ``::1`` or documentation
+    (``2001:db8::/32``) addresses.
+    """
+    ip = ipaddress.ip_address(text)
+    if version == 4:
+        if not isinstance(ip, ipaddress.IPv4Address) or ip not in _V4_VIRTUAL:
+            raise ValueError(f"virtual IPv4 addresses must be in {_V4_VIRTUAL}, not {text!r}")
+    elif not isinstance(ip, ipaddress.IPv6Address) or not (ip == _V6_LOOPBACK or ip in _V6_VIRTUAL):
+        raise ValueError(f"virtual IPv6 addresses must be ::1 or in {_V6_VIRTUAL}, not {text!r}")
+    return str(ip)

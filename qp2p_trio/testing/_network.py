@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, TypeAlias, final
 import attrs
 import trio
 
-from ._addresses import V4_VIRTUAL, V6_LOOPBACK, V6_VIRTUAL, canonical_endpoint
+from ._addresses import canonical_endpoint, virtual_ip
 from ._fabric import Fabric
 from ._socket import SocketFactory, current_host
 from ._types import LinkConfig
@@ -246,21 +246,8 @@ class MemoryNetwork:
         """
         if v4 is None and v6 is None:
             raise ValueError("a host needs an IPv4 or an IPv6 address")
-        canonical_v4 = canonical_v6 = None
-        if v4 is not None:
-            ip4 = ipaddress.ip_address(v4)
-            if not isinstance(ip4, ipaddress.IPv4Address) or ip4 not in V4_VIRTUAL:
-                raise ValueError(f"virtual IPv4 addresses must be in {V4_VIRTUAL}, not {v4!r}")
-            canonical_v4 = str(ip4)
-        if v6 is not None:
-            ip6 = ipaddress.ip_address(v6)
-            if not isinstance(ip6, ipaddress.IPv6Address) or not (
-                ip6 == V6_LOOPBACK or ip6 in V6_VIRTUAL
-            ):
-                raise ValueError(
-                    f"virtual IPv6 addresses must be ::1 or in {V6_VIRTUAL}, not {v6!r}"
-                )
-            canonical_v6 = str(ip6)
+        canonical_v4 = None if v4 is None else virtual_ip(v4, version=4)
+        canonical_v6 = None if v6 is None else virtual_ip(v6, version=6)
         for address in (canonical_v4, canonical_v6):
             if address is not None and address in self._fabric.owners:
                 raise ValueError(f"{address} already belongs to {self._fabric.owners[address]!r}")
