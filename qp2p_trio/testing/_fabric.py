@@ -181,7 +181,7 @@ class Fabric:
         """Send *data* from *sock* (seen as *src*) to *dst* at time *now*."""
         sender = sock.host
         counters = self.counters[sender]
-        counters.sent += 1
+        counters.add("sent")
         datagram = Datagram(src, dst, data)
         hook = self._route_hook()
         result = None if hook is None else hook(datagram)
@@ -190,9 +190,9 @@ class Fabric:
             return
         routed = [_check_hook_output(d) for d in result]
         if not routed:
-            counters.dropped_hook += 1
+            counters.add("dropped_hook")
             self._record(now, datagram, "dropped_hook")
-        counters.injected += max(0, len(routed) - 1)
+        counters.add("injected", max(0, len(routed) - 1))
         for d in routed:
             self._route(sender, d, now)
 
@@ -219,7 +219,7 @@ class Fabric:
         self.trace.append(record)
 
     def _drop(self, counters: Counters, fate: str, now: float, datagram: Datagram) -> None:
-        setattr(counters, fate, getattr(counters, fate) + 1)
+        counters.add(fate)
         self._record(now, datagram, fate)
 
     def _route(self, sender: Host, datagram: Datagram, now: float) -> None:
@@ -249,14 +249,14 @@ class Fabric:
         if verdict.dropped is not None:
             self._drop(counters, verdict.dropped, now, datagram)
             return
-        counters.duplicated += verdict.duplicated
+        counters.add("duplicated", verdict.duplicated)
         for copy in verdict.copies:
-            counters.corrupted += copy.corrupted
+            counters.add("corrupted", copy.corrupted)
             if copy.arrival is None:
-                counters.dropped_queue += 1
+                counters.add("dropped_queue")
                 self._record(now, datagram, "dropped_queue", copy)
                 continue
-            counters.reordered += copy.reordered
+            counters.add("reordered", copy.reordered)
             self._record(now, datagram, SCHEDULED, copy)
             self._seq += 1
             target.push((copy.arrival, self._seq, copy.data, datagram.src, sender), now)

@@ -276,11 +276,11 @@ class MemorySocket(trio.socket.SocketType):
         while heap and heap[0][0] <= now:
             _, _, data, src, sender = heapq.heappop(heap)
             if len(self._ready) >= fabric.receive_queue_limit:
-                fabric.counters[sender].dropped_queue += 1
+                fabric.counters[sender].add("dropped_queue")
             else:
                 self._ready.append((data, src))
-                fabric.counters[sender].delivered += 1
-                fabric.counters[self.host].received += 1
+                fabric.counters[sender].add("delivered")
+                fabric.counters[self.host].add("received")
 
     def push(self, entry: InFlight, now: float) -> None:
         """Put a datagram on its way to this socket (from `Fabric.transmit`)."""
@@ -324,7 +324,7 @@ class MemorySocket(trio.socket.SocketType):
         self._closed = True
         self._fabric.unregister(self)
         for entry in self.heap:
-            self._fabric.counters[entry[4]].dropped_no_listener += 1
+            self._fabric.counters[entry[4]].add("dropped_no_listener")
         self.heap.clear()
         self._ready.clear()
         self._lot.unpark_all()

@@ -329,25 +329,24 @@ class NetworkStatistics:
     hosts: Mapping[str, TrafficCounts]
 
 
-@attrs.define
+@final
 class Counters:
-    """The running counts of one host (all but `TrafficCounts.in_flight`)."""
+    """The running counts of one host: every `TrafficCounts` field but ``in_flight``."""
 
-    sent: int = 0
-    delivered: int = 0
-    received: int = 0
-    dropped_loss: int = 0
-    dropped_no_listener: int = 0
-    dropped_partition: int = 0
-    dropped_outage: int = 0
-    dropped_queue: int = 0
-    dropped_mtu: int = 0
-    dropped_hook: int = 0
-    duplicated: int = 0
-    corrupted: int = 0
-    reordered: int = 0
-    injected: int = 0
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(_COUNTED, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Add *amount* to the count called *name* (a `TrafficCounts` field)."""
+        if name not in self._counts:
+            raise KeyError(f"no traffic count is called {name!r}")
+        self._counts[name] += amount
 
     def snapshot(self, in_flight: int) -> TrafficCounts:
         """Return the counts as a `TrafficCounts`, with *in_flight* added."""
-        return TrafficCounts(in_flight=in_flight, **attrs.asdict(self))
+        return TrafficCounts(in_flight=in_flight, **self._counts)
+
+
+_COUNTED: Final = tuple(f.name for f in attrs.fields(TrafficCounts) if f.name != "in_flight")
