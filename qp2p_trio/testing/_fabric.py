@@ -110,6 +110,10 @@ class Fabric:
             self.owners[address] = host
         return host
 
+    def knows(self, host: Host) -> bool:
+        """Whether *host* is one of this network's hosts."""
+        return host in self.counters
+
     # -- sockets ----------------------------------------------------------
 
     def in_use(self, endpoint: Endpoint) -> bool:

@@ -79,7 +79,7 @@ class SocketFactory(trio.abc.SocketFactory):
         if proto not in (0, _stdlib_socket.IPPROTO_UDP):
             raise oserror(errno.EPROTONOSUPPORT)
         host = current_host.get()
-        if host is None or host not in self._fabric.counters:
+        if host is None or not self._fabric.knows(host):
             host = self._fabric.hosts[0]
         return MemorySocket(self._fabric, _stdlib_socket.AddressFamily(family), host)
 
