@@ -18,14 +18,13 @@ from ._fixtures import (
     EndpointPair as EndpointPair,
     open_endpoint_factory as open_endpoint_factory,
 )
-from ._network import (
+from ._network import Host as Host, MemoryNetwork as MemoryNetwork
+from ._types import (
     SCHEDULED as SCHEDULED,
     Address as Address,
     Datagram as Datagram,
-    Host as Host,
     LinkConfig as LinkConfig,
     LinkSchedule as LinkSchedule,
-    MemoryNetwork as MemoryNetwork,
     NetworkStatistics as NetworkStatistics,
     RouteHook as RouteHook,
     TraceRecord as TraceRecord,

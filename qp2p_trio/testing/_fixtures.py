@@ -24,6 +24,7 @@ import trio
 from .._config import Config
 from .._endpoint import open_endpoint
 from .._util import unwrap_group
+from ._addresses import canonical_endpoint
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -148,7 +149,7 @@ class EndpointFactory:
         endpoint: Endpoint = await self._nursery.start(self._serve, local_address, identity, config)
         self._endpoints.append(endpoint)
         if network is not None:
-            self._hosts[endpoint] = network._host(endpoint.local_address)
+            self._hosts[endpoint] = _host_of(network, endpoint.local_address)
         return endpoint
 
     async def pair(
@@ -191,10 +192,19 @@ def _only_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
+def _host_of(network: MemoryNetwork, address: tuple[Any, ...]) -> Host:
+    ip = canonical_endpoint(address)[0]
+    for host in network.hosts:
+        if ip in host.addresses:
+            return host
+    raise ValueError(f"no host owns {address!r}")
+
+
 def _new_host(network: MemoryNetwork) -> Host:
+    owned = {address for host in network.hosts for address in host.addresses}
     for n in range(2, 2 + _MAX_HOSTS):
         v4, v6 = f"127.0.0.{n}", f"2001:db8::{n:x}"
-        if v4 not in network._owners and v6 not in network._owners:
+        if v4 not in owned and v6 not in owned:
             return network.add_host(v4, v6)
     raise RuntimeError(f"no free virtual host address left ({_MAX_HOSTS} hosts)")
 
