@@ -38,10 +38,17 @@ def imported_modules(tree: ast.AST) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is None:
+            # ``from . import a, b`` imports the modules ``.a`` and ``.b``.
+            names.update("." * node.level + alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            names.add(base)
+            names.add("." * node.level + node.module)
     return names
+
+
+def test_imported_modules_sees_each_module_of_a_from_dot_import() -> None:
+    tree = ast.parse("from . import _quic, _wire\nfrom ._errors import X\nimport trio")
+    assert imported_modules(tree) == {"._quic", "._wire", "._errors", "trio"}
 
 
 def resolve_relative(module: str, name: str) -> str:
