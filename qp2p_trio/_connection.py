@@ -37,7 +37,7 @@ from ._errors import (
     StreamReset,
 )
 from ._message import Message
-from ._session import Phase, Session, StreamState, is_uni
+from ._session import Phase, Session, StreamState
 from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
@@ -395,14 +395,6 @@ class Connection(metaclass=NoPublicConstructor):
                 "connection closed during the handshake"
             ) from self._session.close_exc
 
-    def _send_room(self, st: StreamState) -> int:
-        cfg = self._config
-        p = self._core.send_progress(st.sid)
-        return min(
-            cfg.stream_send_buffer - p.unacked,
-            cfg.connection_send_buffer - self._core.unacked_total(),
-        )
-
     def _raise_if_send_broken(self, st: StreamState, what: str) -> None:
         if st.stop_code is not None:
             raise stream_error(st.stop_code, what)
@@ -417,7 +409,7 @@ class Connection(metaclass=NoPublicConstructor):
         offset = 0
         while True:
             self._raise_if_send_broken(st, what)
-            room = self._send_room(st)
+            room = self._session.send_room(st)
             if room > 0 or (offset == total):
                 n = min(max(room, 0), total - offset)
                 last = offset + n == total
@@ -464,15 +456,15 @@ class Connection(metaclass=NoPublicConstructor):
                 return
             await self._progress.park()
 
-    def _abandon(self, st: StreamState, code: int) -> None:
+    def _abandon(self, st: StreamState) -> None:
         """Reset and stop a stream of ours (a cancelled or failed call)."""
-        if self._session.close_exc is None:
-            if not st.local_send_closed or not self._core.send_progress(st.sid).finished:
-                self._core.reset(st.sid, code)
-            if not is_uni(st.sid) and not st.local_recv_closed:
-                self._core.stop(st.sid, code)
-            self._dirty()
-        self._session.forget(st)
+        self._session.abandon(st, E.CANCELLED)
+        self._sync()
+
+    def _reject(self, sid: int, code: int) -> None:
+        """Turn down the request on ``sid`` (`Message.reject`)."""
+        self._session.reject(sid, code)
+        self._sync()
 
     # ----------------------------------------------------------- messages
     async def send(self, payload: bytes | bytearray | memoryview) -> None:
@@ -520,7 +512,7 @@ class Connection(metaclass=NoPublicConstructor):
                 # Whether the peer's QUIC stack had every byte: a retry must
                 # not duplicate a message the peer may already have.
                 outcome.acked = self._core.send_progress(sid).finished
-                self._abandon(st, E.CANCELLED)
+                self._abandon(st)
                 raise
             self._session.forget(st)
         finally:
@@ -570,7 +562,7 @@ class Connection(metaclass=NoPublicConstructor):
                     self._raise_if_send_broken(st, "request")
                     await self._progress.park()
             except BaseException:
-                self._abandon(st, E.CANCELLED)
+                self._abandon(st)
                 raise
             self._session.forget(st)
             return st.reply
@@ -605,7 +597,7 @@ class Connection(metaclass=NoPublicConstructor):
             try:
                 await self._wait_reply_acked(st)
             except BaseException:
-                self._abandon(st, E.CANCELLED)
+                self._abandon(st)
                 raise
         self._session.forget(st)
         return True
@@ -633,16 +625,6 @@ class Connection(metaclass=NoPublicConstructor):
                 error_code=E.BUSY,
             )
         return None
-
-    def _reject(self, sid: int, code: int) -> None:
-        st = self._session.streams.get(sid)
-        if st is None or st.local_send_closed:
-            return
-        st.local_send_closed = True
-        if self._session.close_exc is None and self._core.writable(sid):
-            self._core.reset(sid, code or E.NO_REPLY)
-            self._dirty()
-        self._session.forget(st)
 
     # --------------------------------------------------------- raw streams
     async def open_bi(self) -> BidirectionalStream:
@@ -763,7 +745,7 @@ class Connection(metaclass=NoPublicConstructor):
         if st.local_send_closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
         while not st.local_send_closed and st.stop_code is None and self._session.close_exc is None:
-            if self._session.closed_locally or self._send_room(st) > 0:
+            if self._session.closed_locally or self._session.send_room(st) > 0:
                 return
             await self._progress.park()
 

@@ -74,7 +74,6 @@ __all__ = [
     "CoreEvent",
     "DatagramHeader",
     "HandshakeDone",
-    "PingAck",
     "QuicCore",
     "StopSending",
     "StreamData",
@@ -164,21 +163,8 @@ class CidRetired:
     cid: bytes
 
 
-@final
-@attrs.frozen
-class PingAck:
-    uid: int
-
-
 CoreEvent = (
-    HandshakeDone
-    | StreamData
-    | StreamReset
-    | StopSending
-    | Terminated
-    | CidIssued
-    | CidRetired
-    | PingAck
+    HandshakeDone | StreamData | StreamReset | StopSending | Terminated | CidIssued | CidRetired
 )
 
 
@@ -427,8 +413,6 @@ class QuicCore:
                 out.append(CidIssued(bytes(ev.connection_id)))
             elif isinstance(ev, qe.ConnectionIdRetired):
                 out.append(CidRetired(bytes(ev.connection_id)))
-            elif isinstance(ev, qe.PingAcknowledged):
-                out.append(PingAck(ev.uid))
             elif isinstance(ev, qe.ConnectionTerminated) and not self._pending_close_reported:
                 self._pending_close_reported = True
                 out.append(self._terminated(ev))

@@ -51,6 +51,7 @@ from ._errors import (
     PeerIdentityError,
     RemoteProtocolError,
 )
+from ._streamstate import DELIVERED, QUEUED, StreamState, is_uni
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._identity import NodeId
 
-__all__ = ["Phase", "Session", "SessionEvent", "StreamState"]
+__all__ = ["DELIVERED", "QUEUED", "Phase", "Session", "SessionEvent", "StreamState", "is_uni"]
 
 _log = logging.getLogger("qp2p_trio")
 
@@ -70,15 +71,6 @@ E = _wire.StreamErrorCode
 _REFUSED_CLOSE_CODES: Final = frozenset(
     {0x2, 0xB, _wire.CloseCode.LIMIT_EXCEEDED, _wire.CloseCode.HANDSHAKE_TIMEOUT}
 )
-#: `StreamState.handle` of a peer's raw stream queued for accepting.
-QUEUED: Final = "queued"
-#: `StreamState.handle` of a request delivered to the application.
-DELIVERED: Final = "delivered"
-
-
-def is_uni(sid: int) -> bool:
-    """Whether ``sid`` is a unidirectional stream."""
-    return bool(sid & 2)
 
 
 class Phase(enum.Enum):
@@ -140,55 +132,6 @@ class StreamRefused:
 SessionEvent = (
     RouteAdded | RouteRemoved | Established | PeerGoaway | Closed | MessageArrived | StreamRefused
 )
-
-
-class StreamState:
-    """Bookkeeping of one stream, owned by its `Session` (see module doc)."""
-
-    __slots__ = (
-        "checked",
-        "error",
-        "handle",
-        "holds_message",
-        "holds_slot",
-        "kind",
-        "local_recv_closed",
-        "local_send_closed",
-        "overrun",
-        "parser",
-        "receipt",
-        "received",
-        "recv_buf",
-        "recv_fin",
-        "reply",
-        "reserved",
-        "reset_code",
-        "sending",
-        "sid",
-        "stop_code",
-    )
-
-    def __init__(self, sid: int, kind: _wire.StreamKind | None) -> None:
-        self.sid = sid
-        self.kind = kind
-        self.parser: _wire.StreamParser | None = None
-        self.sending = False  # we write on it
-        self.local_send_closed = False  # FIN queued or reset by us
-        self.stop_code: int | None = None  # the peer's STOP_SENDING
-        self.recv_buf = bytearray()
-        self.recv_fin = False
-        self.reset_code: int | None = None  # the peer's RESET_STREAM
-        self.local_recv_closed = False  # we stopped reading
-        self.reserved = 0  # receive budget held: bytes, and maybe one message
-        self.holds_message = False  # one message slot of the budget (even for 0 bytes)
-        self.holds_slot = False  # one of our stream slots (a raw stream we opened)
-        self.received = 0  # bytes the peer sent on it, and at the last stall check
-        self.checked = 0
-        self.reply: bytes | None = None
-        self.receipt: int | None = None  # the peer's RECEIPT code for our message/reply
-        self.error: Exception | None = None  # what our request's waiter raises
-        self.overrun: str | None = None  # why a raw stream was stopped (reader's error)
-        self.handle: object = None  # whoever holds it: a handle, QUEUED or DELIVERED
 
 
 @final
@@ -314,8 +257,6 @@ class Session:
             self._handshake_done(now)
         elif isinstance(ev, _quic.Terminated):
             self._terminated(ev)
-        elif isinstance(ev, _quic.PingAck):
-            pass
         elif self.phase is Phase.HANDSHAKING:
             # Stream events before the peer is verified wait for verification.
             self._held.append(ev)
@@ -753,6 +694,37 @@ class Session:
         )
         if send_done and recv_done:
             self.forget(st)
+
+    def send_room(self, st: StreamState) -> int:
+        """Bytes a writer may queue on ``st`` now (the send-buffer limits)."""
+        cfg = self.config
+        core = self.core
+        return min(
+            cfg.stream_send_buffer - core.send_progress(st.sid).unacked,
+            cfg.connection_send_buffer - core.unacked_total(),
+        )
+
+    def abandon(self, st: StreamState, code: int) -> None:
+        """Reset and stop a stream of ours (a cancelled or failed call), and forget it."""
+        core = self.core
+        if self.close_exc is None:
+            if not st.local_send_closed or not core.send_progress(st.sid).finished:
+                core.reset(st.sid, code)
+            if not is_uni(st.sid) and not st.local_recv_closed:
+                core.stop(st.sid, code)
+            self.want_transmit = True
+        self.forget(st)
+
+    def reject(self, sid: int, code: int) -> None:
+        """Reset the reply side of the peer's request ``sid`` (no reply) and forget it."""
+        st = self.streams.get(sid)
+        if st is None or st.local_send_closed:
+            return
+        st.local_send_closed = True
+        if self.close_exc is None and self.core.writable(sid):
+            self.core.reset(sid, code or E.NO_REPLY)
+            self.want_transmit = True
+        self.forget(st)
 
     def check_peer_limit(self, size: int, what: str) -> None:
         limit = self.peer_max_message_size

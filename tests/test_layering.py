@@ -27,6 +27,7 @@ SANS_IO = [
     "_admission",
     "_budget",
     "_session",
+    "_streamstate",
     "testing/_types",
     "testing/_impairment",
 ]
@@ -112,6 +113,7 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 #: `ConnectionHost` interface it declares itself.
 FORBIDDEN_UPWARD = {
     "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
+    "_streamstate": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
     "_message": {"_driver", "_dial", "_endpoint"},
     "_streams": {"_driver", "_dial", "_endpoint"},
