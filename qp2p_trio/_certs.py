@@ -369,7 +369,23 @@ def verify_certificate_chain(
         raise fail(f"expected exactly one certificate, got {len(certificates)}")
     certificate = certificates[0]
 
-    # Validity period.
+    _check_validity(certificate, now, fail)
+    _check_self_signature(certificate, fail)
+    actual = _proven_node_id(certificate, fail)
+
+    if expected is not None and actual != expected:
+        raise PeerIdentityError(
+            f"peer proved node id {actual}, expected {expected}",
+            expected=expected,
+            actual=actual,
+        )
+    return actual
+
+
+def _check_validity(
+    certificate: x509.Certificate, now: float, fail: Callable[[str], PeerIdentityError]
+) -> None:
+    """The certificate must be valid at ``now``."""
     try:
         not_before = certificate.not_valid_before_utc
         not_after = certificate.not_valid_after_utc
@@ -382,10 +398,11 @@ def verify_certificate_chain(
             f"(valid from {not_before.isoformat()} to {not_after.isoformat()})"
         )
 
-    # Self-signature.
-    _check_self_signature(certificate, fail)
 
-    # Extensions.
+def _proven_node_id(
+    certificate: x509.Certificate, fail: Callable[[str], PeerIdentityError]
+) -> NodeId:
+    """The node id whose key signed this certificate's key (the libp2p extension)."""
     try:
         extensions = list(certificate.extensions)
     except Exception as exc:
@@ -426,13 +443,6 @@ def verify_certificate_chain(
         raise fail(
             f"the libp2p extension's signature by {actual.short()} does not "
             "cover this certificate's key"
-        )
-
-    if expected is not None and actual != expected:
-        raise PeerIdentityError(
-            f"peer proved node id {actual}, expected {expected}",
-            expected=expected,
-            actual=actual,
         )
     return actual
 

@@ -7,7 +7,7 @@ Theory of operation
 The protocol lives in a sans-IO `_session.Session` (streams, the control
 stream, refusals, the receive budget).  A `Connection` adds what needs Trio:
 waiting, the public message and raw-stream API, and the link to the driver,
-which it knows only as the `ConnectionHost` interface declared here.
+which it knows only as the `_host.ConnectionHost` interface.
 
 The driver feeds a connection (`_on_input` after a datagram, a timer or a
 transmit) and transmits for it; everything that changes state is
@@ -23,99 +23,28 @@ the peer's) every waiter fails promptly.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol, final
+from typing import TYPE_CHECKING, final
 
 import attrs
 import trio
 
 from . import _admission, _quic, _session, _wire
-from ._errors import (
-    ConnectError,
-    ConnectionClosed,
-    MessageRefused,
-    MessageTooLarge,
-    StreamReset,
-)
+from ._errors import ConnectError, ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
 from ._message import Message
 from ._session import Phase, Session, StreamState
-from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
+from ._streams import BidirectionalStream, ReceiveStream, SendStream, stream_error
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from ._budget import ReceiveBudget
-    from ._config import Config
+    from ._host import ConnectionHost
     from ._identity import NodeId
     from ._quic import Address
 
-__all__ = ["Connection", "ConnectionHost", "ConnectionStatistics"]
-
-
-class ConnectionHost(Protocol):
-    """What a connection needs from whoever drives it (the `_driver.Driver`).
-
-    The whole interface between a connection and the endpoint side: a
-    connection imports nothing from there.
-    """
-
-    config: Config
-    #: Our endpoint's run number, sent in SETTINGS.
-    incarnation: int
-    #: Unix time, for certificate validity.
-    wall_clock: Callable[[], float]
-    #: The endpoint's receive budget, shared fairly among peer addresses.
-    budget: ReceiveBudget[str]
-
-    def present_address(self, addr: Address) -> Address:
-        """A socket address in the form users see."""
-
-    def mark_dirty(self, conn: Connection) -> None:
-        """The connection has something to transmit: the send task will."""
-
-    def flush(self, conn: Connection) -> None:
-        """Transmit the connection now from the calling task, if possible."""
-
-    def route_add(self, cid: bytes, conn: Connection) -> None:
-        """Route datagrams for a new local connection id here."""
-
-    def route_remove(self, cid: bytes, conn: Connection) -> None:
-        """Stop routing a retired local connection id here."""
-
-    def connection_established(self, conn: Connection) -> None:
-        """The peer is verified and its SETTINGS arrived."""
-
-    def connection_closed(self, conn: Connection) -> None:
-        """The connection ended (either side, or a timeout)."""
-
-    def peer_goaway(self, conn: Connection) -> None:
-        """The peer retired the connection (GOAWAY)."""
-
-    def deliver(self, msg: Message, peer: str, reserved: int) -> bool:
-        """Queue a complete message for the application; False if nobody takes it."""
-
-    def count_refused(self, code: int) -> None:
-        """An incoming stream was refused with ``code``."""
+__all__ = ["Connection", "ConnectionStatistics"]
 
 
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
-_REFUSAL_CODES = frozenset({E.BUSY, E.UNSUPPORTED, E.MALFORMED, E.REFUSED, E.NO_REPLY})
-
-
-def stream_error(code: int, what: str) -> StreamReset:
-    """The exception a local caller gets when the peer reset or stopped a stream."""
-    try:
-        name = E(code).name
-    except ValueError:
-        name = f"0x{code:x}"
-    if what == "stream":  # a raw stream: also a trio.BrokenResourceError
-        return RawStreamReset(f"stream: the peer reset the stream ({name})", error_code=code)
-    if code == E.TOO_LARGE:
-        return MessageTooLarge(f"{what}: the peer refused it as too large", error_code=code)
-    if code in _REFUSAL_CODES:
-        return MessageRefused(f"{what}: the peer refused it ({name})", error_code=code)
-    return StreamReset(f"{what}: the peer reset the stream ({name})", error_code=code)
 
 
 @final
@@ -758,34 +687,16 @@ class Connection(metaclass=NoPublicConstructor):
             raise trio.BrokenResourceError(
                 str(self._session.close_exc)
             ) from self._session.close_exc
-        st.local_send_closed = True
-        self._core.send(st.sid, b"", end_stream=True)
-        self._dirty()
-        self._session.maybe_forget(st)
+        self._session.close_send(st)
+        self._sync()
 
     def _raw_close_send(self, st: StreamState) -> None:
-        if st.local_send_closed or not st.sending:
-            st.local_send_closed = True
-            self._session.maybe_forget(st)
-            return
-        st.local_send_closed = True
-        if self._session.close_exc is None and st.stop_code is None:
-            self._core.send(st.sid, b"", end_stream=True)
-            self._dirty()
-        self._session.maybe_forget(st)
-        self._progress.unpark_all()
+        self._session.close_send(st)
+        self._sync()
 
     def _raw_close_receive(self, st: StreamState) -> None:
-        if st.local_recv_closed:
-            return
-        st.local_recv_closed = True
-        if self._session.close_exc is None and not st.recv_fin and st.reset_code is None:
-            self._core.stop(st.sid, E.CLOSED)
-            self._dirty()
-        self._session.release(st)
-        st.recv_buf = bytearray()
-        self._session.maybe_forget(st)
-        self._progress.unpark_all()
+        self._session.close_receive(st)
+        self._sync()
 
     async def _raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
         await trio.lowlevel.checkpoint()

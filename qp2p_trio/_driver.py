@@ -25,7 +25,7 @@ the connection dirty.  All time comes from `trio.current_time()`, so a
 Owns: the transport, the routing table, the set of connections and which are
 alive, the timer heap, admission of new connections, the receive budget and
 the queues of delivered messages and accepted connections.  Connections see
-the driver only through the `ConnectionHost` interface they declare.
+the driver only through the `_host.ConnectionHost` interface.
 
 Addresses: on an IPv6 socket bound to ``::`` (dual stack) IPv4 peers appear
 as ``::ffff:a.b.c.d``; every address is converted to the socket's own form

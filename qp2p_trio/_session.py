@@ -695,6 +695,30 @@ class Session:
         if send_done and recv_done:
             self.forget(st)
 
+    def close_send(self, st: StreamState) -> None:
+        """Finish our sending side of a raw stream (FIN), once."""
+        if st.local_send_closed or not st.sending:
+            st.local_send_closed = True
+            self.maybe_forget(st)
+            return
+        st.local_send_closed = True
+        if self.close_exc is None and st.stop_code is None:
+            self.core.send(st.sid, b"", end_stream=True)
+            self.want_transmit = True
+        self.maybe_forget(st)
+
+    def close_receive(self, st: StreamState) -> None:
+        """Stop reading a raw stream: STOP_SENDING unless it already ended."""
+        if st.local_recv_closed:
+            return
+        st.local_recv_closed = True
+        if self.close_exc is None and not st.recv_fin and st.reset_code is None:
+            self.core.stop(st.sid, E.CLOSED)
+            self.want_transmit = True
+        self.release(st)
+        st.recv_buf = bytearray()
+        self.maybe_forget(st)
+
     def send_room(self, st: StreamState) -> int:
         """Bytes a writer may queue on ``st`` now (the send-buffer limits)."""
         cfg = self.config

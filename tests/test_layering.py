@@ -110,11 +110,12 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 
 #: Who may not import whom (type-checking imports included): lower layers
 #: never reach up.  The connection knows its driver only as the
-#: `ConnectionHost` interface it declares itself.
+#: `_host.ConnectionHost` interface.
 FORBIDDEN_UPWARD = {
     "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
     "_streamstate": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
+    "_host": {"_driver", "_dial", "_endpoint"},
     "_message": {"_driver", "_dial", "_endpoint"},
     "_streams": {"_driver", "_dial", "_endpoint"},
     "_pool": {"_driver", "_dial", "_endpoint"},
@@ -249,3 +250,17 @@ def test_every_subpackage_is_installed() -> None:
     }
     missing = sorted(found - listed)
     assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_modules_and_functions_are_small(path: Path) -> None:
+    """House rule: no module over 800 lines, no function over 80."""
+    source = path.read_text(encoding="utf-8")
+    assert source.count("\n") <= 800, f"{path.name} has {source.count(chr(10))} lines"
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            length = node.end_lineno - node.lineno + 1
+            assert length <= 80, f"{path.name}: {node.name} has {length} lines"
