@@ -195,39 +195,39 @@ class Connection(metaclass=NoPublicConstructor):
         return self._core
 
     @property
-    def cids(self) -> set[bytes]:
+    def _cids(self) -> set[bytes]:
         """Our local connection ids that route to this connection."""
         return self._session.cids
 
     @property
-    def broken(self) -> bool:
+    def _broken(self) -> bool:
         """aioquic raised: the driver forgets this connection without a close."""
         return self._session.broken
 
     @property
-    def stall_at(self) -> float | None:
+    def _stall_at(self) -> float | None:
         """When to look for stalled incoming messages (`check_stalls`)."""
         return self._session.stall_at
 
     @property
-    def handshake_failed(self) -> bool:
+    def _handshake_failed(self) -> bool:
         """Whether TLS refused the handshake (counted by the driver)."""
         return self._session.handshake_failed
 
     @property
-    def peer_incarnation(self) -> int | None:
+    def _peer_incarnation(self) -> int | None:
         """The peer's run number from its SETTINGS (the pool tells restarts by it)."""
         return self._session.peer_incarnation
 
     @property
-    def closed_locally(self) -> bool:
+    def _closed_locally(self) -> bool:
         """Whether we closed this connection (it may still be closing)."""
         return self._session.closed_locally
 
-    def discard_when_sent(self) -> bool:
+    def _discard_when_sent(self) -> bool:
         return self._session.discard_when_sent()
 
-    def after_transmit(self) -> None:
+    def _after_transmit(self) -> None:
         self._session.after_transmit()
         if self._session.close_sent:
             self._close_sent.set()
@@ -237,12 +237,12 @@ class Connection(metaclass=NoPublicConstructor):
         self._session.process(trio.current_time())
         self._sync()
 
-    def contain(self, exc: Exception, *, core_broken: bool = False) -> None:
+    def _contain(self, exc: Exception, *, core_broken: bool = False) -> None:
         """Close this connection alone after an unexpected error (see `Session.contain`)."""
         self._session.contain(exc, core_broken=core_broken)
         self._sync()
 
-    def check_stalls(self, now: float) -> None:
+    def _check_stalls(self, now: float) -> None:
         self._session.check_stalls(now)
         self._sync()
 

@@ -198,7 +198,7 @@ class Driver:
             self.live.add(conn)
         self.connections.add(conn)
         self.route_add(cid, conn)
-        conn.cids.add(cid)
+        conn._cids.add(cid)
 
     def route_add(self, cid: bytes, conn: Connection) -> None:
         self.routes[cid] = conn
@@ -229,7 +229,7 @@ class Driver:
         self.live.discard(conn)
         self._pending_remove(conn)
         self._pool.closed(conn)
-        if conn.handshake_failed:
+        if conn._handshake_failed:
             self.counters.handshake_failures += 1
 
     def _pending_remove(self, conn: Connection) -> None:
@@ -247,9 +247,9 @@ class Driver:
         self._pool.peer_goaway(conn)
 
     def _forget(self, conn: Connection) -> None:
-        for cid in conn.cids:
+        for cid in conn._cids:
             self.route_remove(cid, conn)
-        conn.cids.clear()
+        conn._cids.clear()
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
 
@@ -370,7 +370,7 @@ class Driver:
         ping = conn.next_ping_at
         if ping is not None and ping < due:
             due = ping
-        stall = conn.stall_at
+        stall = conn._stall_at
         if stall is not None and stall < due:
             due = stall
         if due < conn.heap_at:
@@ -399,7 +399,7 @@ class Driver:
                 try:
                     conn.core.on_timer(max(now, due) + _TIMER_SLACK)
                 except Exception as exc:
-                    conn.contain(exc, core_broken=True)
+                    conn._contain(exc, core_broken=True)
                 conn._on_input()
                 self._dirty[conn] = None
             ping = conn.next_ping_at
@@ -408,9 +408,9 @@ class Driver:
                 conn.core.ping(conn._ping_uid)
                 conn.next_ping_at = now + interval
                 self._dirty[conn] = None
-            stall = conn.stall_at
+            stall = conn._stall_at
             if stall is not None and stall <= now:
-                conn.check_stalls(now)
+                conn._check_stalls(now)
                 self._dirty[conn] = None
             # Dirty ones are rescheduled after their transmit.
             if conn not in self._dirty:
@@ -421,12 +421,12 @@ class Driver:
         return min(first, self.admission.next_deadline())
 
     def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
-        if conn.broken:
+        if conn._broken:
             return
         try:
             datagrams = conn.core.datagrams(now)
         except Exception as exc:
-            conn.contain(exc, core_broken=True)
+            conn._contain(exc, core_broken=True)
             return
         # aioquic issues new connection ids while building packets: route
         # them before any datagram leaves (the peer may use them at once).
@@ -468,10 +468,10 @@ class Driver:
             if rest:  # the kernel buffer is full: the sender task waits for room
                 self._raw_out.extend(rest)
                 self._wake.set()
-        conn.after_transmit()
+        conn._after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
-        if conn.core.is_ended or conn.broken or conn.discard_when_sent():
+        if conn.core.is_ended or conn._broken or conn._discard_when_sent():
             self._forget(conn)
 
     async def _send_loop(self) -> None:
@@ -501,10 +501,10 @@ class Driver:
                     counters.bytes_sent += sum(len(d) for d, _ in out)
                     out.clear()
                 for conn in sent:
-                    conn.after_transmit()
+                    conn._after_transmit()
                     conn.timer_at = conn.core.timer()
                     self._schedule(conn)
-                    if conn.core.is_ended or conn.broken or conn.discard_when_sent():
+                    if conn.core.is_ended or conn._broken or conn._discard_when_sent():
                         self._forget(conn)
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):

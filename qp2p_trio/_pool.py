@@ -79,7 +79,7 @@ def disconnect_reason(exc: ConnectionClosed | None) -> DisconnectReason:
 
 
 def usable(conn: Connection) -> bool:
-    return not conn.is_closed and not conn.closed_locally and not conn.is_retired
+    return not conn.is_closed and not conn._closed_locally and not conn.is_retired
 
 
 def _dialler(conn: Connection, local: NodeId) -> tuple[bytes, bytes]:
@@ -138,7 +138,7 @@ class Pool:
         old = self.by_peer.get(peer)
         if old is None or old is conn or not usable(old):
             self._install(conn, key)
-            if old is None or old.is_closed or old.closed_locally:
+            if old is None or old.is_closed or old._closed_locally:
                 self._hub.emit(
                     Connected(
                         peer=peer,
@@ -148,7 +148,7 @@ class Pool:
                     )
                 )
             return
-        if old.peer_incarnation != conn.peer_incarnation:
+        if old._peer_incarnation != conn._peer_incarnation:
             # The peer restarted: its old connection is dead.
             self._install(conn, key)
             old._close_locally(CloseCode.NO_ERROR, "the peer restarted")
@@ -183,7 +183,7 @@ class Pool:
                     peer=peer,
                     address=conn.peer_address,
                     reason=disconnect_reason(conn.close_reason)
-                    if not conn.closed_locally
+                    if not conn._closed_locally
                     else DisconnectReason.CLOSED_LOCALLY,
                     error=conn.close_reason,
                 )
