@@ -79,7 +79,7 @@ from aioquic.quic.packet import (
 from aioquic.quic.packet_builder import QuicPacketBuilder
 from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
 
-from ._quic import CID_LENGTH
+from ._quic import CID_LENGTH, Address
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -99,7 +99,6 @@ __all__ = [
     "setup_deadline",
 ]
 
-Address = tuple[Any, ...]
 C = TypeVar("C", bound="Hashable")
 
 #: QUIC transport error CONNECTION_REFUSED (RFC 9000, section 20.1).

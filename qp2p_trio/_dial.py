@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket as _stdlib_socket
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -36,6 +36,7 @@ from ._errors import (
 from ._identity import NodeId
 from ._peer import PeerAddress
 from ._pool import Attempt
+from ._quic import Address
 from ._wire import CloseCode, StreamErrorCode
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Dialer", "NoRetry", "Peer"]
 
-Address = tuple[Any, ...]
 #: Who to talk to: a socket address, a node id the endpoint has met, a
 #: `PeerAddress`, or the text form of one (``"<node-id>@host:port"``).
 Peer = Address | NodeId | PeerAddress | str

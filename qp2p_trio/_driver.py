@@ -61,10 +61,10 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._identity import Identity, NodeId
     from ._pool import Pool
+    from ._quic import Address
 
 __all__ = ["Driver"]
 
-Address = tuple[Any, ...]
 
 _TIMER_SLACK = 1e-6
 #: At most this many datagrams are sent straight from a user call (`flush`).

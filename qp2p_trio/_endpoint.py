@@ -21,7 +21,7 @@ import ipaddress
 import random
 import socket as _stdlib_socket
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, final
 
 import attrs
 import trio
@@ -38,6 +38,7 @@ from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._peer import PeerAddress
 from ._pool import Pool
+from ._quic import Address
 from ._util import NoPublicConstructor, unwrap_group
 from ._wire import CloseCode
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Address", "Endpoint", "EndpointStatistics", "Peer", "open_endpoint"]
 
-Address = tuple[Any, ...]
 
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _TIMER_SLACK = 1e-6

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CID_LENGTH",
+    "Address",
     "CidIssued",
     "CidRetired",
     "CoreEvent",
@@ -93,6 +94,9 @@ CRYPTO_ERROR: Final = 0x100
 
 _SUPPORTED_VERSIONS: Final = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
 
+#: A socket address as Python's socket module gives it: ``(host, port)`` or,
+#: for IPv6, ``(host, port, flowinfo, scope_id)``.  The one address type of
+#: the package.
 Address = tuple[Any, ...]
 
 

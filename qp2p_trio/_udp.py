@@ -30,16 +30,17 @@ import errno
 import os
 import socket as _stdlib_socket
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._quic import Address
+
 __all__ = ["BATCH", "KernelTransport", "TrioSocketTransport", "Transport", "make_transport"]
 
-Address = tuple[Any, ...]
 
 #: Most datagrams handled per wake-up before the endpoint transmits.
 BATCH = 64
