@@ -98,7 +98,7 @@ class Connection(metaclass=NoPublicConstructor):
         self._wire_address = peer_address
         # The receive budget's peer: one share per address, not per connection.
         self._budget_key = _admission.address_key(str(peer_address[0]))
-        self._session = Session(
+        self.session = Session(
             core,
             host.config,
             expected_peer=expected_peer,
@@ -107,9 +107,9 @@ class Connection(metaclass=NoPublicConstructor):
             budget=host.budget,
             budget_key=self._budget_key,
         )
-        self._established = trio.Event()
+        self.established_event = trio.Event()
         self._closed = trio.Event()
-        self._close_sent = trio.Event()
+        self.close_sent_event = trio.Event()
         self._progress = trio.lowlevel.ParkingLot()
         # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
         self._replaced_by: Connection | None = None
@@ -117,7 +117,7 @@ class Connection(metaclass=NoPublicConstructor):
         self.timer_at: float | None = None
         self.next_ping_at: float | None = None
         self.heap_at = math.inf  # deadline of our live entry in the driver's timer heap
-        self._ping_uid = 0
+        self.ping_uid = 0
         self.datagrams_sent = 0
         self.datagrams_received = 0
         self.bytes_sent = 0
@@ -133,7 +133,7 @@ class Connection(metaclass=NoPublicConstructor):
     @property
     def peer_id(self) -> NodeId:
         """The node id the peer proved during the handshake."""
-        peer = self._session.peer_id
+        peer = self.session.peer_id
         if peer is None:  # pragma: no cover - connections are exposed verified
             raise RuntimeError("peer not verified yet")
         return peer
@@ -141,24 +141,24 @@ class Connection(metaclass=NoPublicConstructor):
     @property
     def is_closed(self) -> bool:
         """Whether the connection has closed (either side, or idle timeout)."""
-        return self._session.close_exc is not None
+        return self.session.close_exc is not None
 
     @property
     def close_reason(self) -> ConnectionClosed | None:
         """How the connection ended, or ``None`` while it is open."""
-        return self._session.close_exc
+        return self.session.close_exc
 
     def __repr__(self) -> str:
-        peer = self._session.peer_id
+        peer = self.session.peer_id
         return (
             f"<qp2p_trio.Connection peer={peer.short() if peer else '?'} "
-            f"address={self.peer_address!r} {self._session.phase.value}>"
+            f"address={self.peer_address!r} {self.session.phase.value}>"
         )
 
     def statistics(self) -> ConnectionStatistics:
         """Return an immutable snapshot of this connection's counters."""
         s = self._core.statistics()
-        session = self._session
+        session = self.session
         return ConnectionStatistics(
             rtt=float(s["rtt"]),
             rtt_min=float(s["rtt_min"]),
@@ -182,7 +182,7 @@ class Connection(metaclass=NoPublicConstructor):
         and streams opened on a retired connection go to the kept one; what
         was in flight finishes here, then it closes (code 0).
         """
-        return self._session.goaway_sent
+        return self.session.goaway_sent
 
     @property
     def replacement(self) -> Connection | None:
@@ -194,61 +194,34 @@ class Connection(metaclass=NoPublicConstructor):
     def core(self) -> _quic.QuicCore:
         return self._core
 
-    @property
-    def _cids(self) -> set[bytes]:
-        """Our local connection ids that route to this connection."""
-        return self._session.cids
+    def after_transmit(self) -> None:
+        self.session.after_transmit()
+        if self.session.close_sent:
+            self.close_sent_event.set()
 
-    @property
-    def _broken(self) -> bool:
-        """aioquic raised: the driver forgets this connection without a close."""
-        return self._session.broken
+    def on_input(self) -> None:
+        """Process whatever the core produced after input, a timer or an API call.
 
-    @property
-    def _stall_at(self) -> float | None:
-        """When to look for stalled incoming messages (`check_stalls`)."""
-        return self._session.stall_at
-
-    @property
-    def _handshake_failed(self) -> bool:
-        """Whether TLS refused the handshake (counted by the driver)."""
-        return self._session.handshake_failed
-
-    @property
-    def _peer_incarnation(self) -> int | None:
-        """The peer's run number from its SETTINGS (the pool tells restarts by it)."""
-        return self._session.peer_incarnation
-
-    @property
-    def _closed_locally(self) -> bool:
-        """Whether we closed this connection (it may still be closing)."""
-        return self._session.closed_locally
-
-    def _discard_when_sent(self) -> bool:
-        return self._session.discard_when_sent()
-
-    def _after_transmit(self) -> None:
-        self._session.after_transmit()
-        if self._session.close_sent:
-            self._close_sent.set()
-
-    def _on_input(self) -> None:
-        """Process whatever the core produced after input, a timer or an API call."""
-        self._session.process(trio.current_time())
+        :meta private:
+        """
+        self.session.process(trio.current_time())
         self._sync()
 
-    def _contain(self, exc: Exception, *, core_broken: bool = False) -> None:
-        """Close this connection alone after an unexpected error (see `Session.contain`)."""
-        self._session.contain(exc, core_broken=core_broken)
+    def contain(self, exc: Exception, *, core_broken: bool = False) -> None:
+        """Close this connection alone after an unexpected error (see `Session.contain`).
+
+        :meta private:
+        """
+        self.session.contain(exc, core_broken=core_broken)
         self._sync()
 
-    def _check_stalls(self, now: float) -> None:
-        self._session.check_stalls(now)
+    def check_stalls(self, now: float) -> None:
+        self.session.check_stalls(now)
         self._sync()
 
     def _sync(self) -> None:
         """Forward the session's events to the host, then wake every waiter."""
-        session = self._session
+        session = self.session
         host = self._host
         events = session.events
         while events:
@@ -260,7 +233,7 @@ class Connection(metaclass=NoPublicConstructor):
             session.want_transmit = False
             host.mark_dirty(self)
         if session.close_sent:
-            self._close_sent.set()
+            self.close_sent_event.set()
         self._progress.unpark_all()
 
     def _forward(self, ev: _session.SessionEvent) -> None:
@@ -277,52 +250,56 @@ class Connection(metaclass=NoPublicConstructor):
                 stream_id=ev.sid if ev.request else None,
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
-            self._session.message_taken(ev.sid, delivered)
+            self.session.message_taken(ev.sid, delivered)
         elif isinstance(ev, _session.StreamRefused):
             host.count_refused(ev.code)
         elif isinstance(ev, _session.Established):
-            self._established.set()
+            self.established_event.set()
             host.connection_established(self)
         elif isinstance(ev, _session.PeerGoaway):
             host.peer_goaway(self)
         elif isinstance(ev, _session.Closed):
             self._closed.set()
-            self._established.set()  # wake a connect() waiting on the handshake
+            self.established_event.set()  # wake a connect() waiting on the handshake
             self.next_ping_at = None
             host.connection_closed(self)
 
     def _dirty(self) -> None:
         self._host.mark_dirty(self)
 
-    def _retire(self, winner: Connection | None) -> None:
-        """Open no more streams here; close once both sides drained it."""
+    def retire(self, winner: Connection | None) -> None:
+        """Open no more streams here; close once both sides drained it.
+
+        :meta private:
+        """
         if winner is not None:
             self._replaced_by = winner
-        if self._session.retire():
+        if self.session.retire():
             self.next_ping_at = None  # let it idle out if the peer never agrees
         self._sync()
 
-    def _fail_handshake(self, error: ConnectError) -> None:
-        """Give up on the handshake with ``error`` (the dialler's timeout)."""
-        if self._session.handshake_error is None:
-            self._session.handshake_error = error
-        self._close_locally(_wire.CloseCode.NO_ERROR, "handshake timed out")
+    def fail_handshake(self, error: ConnectError) -> None:
+        """Give up on the handshake with ``error`` (the dialler's timeout).
+
+        :meta private:
+        """
+        if self.session.handshake_error is None:
+            self.session.handshake_error = error
+        self.close_locally(_wire.CloseCode.NO_ERROR, "handshake timed out")
 
     # ------------------------------------------------------------ waiting
     def _check_usable(self) -> None:
-        if self._session.closed_locally:
+        if self.session.closed_locally:
             raise trio.ClosedResourceError("this connection was closed")
-        if self._session.close_exc is not None:
-            raise self._session.close_exc
+        if self.session.close_exc is not None:
+            raise self.session.close_exc
 
-    async def _wait_established(self) -> None:
-        await self._established.wait()
-        if self._session.handshake_error is not None:
-            raise self._session.handshake_error
-        if self._session.close_exc is not None and self._session.phase is not Phase.OPEN:
-            raise ConnectError(
-                "connection closed during the handshake"
-            ) from self._session.close_exc
+    async def wait_established(self) -> None:
+        await self.established_event.wait()
+        if self.session.handshake_error is not None:
+            raise self.session.handshake_error
+        if self.session.close_exc is not None and self.session.phase is not Phase.OPEN:
+            raise ConnectError("connection closed during the handshake") from self.session.close_exc
 
     def _raise_if_send_broken(self, st: StreamState, what: str) -> None:
         if st.stop_code is not None:
@@ -338,13 +315,13 @@ class Connection(metaclass=NoPublicConstructor):
         offset = 0
         while True:
             self._raise_if_send_broken(st, what)
-            room = self._session.send_room(st)
+            room = self.session.send_room(st)
             if room > 0 or (offset == total):
                 n = min(max(room, 0), total - offset)
                 last = offset + n == total
                 if n or (last and end):
                     self._core.send(st.sid, view[offset : offset + n], end_stream=last and end)
-                    if len(self._session.streams) <= 2:
+                    if len(self.session.streams) <= 2:
                         # A lone exchange (this stream and the peer's control
                         # stream): transmit from this task, no wake-up of the
                         # sender task on the latency path.
@@ -387,12 +364,15 @@ class Connection(metaclass=NoPublicConstructor):
 
     def _abandon(self, st: StreamState) -> None:
         """Reset and stop a stream of ours (a cancelled or failed call)."""
-        self._session.abandon(st, E.CANCELLED)
+        self.session.abandon(st, E.CANCELLED)
         self._sync()
 
-    def _reject(self, sid: int, code: int) -> None:
-        """Turn down the request on ``sid`` (`Message.reject`)."""
-        self._session.reject(sid, code)
+    def reject_request(self, sid: int, code: int) -> None:
+        """Turn down the request on ``sid`` (`Message.reject`).
+
+        :meta private:
+        """
+        self.session.reject(sid, code)
         self._sync()
 
     # ----------------------------------------------------------- messages
@@ -421,16 +401,16 @@ class Connection(metaclass=NoPublicConstructor):
         message.  If every byte had already been acknowledged, the peer may
         have received the message.  The connection stays usable.
         """
-        await self._send(_payload_view(payload), _SendOutcome())
+        await self.send_message(_payload_view(payload), _SendOutcome())
 
-    async def _send(self, view: memoryview, outcome: _SendOutcome) -> None:
+    async def send_message(self, view: memoryview, outcome: _SendOutcome) -> None:
         if self._replaced_by is not None:
-            return await self._replaced_by._send(view, outcome)
+            return await self._replaced_by.send_message(view, outcome)
         self._check_usable()
-        self._session.check_peer_limit(len(view), "message")
+        self.session.check_peer_limit(len(view), "message")
         await self._take_slot(uni=True)
         try:
-            st = self._session.open_stream(K.MESSAGE, slot=False)
+            st = self.session.open_stream(K.MESSAGE, slot=False)
             sid = st.sid
             try:
                 self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
@@ -443,9 +423,9 @@ class Connection(metaclass=NoPublicConstructor):
                 outcome.acked = self._core.send_progress(sid).finished
                 self._abandon(st)
                 raise
-            self._session.forget(st)
+            self.session.forget(st)
         finally:
-            self._session.slots_free[True] += 1
+            self.session.slots_free[True] += 1
 
     async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
         """Send a request on a new bidirectional stream and return the reply.
@@ -471,10 +451,10 @@ class Connection(metaclass=NoPublicConstructor):
         if self._replaced_by is not None:
             return await self._replaced_by.request(view)
         self._check_usable()
-        self._session.check_peer_limit(len(view), "request")
+        self.session.check_peer_limit(len(view), "request")
         await self._take_slot(uni=False)
         try:
-            st = self._session.open_stream(K.REQUEST, slot=False)
+            st = self.session.open_stream(K.REQUEST, slot=False)
             sid = st.sid
             st.parser = _wire.StreamParser(
                 allowed={K.REPLY}, max_message_size=self._config.max_message_size
@@ -493,20 +473,20 @@ class Connection(metaclass=NoPublicConstructor):
             except BaseException:
                 self._abandon(st)
                 raise
-            self._session.forget(st)
+            self.session.forget(st)
             return st.reply
         finally:
-            self._session.slots_free[False] += 1
+            self.session.slots_free[False] += 1
 
-    async def _reply(
+    async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
     ) -> bool:
         view = _payload_view(payload)
         await trio.lowlevel.checkpoint()
-        st = self._session.streams.get(sid)
+        st = self.session.streams.get(sid)
         problem = self._reply_problem(st, len(view))
         if problem is not None:
-            self._reject(sid, problem.error_code if isinstance(problem, StreamReset) else 0)
+            self.reject_request(sid, problem.error_code if isinstance(problem, StreamReset) else 0)
             if wait_for_ack:
                 raise problem
             return False
@@ -518,7 +498,7 @@ class Connection(metaclass=NoPublicConstructor):
         st.local_send_closed = True
         self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
         self._core.send(sid, view, end_stream=True)
-        if len(self._session.streams) <= 2:
+        if len(self.session.streams) <= 2:
             self._host.flush(self)
         else:
             self._dirty()
@@ -528,21 +508,21 @@ class Connection(metaclass=NoPublicConstructor):
             except BaseException:
                 self._abandon(st)
                 raise
-        self._session.forget(st)
+        self.session.forget(st)
         return True
 
     def _reply_problem(self, st: StreamState | None, size: int) -> Exception | None:
         """Why a reply of ``size`` bytes cannot be queued on ``st`` now, or None."""
-        if self._session.closed_locally:
+        if self.session.closed_locally:
             return trio.ClosedResourceError("this connection was closed")
-        if self._session.close_exc is not None:
-            return self._session.close_exc
+        if self.session.close_exc is not None:
+            return self.session.close_exc
         if st is None or st.local_send_closed:
             return StreamReset("reply: the requester abandoned the request", error_code=E.CANCELLED)
         if st.stop_code is not None or not self._core.writable(st.sid):
             return stream_error(st.stop_code or E.CANCELLED, "reply")
         try:
-            self._session.check_peer_limit(size, "reply")
+            self.session.check_peer_limit(size, "reply")
         except MessageTooLarge as exc:
             return exc
         unacked = self._core.unacked_total()
@@ -595,7 +575,7 @@ class Connection(metaclass=NoPublicConstructor):
         # opener waits for a free slot (the peer's stream credit) instead of
         # piling up streams QUIC cannot open yet.
         await self._take_slot(uni=uni)
-        st = self._session.open_stream(kind, slot=True)
+        st = self.session.open_stream(kind, slot=True)
         sid = st.sid
         # The preamble makes the stream exist for the peer at once.
         self._core.send(sid, _wire.encode_raw_preamble(kind))
@@ -634,7 +614,7 @@ class Connection(metaclass=NoPublicConstructor):
         return handle
 
     async def _accept(self, *, uni: bool) -> StreamState:
-        queue = self._session.accept_queue[uni]
+        queue = self.session.accept_queue[uni]
         self._check_usable()
         if queue:
             await trio.lowlevel.checkpoint()
@@ -652,7 +632,7 @@ class Connection(metaclass=NoPublicConstructor):
         (the peer's stream credit) instead of piling up streams QUIC cannot
         open yet.
         """
-        slots = self._session.slots_free
+        slots = self.session.slots_free
         await trio.lowlevel.checkpoint()
         while True:
             self._check_usable()
@@ -661,7 +641,7 @@ class Connection(metaclass=NoPublicConstructor):
                 return
             await self._progress.park()
 
-    async def _raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
+    async def raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
         if st.local_send_closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
         try:
@@ -669,36 +649,34 @@ class Connection(metaclass=NoPublicConstructor):
         except ConnectionClosed as exc:
             raise trio.BrokenResourceError(str(exc)) from exc
 
-    async def _raw_wait_writable(self, st: StreamState) -> None:
+    async def raw_wait_writable(self, st: StreamState) -> None:
         await trio.lowlevel.checkpoint()
         if st.local_send_closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
-        while not st.local_send_closed and st.stop_code is None and self._session.close_exc is None:
-            if self._session.closed_locally or self._session.send_room(st) > 0:
+        while not st.local_send_closed and st.stop_code is None and self.session.close_exc is None:
+            if self.session.closed_locally or self.session.send_room(st) > 0:
                 return
             await self._progress.park()
 
-    def _raw_send_eof(self, st: StreamState) -> None:
+    def raw_send_eof(self, st: StreamState) -> None:
         if st.local_send_closed:
             return
         if st.stop_code is not None:
             raise stream_error(st.stop_code, "stream")
-        if self._session.close_exc is not None:
-            raise trio.BrokenResourceError(
-                str(self._session.close_exc)
-            ) from self._session.close_exc
-        self._session.close_send(st)
+        if self.session.close_exc is not None:
+            raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
+        self.session.close_send(st)
         self._sync()
 
-    def _raw_close_send(self, st: StreamState) -> None:
-        self._session.close_send(st)
+    def raw_close_send(self, st: StreamState) -> None:
+        self.session.close_send(st)
         self._sync()
 
-    def _raw_close_receive(self, st: StreamState) -> None:
-        self._session.close_receive(st)
+    def raw_close_receive(self, st: StreamState) -> None:
+        self.session.close_receive(st)
         self._sync()
 
-    async def _raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
+    async def raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
         await trio.lowlevel.checkpoint()
         while True:
             if st.local_recv_closed:
@@ -708,18 +686,18 @@ class Connection(metaclass=NoPublicConstructor):
             if st.recv_buf:
                 chunk = bytes(st.recv_buf[:max_bytes])
                 del st.recv_buf[:max_bytes]
-                self._session.release(st, len(chunk))
+                self.session.release(st, len(chunk))
                 if not st.recv_buf:
-                    self._session.maybe_forget(st)
+                    self.session.maybe_forget(st)
                 return chunk
             if st.recv_fin:
                 return b""
             if st.reset_code is not None:
                 raise stream_error(st.reset_code, "stream")
-            if self._session.close_exc is not None:
+            if self.session.close_exc is not None:
                 raise trio.BrokenResourceError(
-                    str(self._session.close_exc)
-                ) from self._session.close_exc
+                    str(self.session.close_exc)
+                ) from self.session.close_exc
             await self._progress.park()
 
     # -------------------------------------------------------------- closing
@@ -743,21 +721,23 @@ class Connection(metaclass=NoPublicConstructor):
         if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 2**62:
             raise ValueError(f"code must be an int in [0, 2**62), got {code!r}")
         try:
-            await self._flush_control(self._config.close_grace / 2)
+            await self.flush_control(self._config.close_grace / 2)
         finally:
-            self._close_locally(code, reason)
+            self.close_locally(code, reason)
         await trio.lowlevel.checkpoint()
         with trio.move_on_after(self._config.close_grace):
-            await self._close_sent.wait()
+            await self.close_sent_event.wait()
 
-    async def _flush_control(self, limit: float) -> None:
+    async def flush_control(self, limit: float) -> None:
         """Let the receipts already queued reach the peer before a close.
 
         A CONNECTION_CLOSE ends the connection at once: without this, a peer
         whose reply we just read would never learn that it arrived.
+
+        :meta private:
         """
-        sid = self._session.ctrl_sid
-        if sid is None or self._session.close_exc is not None or self._session.closed_locally:
+        sid = self.session.ctrl_sid
+        if sid is None or self.session.close_exc is not None or self.session.closed_locally:
             await trio.lowlevel.checkpoint()
             return
         # Acknowledge what arrived first: a peer whose reply we just read must
@@ -765,13 +745,13 @@ class Connection(metaclass=NoPublicConstructor):
         self._core.ack_now(trio.current_time())
         self._dirty()
         with trio.move_on_after(limit):
-            while self._session.close_exc is None and (
+            while self.session.close_exc is None and (
                 self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
             ):
                 await self._progress.park()
 
-    def _close_locally(self, code: int, reason: str) -> None:
-        self._session.close_locally(code, reason, trio.current_time())
+    def close_locally(self, code: int, reason: str) -> None:
+        self.session.close_locally(code, reason, trio.current_time())
         self._sync()
 
     async def wait_closed(self) -> ConnectionClosed:
@@ -780,8 +760,8 @@ class Connection(metaclass=NoPublicConstructor):
         Cancellation: nothing changes.
         """
         await self._closed.wait()
-        assert self._session.close_exc is not None
-        return self._session.close_exc
+        assert self.session.close_exc is not None
+        return self.session.close_exc
 
 
 @attrs.define

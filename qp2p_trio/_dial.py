@@ -129,7 +129,7 @@ class Dialer:
                 if won:
                     # Finished in the same instant as the winner: not needed.
                     if fresh:
-                        conn._close_locally(CloseCode.NO_ERROR, "lost the connect_to_any race")
+                        conn.close_locally(CloseCode.NO_ERROR, "lost the connect_to_any race")
                     return
                 won.append(conn)
                 nursery.cancel_scope.cancel("connect_to_any: another candidate won")
@@ -199,24 +199,24 @@ class Dialer:
         attempt.waiters += 1
         try:
             with trio.move_on_at(attempt.deadline):
-                await conn._wait_established()
-            if not conn._established.is_set() and not attempt.timed_out:
+                await conn.wait_established()
+            if not conn.established_event.is_set() and not attempt.timed_out:
                 attempt.timed_out = True
-                conn._fail_handshake(
+                conn.fail_handshake(
                     ConnectError(
                         f"no answer from the peer within {self._config.handshake_timeout} s "
                         "(Config.handshake_timeout)"
                     )
                 )
-            await conn._wait_established()
+            await conn.wait_established()
         finally:
             attempt.waiters -= 1
             if self._pool.pending.get(pending_key) is attempt and (
-                attempt.waiters == 0 or conn._established.is_set()
+                attempt.waiters == 0 or conn.established_event.is_set()
             ):
                 del self._pool.pending[pending_key]
-            if attempt.waiters == 0 and not conn._established.is_set():
-                conn._close_locally(CloseCode.NO_ERROR, "connect abandoned")
+            if attempt.waiters == 0 and not conn.established_event.is_set():
+                conn.close_locally(CloseCode.NO_ERROR, "connect abandoned")
         kept = conn.replacement or conn
         return kept, kept is conn and not attempt.shared
 

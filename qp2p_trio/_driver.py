@@ -189,7 +189,7 @@ class Driver:
         conn = Connection._create(self, core, wire, expected_peer=expected_peer)
         self._register(conn, core.host_cid)
         core.connect(wire, trio.current_time())
-        conn._on_input()
+        conn.on_input()
         self.mark_dirty(conn)
         return conn
 
@@ -198,7 +198,7 @@ class Driver:
             self.live.add(conn)
         self.connections.add(conn)
         self.route_add(cid, conn)
-        conn._cids.add(cid)
+        conn.session.cids.add(cid)
 
     def route_add(self, cid: bytes, conn: Connection) -> None:
         self.routes[cid] = conn
@@ -229,7 +229,7 @@ class Driver:
         self.live.discard(conn)
         self._pending_remove(conn)
         self._pool.closed(conn)
-        if conn._handshake_failed:
+        if conn.session.handshake_failed:
             self.counters.handshake_failures += 1
 
     def _pending_remove(self, conn: Connection) -> None:
@@ -241,15 +241,15 @@ class Driver:
             self.live.discard(conn)
             self._forget(conn)
         else:
-            conn._close_locally(CloseCode.HANDSHAKE_TIMEOUT, "set-up deadline passed")
+            conn.close_locally(CloseCode.HANDSHAKE_TIMEOUT, "set-up deadline passed")
 
     def peer_goaway(self, conn: Connection) -> None:
         self._pool.peer_goaway(conn)
 
     def _forget(self, conn: Connection) -> None:
-        for cid in conn._cids:
+        for cid in conn.session.cids:
             self.route_remove(cid, conn)
-        conn._cids.clear()
+        conn.session.cids.clear()
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
 
@@ -323,7 +323,7 @@ class Driver:
             # the misbehaving peer's connection is closed; the endpoint and
             # every other connection go on.
             counters.dropped_malformed += 1
-            conn._close_locally(CloseCode.PROTOCOL_VIOLATION, "malformed packet")
+            conn.close_locally(CloseCode.PROTOCOL_VIOLATION, "malformed packet")
         if new and not conn.core.decrypted and not conn.is_closed:
             # Its first datagram did not decrypt as an Initial (junk with a
             # valid-looking header): keep nothing, answer nothing.  One that
@@ -336,7 +336,7 @@ class Driver:
             return
         if conn.next_ping_at is not None and self.config.keep_alive_interval is not None:
             conn.next_ping_at = now + self.config.keep_alive_interval
-        conn._on_input()
+        conn.on_input()
         self.mark_dirty(conn)
 
     async def _receive_loop(self) -> None:
@@ -370,7 +370,7 @@ class Driver:
         ping = conn.next_ping_at
         if ping is not None and ping < due:
             due = ping
-        stall = conn._stall_at
+        stall = conn.session.stall_at
         if stall is not None and stall < due:
             due = stall
         if due < conn.heap_at:
@@ -399,18 +399,18 @@ class Driver:
                 try:
                     conn.core.on_timer(max(now, due) + _TIMER_SLACK)
                 except Exception as exc:
-                    conn._contain(exc, core_broken=True)
-                conn._on_input()
+                    conn.contain(exc, core_broken=True)
+                conn.on_input()
                 self._dirty[conn] = None
             ping = conn.next_ping_at
             if ping is not None and ping <= now and interval is not None:
-                conn._ping_uid += 1
-                conn.core.ping(conn._ping_uid)
+                conn.ping_uid += 1
+                conn.core.ping(conn.ping_uid)
                 conn.next_ping_at = now + interval
                 self._dirty[conn] = None
-            stall = conn._stall_at
+            stall = conn.session.stall_at
             if stall is not None and stall <= now:
-                conn._check_stalls(now)
+                conn.check_stalls(now)
                 self._dirty[conn] = None
             # Dirty ones are rescheduled after their transmit.
             if conn not in self._dirty:
@@ -421,16 +421,16 @@ class Driver:
         return min(first, self.admission.next_deadline())
 
     def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
-        if conn._broken:
+        if conn.session.broken:
             return
         try:
             datagrams = conn.core.datagrams(now)
         except Exception as exc:
-            conn._contain(exc, core_broken=True)
+            conn.contain(exc, core_broken=True)
             return
         # aioquic issues new connection ids while building packets: route
         # them before any datagram leaves (the peer may use them at once).
-        conn._on_input()
+        conn.on_input()
         for data, addr in datagrams:
             conn.datagrams_sent += 1
             conn.bytes_sent += len(data)
@@ -468,10 +468,10 @@ class Driver:
             if rest:  # the kernel buffer is full: the sender task waits for room
                 self._raw_out.extend(rest)
                 self._wake.set()
-        conn._after_transmit()
+        conn.after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
-        if conn.core.is_ended or conn._broken or conn._discard_when_sent():
+        if conn.core.is_ended or conn.session.broken or conn.session.discard_when_sent():
             self._forget(conn)
 
     async def _send_loop(self) -> None:
@@ -501,10 +501,14 @@ class Driver:
                     counters.bytes_sent += sum(len(d) for d, _ in out)
                     out.clear()
                 for conn in sent:
-                    conn._after_transmit()
+                    conn.after_transmit()
                     conn.timer_at = conn.core.timer()
                     self._schedule(conn)
-                    if conn.core.is_ended or conn._broken or conn._discard_when_sent():
+                    if (
+                        conn.core.is_ended
+                        or conn.session.broken
+                        or conn.session.discard_when_sent()
+                    ):
                         self._forget(conn)
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):

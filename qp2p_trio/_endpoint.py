@@ -329,7 +329,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             conn, _ = await dialer.connect_once(*target)
             outcome = _SendOutcome()
             try:
-                await conn._send(view, outcome)
+                await conn.send_message(view, outcome)
             except ConnectionClosed as exc:
                 if outcome.acked:
                     exc.add_note(
@@ -446,12 +446,12 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Receipts already queued first (bounded), then the closes.
         with trio.move_on_after(grace / 2):
             for conn in conns:
-                await conn._flush_control(grace / 2)
+                await conn.flush_control(grace / 2)
         for conn in conns:
-            conn._close_locally(CloseCode.NO_ERROR, "endpoint closed")
+            conn.close_locally(CloseCode.NO_ERROR, "endpoint closed")
         with trio.move_on_after(grace):
             for conn in conns:
-                await conn._close_sent.wait()
+                await conn.close_sent_event.wait()
         driver.closed = True
         self._bg_scope.cancel()
         driver.msg_send.close()

@@ -109,7 +109,7 @@ class Message(metaclass=NoPublicConstructor):
         except LocalProtocolError:
             await trio.lowlevel.checkpoint()
             raise
-        return await self.connection._reply(sid, payload, wait_for_ack=wait_for_ack)
+        return await self.connection.reply_to(sid, payload, wait_for_ack=wait_for_ack)
 
     def reject(self, error_code: int = StreamErrorCode.NO_REPLY) -> None:
         """Turn the request down without a reply.
@@ -122,4 +122,4 @@ class Message(metaclass=NoPublicConstructor):
                 answered or rejected.
         """
         sid = self._claim()
-        self.connection._reject(sid, error_code)
+        self.connection.reject_request(sid, error_code)

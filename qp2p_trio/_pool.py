@@ -79,7 +79,7 @@ def disconnect_reason(exc: ConnectionClosed | None) -> DisconnectReason:
 
 
 def usable(conn: Connection) -> bool:
-    return not conn.is_closed and not conn._closed_locally and not conn.is_retired
+    return not conn.is_closed and not conn.session.closed_locally and not conn.is_retired
 
 
 def _dialler(conn: Connection, local: NodeId) -> tuple[bytes, bytes]:
@@ -134,11 +134,11 @@ class Pool:
         other = self.by_addr.get(key)
         if other is not None and other is not conn and other.peer_id != peer and usable(other):
             # Another node answers from that address now: the old one is gone.
-            other._close_locally(CloseCode.NO_ERROR, "another node answers at this address")
+            other.close_locally(CloseCode.NO_ERROR, "another node answers at this address")
         old = self.by_peer.get(peer)
         if old is None or old is conn or not usable(old):
             self._install(conn, key)
-            if old is None or old.is_closed or old._closed_locally:
+            if old is None or old.is_closed or old.session.closed_locally:
                 self._hub.emit(
                     Connected(
                         peer=peer,
@@ -148,10 +148,10 @@ class Pool:
                     )
                 )
             return
-        if old._peer_incarnation != conn._peer_incarnation:
+        if old.session.peer_incarnation != conn.session.peer_incarnation:
             # The peer restarted: its old connection is dead.
             self._install(conn, key)
-            old._close_locally(CloseCode.NO_ERROR, "the peer restarted")
+            old.close_locally(CloseCode.NO_ERROR, "the peer restarted")
             return
         # Simultaneous open: both sides keep the connection dialled by the
         # smaller node id.
@@ -160,7 +160,7 @@ class Pool:
         else:
             winner, loser = old, conn
         self._install(winner, self._keys.get(winner, key))
-        loser._retire(winner)
+        loser.retire(winner)
 
     def peer_goaway(self, conn: Connection) -> None:
         """The peer retired ``conn``: follow once we hold the kept connection."""
@@ -168,14 +168,14 @@ class Pool:
             return
         kept = self.by_peer.get(conn.peer_id)
         if kept is not None and kept is not conn and usable(kept):
-            conn._retire(kept)
+            conn.retire(kept)
 
     def closed(self, conn: Connection) -> None:
         """``conn`` ended: forget it at once; tell subscribers if it was the peer's."""
         key = self._keys.pop(conn, None)
         if key is not None and self.by_addr.get(key) is conn:
             del self.by_addr[key]
-        peer = conn._session.peer_id
+        peer = conn.session.peer_id
         if peer is not None and self.by_peer.get(peer) is conn:
             del self.by_peer[peer]
             self._hub.emit(
@@ -183,7 +183,7 @@ class Pool:
                     peer=peer,
                     address=conn.peer_address,
                     reason=disconnect_reason(conn.close_reason)
-                    if not conn._closed_locally
+                    if not conn.session.closed_locally
                     else DisconnectReason.CLOSED_LOCALLY,
                     error=conn.close_reason,
                 )

@@ -75,16 +75,16 @@ class _SendHalf:
     async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
         with self._send_conflict:
             await trio.lowlevel.checkpoint()
-            await self._conn._raw_send(self._state, data)
+            await self._conn.raw_send(self._state, data)
 
     async def _wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
-            await self._conn._raw_wait_writable(self._state)
+            await self._conn.raw_wait_writable(self._state)
 
     async def _send_eof(self) -> None:
         with self._send_conflict:
             await trio.lowlevel.checkpoint()
-            self._conn._raw_send_eof(self._state)
+            self._conn.raw_send_eof(self._state)
 
 
 class _ReceiveHalf:
@@ -98,7 +98,7 @@ class _ReceiveHalf:
     async def _receive_some(self, max_bytes: int | None) -> bytes:
         _check_max_bytes(max_bytes)
         with self._receive_conflict:
-            return await self._conn._raw_receive(
+            return await self._conn.raw_receive(
                 self._state, max_bytes if max_bytes is not None else DEFAULT_RECEIVE_SIZE
             )
 
@@ -134,7 +134,7 @@ class SendStream(_SendHalf, trio.abc.SendStream, metaclass=NoPublicConstructor):
 
     async def aclose(self) -> None:
         """Finish the stream (FIN) if still open; idempotent, always a checkpoint."""
-        self._conn._raw_close_send(self._state)
+        self._conn.raw_close_send(self._state)
         await trio.lowlevel.checkpoint()
 
 
@@ -165,7 +165,7 @@ class ReceiveStream(_ReceiveHalf, trio.abc.ReceiveStream, metaclass=NoPublicCons
 
     async def aclose(self) -> None:
         """Stop receiving (STOP_SENDING if the end was not reached); idempotent."""
-        self._conn._raw_close_receive(self._state)
+        self._conn.raw_close_receive(self._state)
         await trio.lowlevel.checkpoint()
 
 
@@ -209,8 +209,8 @@ class BidirectionalStream(
 
         Idempotent and always a checkpoint; never blocks on the network.
         """
-        self._conn._raw_close_send(self._state)
-        self._conn._raw_close_receive(self._state)
+        self._conn.raw_close_send(self._state)
+        self._conn.raw_close_receive(self._state)
         await trio.lowlevel.checkpoint()
 
 

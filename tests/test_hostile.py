@@ -67,7 +67,7 @@ async def test_an_internal_error_closes_only_that_connection(autojump_clock: Any
             def boom(*_args: object) -> None:
                 raise ZeroDivisionError("injected fault")
 
-            pair.conn_ba._session._on_message = boom  # type: ignore[method-assign]
+            pair.conn_ba.session._on_message = boom  # type: ignore[method-assign]
             with trio.fail_after(5), pytest.raises(qp2p_trio.ConnectionClosed) as info:
                 await pair.conn_ab.send(b"trigger")
             assert info.value.error_code == C.INTERNAL_ERROR
@@ -90,7 +90,7 @@ async def test_stop_sending_on_control_stream_against_a_dialler(autojump_clock: 
             pair = await factory.pair()
             other = await factory()
             core = pair.conn_ba._core  # the listener plays the hostile part by hand
-            ctrl = pair.conn_ba._session.peer_ctrl_sid
+            ctrl = pair.conn_ba.session.peer_ctrl_sid
             assert ctrl is not None
             core.stop(ctrl, 0)
             msg_sid = core.next_stream_id(unidirectional=True)
@@ -282,7 +282,7 @@ async def test_unread_raw_streams_hold_only_one_share(autojump_clock: Any):
                 buffered = sum(
                     len(st.recv_buf)
                     for c in server._driver.connections
-                    for st in c._session.streams.values()
+                    for st in c.session.streams.values()
                 )
                 assert held == buffered
                 assert 0 < held <= share

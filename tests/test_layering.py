@@ -264,3 +264,55 @@ def test_modules_and_functions_are_small(path: Path) -> None:
             assert node.end_lineno is not None
             length = node.end_lineno - node.lineno + 1
             assert length <= 80, f"{path.name}: {node.name} has {length} lines"
+
+
+def _names_defined(tree: ast.AST) -> set[str]:
+    """Names a module defines: functions, classes, globals, and ``self.x`` attributes."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("self", "cls")
+        ):
+            names.add(node.attr)
+    return names
+
+
+#: Private names any module may use: the factory of `_util.NoPublicConstructor`.
+SHARED_PRIVATE = {"_create"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    # _quic is the aioquic adapter: its private accesses are aioquic's, listed
+    # in its docstring and each tested in tests/test_quic_adapter.py.
+    [p for p in sorted(PACKAGE.rglob("*.py")) if p.name != "_quic.py"],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_module_uses_another_modules_private_names(path: Path) -> None:
+    """``obj._name`` only for a ``_name`` this module defines itself."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    own = _names_defined(tree) | SHARED_PRIVATE
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        if node.attr.startswith("__") or node.attr in own:
+            continue
+        receiver = node.value
+        if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls"):
+            continue
+        pytest.fail(f"{path.name} line {node.lineno} uses another module's .{node.attr}")
+
+
+def test_private_name_check_catches_a_foreign_private_name() -> None:
+    tree = ast.parse("def f(conn):\n    return conn._secret\n")
+    own = _names_defined(tree)
+    assert "_secret" not in own
+    tree = ast.parse("class A:\n    def __init__(self):\n        self._x = 1\n")
+    assert "_x" in _names_defined(tree)

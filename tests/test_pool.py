@@ -393,4 +393,4 @@ async def test_connect_takes_one_round_trip(autojump_clock):
             start = trio.current_time()
             conn = await a.connect(b.local_address, node_id=b.node_id)
             assert trio.current_time() - start == pytest.approx(0.1, abs=0.01)
-            assert conn._session.peer_max_message_size == b.config.max_message_size
+            assert conn.session.peer_max_message_size == b.config.max_message_size

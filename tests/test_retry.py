@@ -171,7 +171,7 @@ async def test_send_not_retried_after_peer_acknowledged(autojump_clock):
         async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
             await a.connect(b.local_address)
             peer = await b.accept()
-            peer._session.send_receipt = lambda sid, code: None  # type: ignore[method-assign]  # never confirms
+            peer.session.send_receipt = lambda sid, code: None  # type: ignore[method-assign]  # never confirms
             async with trio.open_nursery() as nursery:
 
                 async def send():
