@@ -34,6 +34,7 @@ from ._errors import (
     MessageTooLarge,
 )
 from ._identity import NodeId
+from ._path import is_path_address
 from ._peer import PeerAddress
 from ._pool import Attempt
 from ._quic import Address
@@ -74,6 +75,10 @@ class Dialer:
     async def resolve(self, address: Address) -> Address:
         if not isinstance(address, tuple) or len(address) not in (2, 4):
             raise TypeError(f"address must be a (host, port) tuple, got {address!r}")
+        if is_path_address(address):
+            # ``(peer, path)`` on an attached path: nothing to resolve.
+            await trio.lowlevel.checkpoint()
+            return tuple(address)
         host, port = address[0], address[1]
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ValueError(f"invalid port in {address!r}")

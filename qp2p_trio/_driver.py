@@ -1,6 +1,6 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""The driver: the Trio edge of one UDP socket and every connection on it.
+"""The driver: the Trio edge of one UDP socket (and any attached paths) and their connections.
 
 Theory of operation
 -------------------
@@ -17,15 +17,28 @@ Theory of operation
   datagrams and sends each to the address aioquic gave with it, and sleeps
   until the next deadline or until something marks a connection dirty.
 
+Paths: a connection runs over the socket, or over a `_path.Path` attached
+with `Driver.attach_path` (an in-process pipe in tests, later a relay),
+bound to it for life (`_path_of`; empty while no path is attached, so the
+socket's hot path pays one truthiness check).  Each attached path has a
+receive task of its own that feeds its batches through the same router
+(`_feed`, `_on_datagram` with the path); the send task and `flush` hand a
+path connection's datagrams to `Path.send`, which never waits (a full path
+drops, as UDP would), and everything else to the transport in one batch, so
+segmentation offload still sees runs to one peer.  Connectionless answers
+(refusals, Retries, version negotiation) go back the way their cause came.
+A datagram for a connection that arrives on another path is dropped.
+
 A user call that queued stream data on a lone exchange transmits it from its
 own task (`Driver.flush`) when neither task is mid-batch; otherwise it marks
 the connection dirty.  All time comes from `trio.current_time()`, so a
 `trio.testing.MockClock` drives QUIC's timers too.
 
-Owns: the transport, the routing table, the set of connections and which are
-alive, the timer heap, admission of new connections, the receive budget and
-the queues of delivered messages and accepted connections.  Connections see
-the driver only through the `_host.ConnectionHost` interface.
+Owns: the transport, the attached paths, the routing table, the set of
+connections and which are alive, the timer heap, admission of new
+connections, the receive budget and the queues of delivered messages and
+accepted connections.  Connections see the driver only through the
+`_host.ConnectionHost` interface.
 
 Addresses: on an IPv6 socket bound to ``::`` (dual stack) IPv4 peers appear
 as ``::ffff:a.b.c.d``; every address is converted to the socket's own form
@@ -35,6 +48,7 @@ the plain form before users see it (`Driver.present_address`).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 import math
@@ -52,6 +66,7 @@ from ._certs import make_certificate, renewal_window
 from ._connection import Connection
 from ._errors import EndpointError
 from ._message import Message
+from ._path import is_path_address
 from ._udp import TransportClosed, make_transport
 from ._wire import CloseCode, StreamErrorCode
 
@@ -60,8 +75,10 @@ if TYPE_CHECKING:
 
     from ._config import Config
     from ._identity import Identity, NodeId
+    from ._path import Path
     from ._pool import Pool
     from ._quic import Address
+    from ._udp import Transport
 
 __all__ = ["Driver"]
 
@@ -114,6 +131,11 @@ class Driver:
         self.live: set[Connection] = set()  # not yet terminated
         self._dirty: dict[Connection, None] = {}
         self._raw_out: list[tuple[bytes, Address]] = []
+        #: Attached paths by name, and the connections bound to one of them
+        #: (every other connection runs over the socket).
+        self.paths: dict[str, Path] = {}
+        self._path_of: dict[Connection, Path] = {}
+        self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self.msg_send, self.msg_recv = trio.open_memory_channel[tuple[Message, str, int]](math.inf)
         self.accept_send, self.accept_recv = trio.open_memory_channel[Connection](
@@ -172,6 +194,8 @@ class Driver:
 
     def present_address(self, addr: Address) -> Address:
         """``addr`` as users see it: IPv4-mapped IPv6 addresses as plain IPv4."""
+        if is_path_address(addr):
+            return tuple(addr)
         if self.family == _stdlib_socket.AF_INET6:
             host = addr[0]
             try:
@@ -183,10 +207,22 @@ class Driver:
             return (host, addr[1], *(tuple(addr[2:4]) or (0, 0)))
         return (addr[0], addr[1])
 
-    def dial(self, wire: Address, expected_peer: NodeId | None) -> Connection:
-        """Start a client connection to ``wire`` (a socket-form address)."""
+    def dial(
+        self, wire: Address, expected_peer: NodeId | None, *, path: Path | None = None
+    ) -> Connection:
+        """Start a client connection to ``wire`` (a socket-form or path address).
+
+        With ``path``, or when ``wire`` is a path address of an attached
+        path, the connection runs over that path instead of the socket.
+        """
+        if path is None and is_path_address(wire):
+            path = self.paths.get(wire[1])
+            if path is None:
+                raise ValueError(f"no path {wire[1]!r} is attached to this endpoint")
         core = _quic.QuicCore(self._client_conf)
         conn = Connection._create(self, core, wire, expected_peer=expected_peer)
+        if path is not None:
+            self._path_of[conn] = path
         self._register(conn, core.host_cid)
         core.connect(wire, trio.current_time())
         conn.on_input()
@@ -252,6 +288,7 @@ class Driver:
         conn.session.cids.clear()
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
+        self._path_of.pop(conn, None)
 
     def budget_release(self, peer: str, messages: int, nbytes: int) -> None:
         self.budget.release(peer, messages=messages, nbytes=nbytes)
@@ -272,7 +309,8 @@ class Driver:
             self.counters.streams_stalled += 1
 
     # ---------------------------------------------------------- receiving
-    def _on_datagram(self, data: bytes, addr: Address) -> None:
+    def _on_datagram(self, data: bytes, addr: Address, path: Path | None = None) -> None:
+        """Route one datagram that arrived on ``path`` (``None``: the socket)."""
         counters = self.counters
         counters.datagrams_received += 1
         counters.bytes_received += len(data)
@@ -283,32 +321,14 @@ class Driver:
         conn = self.routes.get(header.destination_cid)
         now = trio.current_time()
         if conn is None:
-            if not header.supported_version:
-                counters.dropped_unsupported_version += 1
-                answer = _quic.version_negotiation(data)
-                if answer is not None:
-                    self._raw_out.append((answer, addr))
-                    self._wake.set()
+            conn = self._on_unknown(data, addr, header, now, path)
+            if conn is None:
                 return
-            if not header.is_initial or len(data) < 1200 or self.closing:
-                counters.dropped_unknown_connection += 1
-                return
-            verdict = self.admission.screen(data, addr, now, connections=len(self.live))
-            if isinstance(verdict, _admission.Answer):
-                if verdict.datagram is not None:
-                    self._raw_out.append((verdict.datagram, addr))
-                    self._wake.set()
-                return
-            core = _quic.QuicCore(
-                self._server_conf,
-                original_destination_connection_id=verdict.original_destination_cid,
-                retry_source_connection_id=verdict.retry_source_cid,
-            )
-            conn = Connection._create(self, core, tuple(addr), expected_peer=None)
-            self._register(conn, header.destination_cid)
-            self._register(conn, core.host_cid)
-            self.admission.add(conn, addr, header.destination_cid, now, validated=verdict.validated)
             new = True
+        elif self._path_of and self._path_of.get(conn) is not path:
+            # Each connection lives on one path: never let it wander.
+            counters.dropped_unknown_connection += 1
+            return
         else:
             new = False
             self.admission.observe(conn, header.destination_cid)
@@ -339,24 +359,95 @@ class Driver:
         conn.on_input()
         self.mark_dirty(conn)
 
-    async def _receive_loop(self) -> None:
-        transport = self.transport
+    def _on_unknown(
+        self,
+        data: bytes,
+        addr: Address,
+        header: _quic.DatagramHeader,
+        now: float,
+        path: Path | None,
+    ) -> Connection | None:
+        """A datagram for no connection: a new server connection, or an answer, or nothing."""
+        counters = self.counters
+        if not header.supported_version:
+            counters.dropped_unsupported_version += 1
+            answer = _quic.version_negotiation(data)
+            if answer is not None:
+                self._answer(answer, addr, path)
+            return None
+        if not header.is_initial or len(data) < 1200 or self.closing:
+            counters.dropped_unknown_connection += 1
+            return None
+        verdict = self.admission.screen(data, addr, now, connections=len(self.live))
+        if isinstance(verdict, _admission.Answer):
+            if verdict.datagram is not None:
+                self._answer(verdict.datagram, addr, path)
+            return None
+        core = _quic.QuicCore(
+            self._server_conf,
+            original_destination_connection_id=verdict.original_destination_cid,
+            retry_source_connection_id=verdict.retry_source_cid,
+        )
+        conn = Connection._create(self, core, tuple(addr), expected_peer=None)
+        if path is not None:
+            self._path_of[conn] = path
+        self._register(conn, header.destination_cid)
+        self._register(conn, core.host_cid)
+        self.admission.add(conn, addr, header.destination_cid, now, validated=verdict.validated)
+        return conn
+
+    def _answer(self, datagram: bytes, addr: Address, path: Path | None) -> None:
+        """Send a connectionless answer back the way its cause came."""
+        if path is None:
+            self._raw_out.append((datagram, addr))
+            self._wake.set()
+        else:
+            self._path_send(path, [(datagram, addr)])
+
+    def _feed(self, batch: list[tuple[bytes, Address]], path: Path | None) -> None:
+        # Handle the whole batch, then let the sender transmit once.
+        self._rx_batch = True
+        try:
+            for data, addr in batch:
+                self._on_datagram(data, addr, path)
+        finally:
+            self._rx_batch = False
+        if self._dirty or self._raw_out:
+            self._wake.set()
+
+    async def _receive_loop(self, source: Transport | Path, path: Path | None) -> None:
+        """Feed what ``source`` (the socket's transport, or ``path``) receives, until it closes."""
         batch: list[tuple[bytes, Address]] = []
         while True:
             batch.clear()
             try:
-                await transport.receive_batch(batch)
+                await source.receive_batch(batch)
             except TransportClosed:
                 return
-            # Handle the whole batch, then let the sender transmit once.
-            self._rx_batch = True
-            try:
-                for data, addr in batch:
-                    self._on_datagram(data, addr)
-            finally:
-                self._rx_batch = False
-            if self._dirty or self._raw_out:
-                self._wake.set()
+            self._feed(batch, path)
+
+    def attach_path(self, path: Path) -> None:
+        """Carry connections over ``path`` too: its receive task starts now.
+
+        Dial over it with `dial` (its ``path`` keyword, or a path address);
+        an Initial arriving on it starts a server connection bound to it.
+        The task ends when the path closes (`_udp.TransportClosed`) or the
+        endpoint stops; connections still on the path then time out.
+        """
+        if self._nursery is None or self.closing:
+            raise RuntimeError("the endpoint is not running")
+        if path.name in self.paths:
+            raise ValueError(f"a path named {path.name!r} is attached already")
+        self.paths[path.name] = path
+        loop = functools.partial(self._path_loop, path)
+        self._nursery.start_soon(_guard, loop, f"path {path.name!r}")
+
+    async def _path_loop(self, path: Path) -> None:
+        try:
+            await self._receive_loop(path, path)
+        finally:
+            if self.paths.get(path.name) is path:
+                del self.paths[path.name]
 
     # ------------------------------------------------------------ sending
     def _schedule(self, conn: Connection) -> None:
@@ -444,11 +535,12 @@ class Driver:
         mid-send, or the transport cannot send without waiting.
         """
         transport = self.transport
+        path = self._path_of.get(conn) if self._path_of else None
         if (
             self._rx_batch
             or self._sending
             or self._raw_out
-            or not transport.sends_immediately
+            or (path is None and not transport.sends_immediately)
             or self.closed
         ):
             self.mark_dirty(conn)
@@ -456,7 +548,9 @@ class Driver:
         self._dirty.pop(conn, None)
         out: list[tuple[bytes, Address]] = []
         self._collect(conn, trio.current_time(), out)
-        if len(out) > _DIRECT_MAX:
+        if path is not None:
+            self._path_send(path, out)
+        elif len(out) > _DIRECT_MAX:
             # Bulk: the sender task sends it in runs (segmentation offload).
             self._raw_out.extend(out)
             self._wake.set()
@@ -474,17 +568,32 @@ class Driver:
         if conn.core.is_ended or conn.session.broken or conn.session.discard_when_sent():
             self._forget(conn)
 
+    def _path_send(self, path: Path, datagrams: list[tuple[bytes, Address]]) -> None:
+        """Hand datagrams to a path (it drops what it cannot take, as UDP would)."""
+        if datagrams:
+            counters = self.counters
+            counters.datagrams_sent += path.send(datagrams)
+            counters.bytes_sent += sum(len(d) for d, _ in datagrams)
+
     async def _send_loop(self) -> None:
         out: list[tuple[bytes, Address]] = []
+        via_path: list[tuple[bytes, Address]] = []
         sent: list[Connection] = []
         counters = self.counters
+        path_of = self._path_of
         while True:
             self._wake = trio.Event()
             self._fire_timers(trio.current_time())
             while self._dirty or self._raw_out:
                 now = trio.current_time()
                 for conn in self._dirty:
-                    self._collect(conn, now, out)
+                    path = path_of.get(conn) if path_of else None
+                    if path is None:
+                        self._collect(conn, now, out)
+                    else:
+                        self._collect(conn, now, via_path)
+                        self._path_send(path, via_path)
+                        via_path.clear()
                     sent.append(conn)
                 self._dirty.clear()
                 out.extend(self._raw_out)
@@ -517,7 +626,9 @@ class Driver:
     async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Run the receive and send tasks until cancelled (or the socket closes)."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_guard, self._receive_loop, "receive")
+            self._nursery = nursery
+            receive = functools.partial(self._receive_loop, self.transport, None)
+            nursery.start_soon(_guard, receive, "receive")
             nursery.start_soon(_guard, self._send_loop, "send")
             task_status.started()
 

@@ -86,8 +86,9 @@ class EndpointStatistics:
         answers_suppressed: refusals and Retries not sent because more than
             1,000 per second (burst 200) were due: the Initials were dropped,
             so a flood of them costs what junk costs.
-        datagrams_received / datagrams_sent: UDP datagrams.
-        bytes_received / bytes_sent: UDP payload bytes.
+        datagrams_received / datagrams_sent: UDP datagrams (and those
+            carried by an attached datagram path; sent ones as handed over).
+        bytes_received / bytes_sent: their payload bytes.
         dropped_malformed: datagrams whose QUIC header did not parse, or that
             aioquic rejected.
         dropped_unknown_connection: datagrams for no known connection that
