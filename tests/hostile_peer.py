@@ -252,3 +252,19 @@ class HostilePeer:
             sid, _wire.encode_message_head(kind, len(payload)) + payload, end_stream=True
         )
         return sid
+
+
+async def honest_round_trip(
+    client: qp2p_trio.Endpoint, server: qp2p_trio.Endpoint, *, limit: float = 5.0
+) -> float:
+    """An honest peer connects and gets a message through; returns the virtual time taken.
+
+    Fails if it takes more than ``limit`` (virtual) seconds.
+    """
+    start = trio.current_time()
+    with trio.fail_after(limit):
+        conn = await client.connect(server.local_address, node_id=server.node_id)
+        await conn.send(b"honest")
+        msg = await server.receive()
+    assert msg.payload == b"honest"
+    return trio.current_time() - start

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trio
-from hostile_peer import HostilePeer
+from hostile_peer import HostilePeer, honest_round_trip
 
 import qp2p_trio
 from qp2p_trio import _wire
@@ -22,17 +22,6 @@ from qp2p_trio.testing import LinkConfig, MemoryNetwork, open_endpoint_factory
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
 C = _wire.CloseCode
-
-
-async def honest_round_trip(client: qp2p_trio.Endpoint, server: qp2p_trio.Endpoint) -> float:
-    """An honest peer sends a message and gets it through; returns the virtual time taken."""
-    start = trio.current_time()
-    with trio.fail_after(5):
-        conn = await client.connect(server.local_address, node_id=server.node_id)
-        await conn.send(b"honest")
-        msg = await server.receive()
-    assert msg.payload == b"honest"
-    return trio.current_time() - start
 
 
 async def test_stop_sending_on_control_stream_closes_only_that_connection(autojump_clock: Any):
