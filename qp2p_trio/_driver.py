@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _admission, _quic
+from . import _admission, _pool, _quic
 from ._budget import ReceiveBudget
 from ._certs import make_certificate, renewal_window
 from ._connection import Connection
@@ -250,7 +250,7 @@ class Driver:
 
     def connection_established(self, conn: Connection) -> None:
         self._pending_remove(conn)
-        self._pool.ready(conn, conn.peer_address[:2])
+        self._apply(self._pool.ready(conn, conn.peer_address[:2]))
         interval = self.config.keep_alive_interval
         if interval is not None:
             conn.next_ping_at = trio.current_time() + interval
@@ -280,7 +280,15 @@ class Driver:
             conn.close_locally(CloseCode.HANDSHAKE_TIMEOUT, "set-up deadline passed")
 
     def peer_goaway(self, conn: Connection) -> None:
-        self._pool.peer_goaway(conn)
+        self._apply(self._pool.peer_goaway(conn))
+
+    def _apply(self, actions: list[_pool.PoolAction]) -> None:
+        """Carry out what the pool decided, now that its update is complete."""
+        for action in actions:
+            if isinstance(action, _pool.Close):
+                action.conn.close_locally(CloseCode.NO_ERROR, action.reason)
+            else:
+                action.conn.retire(action.winner)
 
     def _forget(self, conn: Connection) -> None:
         for cid in conn.session.cids:

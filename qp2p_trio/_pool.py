@@ -27,6 +27,11 @@ a peer becomes ready:
 A connection to an address that another node now answers from replaces the
 stale entry likewise (that node's old connection is closed).
 
+The pool never calls into a connection: `Pool.ready` and `Pool.peer_goaway`
+return the actions to take (`Close`, `Retire`), and the driver carries them
+out once the pool's own update is complete, so a close that comes back as
+`Pool.closed` never finds the pool half-changed.
+
 Pending dials are shared: concurrent `Endpoint.connect` calls for the same
 (address, node id) wait on one handshake.  The handshake needs no task of
 its own (the endpoint's socket tasks drive every connection), so a waiter
@@ -37,7 +42,9 @@ handshake completes, the half-open connection is closed at once.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
 
 from ._events import Connected, Disconnected, DisconnectReason, EventHub
 from ._wire import CloseCode
@@ -47,10 +54,31 @@ if TYPE_CHECKING:
     from ._errors import ConnectionClosed
     from ._identity import NodeId
 
-__all__ = ["Attempt", "Pool", "disconnect_reason"]
+__all__ = ["Attempt", "Close", "Pool", "PoolAction", "Retire", "disconnect_reason"]
 
 Key = tuple[Any, ...]
 _KNOWN_ADDRESSES = 4096
+
+
+@final
+@attrs.frozen
+class Close:
+    """Close ``conn`` (code 0): its peer restarted or another node took its address."""
+
+    conn: Connection
+    reason: str
+
+
+@final
+@attrs.frozen
+class Retire:
+    """Retire ``conn`` in favour of ``winner`` (a simultaneous open)."""
+
+    conn: Connection
+    winner: Connection
+
+
+PoolAction = Close | Retire
 
 
 class Attempt:
@@ -127,14 +155,18 @@ class Pool:
         return [conn for conn in self.by_peer.values() if usable(conn)]
 
     # -------------------------------------------------------------- changes
-    def ready(self, conn: Connection, key: Key) -> None:
-        """``conn`` is verified and has the peer's SETTINGS: pool it."""
+    def ready(self, conn: Connection, key: Key) -> list[PoolAction]:
+        """``conn`` is verified and has the peer's SETTINGS: pool it.
+
+        Returns what the caller must do to other connections, in order.
+        """
         peer = conn.peer_id
         self._remember(peer, key)
+        actions: list[PoolAction] = []
         other = self.by_addr.get(key)
         if other is not None and other is not conn and other.peer_id != peer and usable(other):
             # Another node answers from that address now: the old one is gone.
-            other.close_locally(CloseCode.NO_ERROR, "another node answers at this address")
+            actions.append(Close(other, "another node answers at this address"))
         old = self.by_peer.get(peer)
         if old is None or old is conn or not usable(old):
             self._install(conn, key)
@@ -147,12 +179,12 @@ class Pool:
                         incoming=not conn.core.is_client,
                     )
                 )
-            return
+            return actions
         if old.session.peer_incarnation != conn.session.peer_incarnation:
             # The peer restarted: its old connection is dead.
             self._install(conn, key)
-            old.close_locally(CloseCode.NO_ERROR, "the peer restarted")
-            return
+            actions.append(Close(old, "the peer restarted"))
+            return actions
         # Simultaneous open: both sides keep the connection dialled by the
         # smaller node id.
         if _dialler(conn, self._local) < _dialler(old, self._local):
@@ -160,15 +192,17 @@ class Pool:
         else:
             winner, loser = old, conn
         self._install(winner, self._keys.get(winner, key))
-        loser.retire(winner)
+        actions.append(Retire(loser, winner))
+        return actions
 
-    def peer_goaway(self, conn: Connection) -> None:
+    def peer_goaway(self, conn: Connection) -> list[PoolAction]:
         """The peer retired ``conn``: follow once we hold the kept connection."""
         if conn.is_retired:
-            return
+            return []
         kept = self.by_peer.get(conn.peer_id)
         if kept is not None and kept is not conn and usable(kept):
-            conn.retire(kept)
+            return [Retire(conn, kept)]
+        return []
 
     def closed(self, conn: Connection) -> None:
         """``conn`` ended: forget it at once; tell subscribers if it was the peer's."""

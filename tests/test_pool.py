@@ -3,6 +3,7 @@
 """Connection pool: reuse, shared dials, simultaneous open, restarts, limits."""
 
 import hashlib
+import types
 
 import pytest
 import trio
@@ -394,3 +395,49 @@ async def test_connect_takes_one_round_trip(autojump_clock):
             conn = await a.connect(b.local_address, node_id=b.node_id)
             assert trio.current_time() - start == pytest.approx(0.1, abs=0.01)
             assert conn.session.peer_max_message_size == b.config.max_message_size
+
+
+class _Stub(types.SimpleNamespace):
+    __hash__ = object.__hash__  # the pool keys connections by identity
+    __eq__ = object.__eq__
+
+
+def _stub_connection(peer, *, incarnation=1, is_client=True, odcid=b"x"):
+    """What the pool reads of a connection, and nothing it could call into."""
+    from types import SimpleNamespace
+
+    return _Stub(
+        peer_id=peer,
+        peer_address=("10.0.0.9", 9),
+        is_closed=False,
+        is_retired=False,
+        close_reason=None,
+        session=SimpleNamespace(closed_locally=False, peer_incarnation=incarnation, peer_id=peer),
+        core=SimpleNamespace(is_client=is_client, original_destination_cid=odcid),
+    )
+
+
+def test_pool_returns_actions_and_calls_into_no_connection():
+    """The pool decides; the driver acts (no re-entrant close while it updates)."""
+    from qp2p_trio._events import EventHub
+    from qp2p_trio._pool import Close, Pool, Retire
+
+    local = qp2p_trio.Identity.generate().node_id
+    peer = qp2p_trio.Identity.generate().node_id
+    pool = Pool(local, EventHub())
+    key = ("10.0.0.9", 9)
+    first = _stub_connection(peer, is_client=True)
+    assert pool.ready(first, key) == []
+    # A second connection from the same run of the peer: a simultaneous open.
+    second = _stub_connection(peer, is_client=False, odcid=b"y")
+    (action,) = pool.ready(second, key)
+    assert isinstance(action, Retire)
+    assert {action.conn, action.winner} == {first, second}
+    assert pool.peer(peer) is action.winner
+    # A restart of the peer (another incarnation): the old one is to be closed.
+    third = _stub_connection(peer, incarnation=2)
+    (close,) = pool.ready(third, key)
+    assert close == Close(action.winner, "the peer restarted")
+    assert pool.peer(peer) is third
+    # The peer's GOAWAY on a connection we do not keep: follow it.
+    assert pool.peer_goaway(first if action.winner is second else second) != []
