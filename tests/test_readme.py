@@ -40,3 +40,35 @@ async def test_tour():
 
                 n.start_soon(answer)
                 assert await conn.request(b"ping") == b"PING"
+
+
+def test_the_fixture_example_runs_as_pasted(tmp_path):
+    """README's fixture test, cut from README.rst, in a fresh project with its config."""
+    import pathlib
+    import subprocess
+    import sys
+
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.rst"
+    if not readme.exists():  # pragma: no cover - run against an installed copy
+        import pytest
+
+        pytest.skip("no source tree here")
+    text = readme.read_text(encoding="utf-8")
+    start = text.index(".. code-block:: python", text.index("Then this test runs as pasted:"))
+    block = []
+    for line in text[start:].split("\n")[2:]:
+        if line and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntrio_mode = true\n")
+    (tmp_path / "test_pasted.py").write_text("\n".join(block))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
