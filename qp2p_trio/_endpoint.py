@@ -39,11 +39,12 @@ from ._identity import Identity, NodeId
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._quic import Address
+from ._serve import serve_messages
 from ._util import NoPublicConstructor, unwrap_group
 from ._wire import CloseCode
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from ._message import Message
 
@@ -413,6 +414,43 @@ class Endpoint(metaclass=NoPublicConstructor):
                     await msg.reply(msg.payload)
         """
         return _MessageIterator(self)
+
+    async def serve(
+        self,
+        handler: Callable[[Message], Awaitable[bytes | bytearray | memoryview | None]],
+        *,
+        limit: int = 64,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Answer every incoming message with ``await handler(msg)``, each in its own task.
+
+        In the style of `trio.serve_tcp`: runs until the endpoint closes (or
+        you cancel it), so a slow handler delays nobody else.  For a request,
+        the bytes the handler returns are the reply (`Message.reply`); ``None``
+        rejects it, unless the handler answered it itself.  A request left
+        unanswered because the handler raised or was cancelled is rejected.
+        At most ``limit`` handlers run at once; past it no more messages are
+        taken, so the receive queue fills and peers are refused with ``BUSY``.
+
+        Example::
+
+            async def echo(msg):
+                return msg.payload
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(ep.serve, echo)
+
+        Args:
+            handler: an async function of one `Message`.
+            limit: handlers running at once, at most.
+            task_status: for `trio.Nursery.start`: started once serving.
+
+        Raises:
+            ValueError: ``limit`` is not an int >= 1.
+            Whatever a handler raises (the other handlers are cancelled), as
+            `trio.serve_tcp` does.
+        """
+        await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
 
     async def aclose(self) -> None:
         """Close every connection gracefully and stop the endpoint.

@@ -52,6 +52,11 @@ class Message(metaclass=NoPublicConstructor):
         return self.connection.peer_address
 
     @property
+    def answered(self) -> bool:
+        """Whether `reply` or `reject` was called (a request is answered once)."""
+        return self._answered
+
+    @property
     def expects_reply(self) -> bool:
         """Whether the sender waits for a reply (it called `Connection.request`)."""
         return self._stream_id is not None
