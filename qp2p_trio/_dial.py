@@ -128,6 +128,7 @@ class Dialer:
                 try:
                     conn, fresh = await self.connect_once(*targets[i])
                 except Exception as exc:
+                    exc.add_note(f"qp2p_trio: candidate {i + 1}: {_describe(*targets[i][::2])}")
                     errors[i] = exc
                     failed.set()
                     return
@@ -209,8 +210,8 @@ class Dialer:
                 attempt.timed_out = True
                 conn.fail_handshake(
                     ConnectError(
-                        f"no answer from the peer within {self._config.handshake_timeout} s "
-                        "(Config.handshake_timeout)"
+                        f"no answer from {_describe(key, node_id)} within "
+                        f"{self._config.handshake_timeout} s (Config.handshake_timeout)"
                     )
                 )
             await conn.wait_established()
@@ -288,3 +289,10 @@ def _transient(exc: BaseException) -> bool:
             CloseCode.PROTOCOL_VIOLATION,
         )
     return False
+
+
+def _describe(key: Address, node_id: NodeId | None) -> str:
+    """A peer as an error message names it: ``<node id>@host:port`` or ``host:port``."""
+    host = f"[{key[0]}]" if ":" in str(key[0]) else str(key[0])
+    where = f"{host}:{key[1]}" if len(key) > 1 else str(key)
+    return f"{node_id}@{where}" if node_id is not None else where

@@ -81,6 +81,13 @@ async def test_race_all_fail_raises_one_error_with_every_cause(autojump_clock):
             assert len(group.exceptions) == 2
             assert isinstance(group.exceptions[0], qp2p_trio.ConnectError)
             assert isinstance(group.exceptions[1], qp2p_trio.PeerIdentityError)
+            # Each error names its candidate; the timeout names the address.
+            assert "127.0.0.9:4000" in str(group.exceptions[0])
+            assert group.exceptions[0].__notes__ == ["qp2p_trio: candidate 1: 127.0.0.9:4000"]
+            port = wrong.local_address[1]
+            assert group.exceptions[1].__notes__ == [
+                f"qp2p_trio: candidate 2: {stranger}@127.0.0.1:{port}"
+            ]
             assert me.statistics().connections == 0
             assert me.connections() == []
 
