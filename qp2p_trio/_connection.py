@@ -385,6 +385,11 @@ class Connection(metaclass=NoPublicConstructor):
         full (backpressure) and while `Config.max_concurrent_streams` sends
         are already in progress.
 
+        Ordering: each message has its own stream, so messages sent
+        concurrently (from several tasks) may be received in any order.  A
+        ``send`` awaited before the next one starts is in the peer's queue
+        before the next is sent, so one task's messages arrive in order.
+
         Raises:
             MessageTooLarge: the peer's `Config.max_message_size` is smaller
                 (raised before sending anything once the peer's SETTINGS

@@ -189,3 +189,22 @@ async def test_blackhole_connect_cancelled_and_forgotten(autojump_clock):
             await trio.sleep(5)
             assert a.statistics().connections == 0
             assert net.statistics().total.dropped_partition > 0
+
+
+async def test_one_tasks_messages_arrive_in_order_over_a_reordering_link(autojump_clock):
+    """The documented ordering: sequential sends arrive in order, even when datagrams don't."""
+    net = MemoryNetwork(
+        seed=31,
+        default_link=LinkConfig(loss=0.05, delay=0.01, reorder=0.3, reorder_delay=0.02),
+    )
+    with trio.fail_after(120), net.activate():
+        async with (
+            qp2p_trio.open_endpoint(("127.0.0.1", 0)) as a,
+            qp2p_trio.open_endpoint(("127.0.0.1", 0)) as b,
+        ):
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            for i in range(40):
+                await conn.send(b"%d" % i + b"." * random.Random(i).randrange(3000))
+            got = [int((await b.receive()).payload.split(b".")[0]) for _ in range(40)]
+    assert got == list(range(40))
+    assert net.statistics().total.dropped_loss > 0
