@@ -29,10 +29,11 @@ import attrs
 import trio
 
 from . import _admission, _quic, _session, _wire
-from ._errors import ConnectError, ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
+from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
-from ._session import Phase, Session, StreamState
-from ._streams import BidirectionalStream, ReceiveStream, SendStream, stream_error
+from ._session import Phase, Session
+from ._streamio import SendOutcome, StreamIO, payload_view
+from ._streams import BidirectionalStream, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ class Connection(metaclass=NoPublicConstructor):
         self._closed = trio.Event()
         self.close_sent_event = trio.Event()
         self._progress = trio.lowlevel.ParkingLot()
+        self.io = StreamIO(
+            self.session, progress=self._progress, transmit=self._transmit, sync=self._sync
+        )
         # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
         self._replaced_by: Connection | None = None
         # Driver bookkeeping (the timer heap, keep-alive, counters).
@@ -267,6 +271,14 @@ class Connection(metaclass=NoPublicConstructor):
     def _dirty(self) -> None:
         self._host.mark_dirty(self)
 
+    def _transmit(self, lone: bool) -> None:
+        """Queued data goes out: from this task for a lone exchange (no wake-up
+        of the send task on the latency path), else packed by the send task."""
+        if lone:
+            self._host.flush(self)
+        else:
+            self._host.mark_dirty(self)
+
     def retire(self, winner: Connection | None) -> None:
         """Open no more streams here; close once both sides drained it.
 
@@ -288,92 +300,12 @@ class Connection(metaclass=NoPublicConstructor):
         self.close_locally(_wire.CloseCode.NO_ERROR, "handshake timed out")
 
     # ------------------------------------------------------------ waiting
-    def _check_usable(self) -> None:
-        if self.session.closed_locally:
-            raise trio.ClosedResourceError("this connection was closed")
-        if self.session.close_exc is not None:
-            raise self.session.close_exc
-
     async def wait_established(self) -> None:
         await self.established_event.wait()
         if self.session.handshake_error is not None:
             raise self.session.handshake_error
         if self.session.close_exc is not None and self.session.phase is not Phase.OPEN:
             raise ConnectError("connection closed during the handshake") from self.session.close_exc
-
-    def _raise_if_send_broken(self, st: StreamState, what: str) -> None:
-        if st.stop_code is not None:
-            raise stream_error(st.stop_code, what)
-        self._check_usable()
-
-    async def _write(
-        self, st: StreamState, data: bytes | bytearray | memoryview, *, end: bool, what: str
-    ) -> None:
-        """Queue ``data`` on a stream within the send-buffer limits."""
-        view = memoryview(data).cast("B")
-        total = len(view)
-        offset = 0
-        while True:
-            self._raise_if_send_broken(st, what)
-            room = self.session.send_room(st)
-            if room > 0 or (offset == total):
-                n = min(max(room, 0), total - offset)
-                last = offset + n == total
-                if n or (last and end):
-                    self._core.send(st.sid, view[offset : offset + n], end_stream=last and end)
-                    if len(self.session.streams) <= 2:
-                        # A lone exchange (this stream and the peer's control
-                        # stream): transmit from this task, no wake-up of the
-                        # sender task on the latency path.
-                        self._host.flush(self)
-                    else:
-                        # Concurrent streams: let the sender task pack them
-                        # together once every writer has queued its data.
-                        self._dirty()
-                offset += n
-                if last:
-                    return
-            await self._progress.park()
-
-    async def _wait_receipt(self, st: StreamState, what: str) -> None:
-        """Wait for the peer's RECEIPT of our message or reply on ``st``."""
-        while True:
-            code = st.receipt
-            if code is not None:
-                if code == 0:
-                    return
-                raise stream_error(code, what)
-            self._raise_if_send_broken(st, what)
-            p = self._core.send_progress(st.sid)
-            if p.reset_code is not None:
-                raise stream_error(st.stop_code or p.reset_code, what)
-            await self._progress.park()
-
-    async def _wait_reply_acked(self, st: StreamState) -> None:
-        """Wait until the requester's QUIC stack acknowledged the whole reply."""
-        while True:
-            if st.receipt:  # the requester refused it (it only says so)
-                raise stream_error(st.receipt, "reply")
-            self._raise_if_send_broken(st, "reply")
-            p = self._core.send_progress(st.sid)
-            if p.reset_code is not None:
-                raise stream_error(st.stop_code or p.reset_code, "reply")
-            if p.finished:
-                return
-            await self._progress.park()
-
-    def _abandon(self, st: StreamState) -> None:
-        """Reset and stop a stream of ours (a cancelled or failed call)."""
-        self.session.abandon(st, E.CANCELLED)
-        self._sync()
-
-    def reject_request(self, sid: int, code: int) -> None:
-        """Turn down the request on ``sid`` (`Message.reject`).
-
-        :meta private:
-        """
-        self.session.reject(sid, code)
-        self._sync()
 
     # ----------------------------------------------------------- messages
     async def send(self, payload: bytes | bytearray | memoryview) -> None:
@@ -406,31 +338,16 @@ class Connection(metaclass=NoPublicConstructor):
         message.  If every byte had already been acknowledged, the peer may
         have received the message.  The connection stays usable.
         """
-        await self.send_message(_payload_view(payload), _SendOutcome())
+        await self.send_message(payload_view(payload), SendOutcome())
 
-    async def send_message(self, view: memoryview, outcome: _SendOutcome) -> None:
+    async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
+        """`send`, with what a failure left behind in ``outcome`` (`Endpoint.send`).
+
+        :meta private:
+        """
         if self._replaced_by is not None:
             return await self._replaced_by.send_message(view, outcome)
-        self._check_usable()
-        self.session.check_peer_limit(len(view), "message")
-        await self._take_slot(uni=True)
-        try:
-            st = self.session.open_stream(K.MESSAGE, slot=False)
-            sid = st.sid
-            try:
-                self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
-                await self._write(st, view, end=True, what="message")
-                st.local_send_closed = True
-                await self._wait_receipt(st, "message")
-            except BaseException:
-                # Whether the peer's QUIC stack had every byte: a retry must
-                # not duplicate a message the peer may already have.
-                outcome.acked = self._core.send_progress(sid).finished
-                self._abandon(st)
-                raise
-            self.session.forget(st)
-        finally:
-            self.session.slots_free[True] += 1
+        await self.io.send_message(view, outcome)
 
     async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
         """Send a request on a new bidirectional stream and return the reply.
@@ -452,93 +369,26 @@ class Connection(metaclass=NoPublicConstructor):
         Cancellation: the stream is reset in both directions; the peer's
         reply, if any, is discarded.  The connection stays usable.
         """
-        view = _payload_view(payload)
+        view = payload_view(payload)
         if self._replaced_by is not None:
             return await self._replaced_by.request(view)
-        self._check_usable()
-        self.session.check_peer_limit(len(view), "request")
-        await self._take_slot(uni=False)
-        try:
-            st = self.session.open_stream(K.REQUEST, slot=False)
-            sid = st.sid
-            st.parser = _wire.StreamParser(
-                allowed={K.REPLY}, max_message_size=self._config.max_message_size
-            )
-            try:
-                self._core.send(sid, _wire.encode_message_head(K.REQUEST, len(view)))
-                await self._write(st, view, end=True, what="request")
-                st.local_send_closed = True
-                while st.reply is None:
-                    if st.error is not None:
-                        raise st.error
-                    if st.reset_code is not None:
-                        raise stream_error(st.reset_code, "request")
-                    self._raise_if_send_broken(st, "request")
-                    await self._progress.park()
-            except BaseException:
-                self._abandon(st)
-                raise
-            self.session.forget(st)
-            return st.reply
-        finally:
-            self.session.slots_free[False] += 1
+        return await self.io.request(view)
 
     async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
     ) -> bool:
-        view = _payload_view(payload)
-        await trio.lowlevel.checkpoint()
-        st = self.session.streams.get(sid)
-        problem = self._reply_problem(st, len(view))
-        if problem is not None:
-            self.reject_request(sid, problem.error_code if isinstance(problem, StreamReset) else 0)
-            if wait_for_ack:
-                raise problem
-            return False
-        assert st is not None
-        # Queued whole, never waiting on the requester: a slow or hostile one
-        # cannot stall the caller (a handler loop serving everyone).  Memory
-        # stays bounded by _reply_problem's check of unacknowledged bytes.
-        st.sending = True
-        st.local_send_closed = True
-        self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
-        self._core.send(sid, view, end_stream=True)
-        if len(self.session.streams) <= 2:
-            self._host.flush(self)
-        else:
-            self._dirty()
-        if wait_for_ack:
-            try:
-                await self._wait_reply_acked(st)
-            except BaseException:
-                self._abandon(st)
-                raise
-        self.session.forget(st)
-        return True
+        """`Message.reply`.
 
-    def _reply_problem(self, st: StreamState | None, size: int) -> Exception | None:
-        """Why a reply of ``size`` bytes cannot be queued on ``st`` now, or None."""
-        if self.session.closed_locally:
-            return trio.ClosedResourceError("this connection was closed")
-        if self.session.close_exc is not None:
-            return self.session.close_exc
-        if st is None or st.local_send_closed:
-            return StreamReset("reply: the requester abandoned the request", error_code=E.CANCELLED)
-        if st.stop_code is not None or not self._core.writable(st.sid):
-            return stream_error(st.stop_code or E.CANCELLED, "reply")
-        try:
-            self.session.check_peer_limit(size, "reply")
-        except MessageTooLarge as exc:
-            return exc
-        unacked = self._core.unacked_total()
-        budget = self._config.connection_send_buffer
-        if unacked and unacked + size > budget:
-            return MessageRefused(
-                f"reply: not sent, the requester has {unacked} bytes unacknowledged on this "
-                f"connection and {size} more would pass Config.connection_send_buffer ({budget})",
-                error_code=E.BUSY,
-            )
-        return None
+        :meta private:
+        """
+        return await self.io.reply_to(sid, payload, wait_for_ack=wait_for_ack)
+
+    def reject_request(self, sid: int, code: int) -> None:
+        """`Message.reject`.
+
+        :meta private:
+        """
+        self.io.reject_request(sid, code)
 
     # --------------------------------------------------------- raw streams
     async def open_bi(self) -> BidirectionalStream:
@@ -574,19 +424,11 @@ class Connection(metaclass=NoPublicConstructor):
     async def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
         if self._replaced_by is not None:
             return await self._replaced_by._open_raw(kind)
-        self._check_usable()
-        uni = kind is K.RAW_UNI
-        # Raw streams share Config.max_concurrent_streams with messages: an
-        # opener waits for a free slot (the peer's stream credit) instead of
-        # piling up streams QUIC cannot open yet.
-        await self._take_slot(uni=uni)
-        st = self.session.open_stream(kind, slot=True)
-        sid = st.sid
-        # The preamble makes the stream exist for the peer at once.
-        self._core.send(sid, _wire.encode_raw_preamble(kind))
-        self._dirty()
+        st = await self.io.open_raw(kind)
         handle: SendStream | BidirectionalStream = (
-            SendStream._create(self, st) if uni else BidirectionalStream._create(self, st)
+            SendStream._create(self.io, st)
+            if kind is K.RAW_UNI
+            else BidirectionalStream._create(self.io, st)
         )
         st.handle = handle
         return handle
@@ -603,8 +445,8 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is lost; the stream stays queued.
         """
-        st = await self._accept(uni=False)
-        handle = BidirectionalStream._create(self, st)
+        st = await self.io.accept(uni=False)
+        handle = BidirectionalStream._create(self.io, st)
         st.handle = handle
         return handle
 
@@ -613,97 +455,10 @@ class Connection(metaclass=NoPublicConstructor):
 
         Same limits, errors and cancellation as `accept_bi`.
         """
-        st = await self._accept(uni=True)
-        handle = ReceiveStream._create(self, st)
+        st = await self.io.accept(uni=True)
+        handle = ReceiveStream._create(self.io, st)
         st.handle = handle
         return handle
-
-    async def _accept(self, *, uni: bool) -> StreamState:
-        queue = self.session.accept_queue[uni]
-        self._check_usable()
-        if queue:
-            await trio.lowlevel.checkpoint()
-            return queue.popleft()
-        while True:
-            self._check_usable()
-            if queue:
-                return queue.popleft()
-            await self._progress.park()
-
-    async def _take_slot(self, *, uni: bool) -> None:
-        """Wait for one of our stream slots (`Config.max_concurrent_streams`).
-
-        Messages and raw streams share them: an opener waits for a free slot
-        (the peer's stream credit) instead of piling up streams QUIC cannot
-        open yet.
-        """
-        slots = self.session.slots_free
-        await trio.lowlevel.checkpoint()
-        while True:
-            self._check_usable()
-            if slots[uni] > 0:
-                slots[uni] -= 1
-                return
-            await self._progress.park()
-
-    async def raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
-        if st.local_send_closed:
-            raise trio.ClosedResourceError("this stream's sending side was closed")
-        try:
-            await self._write(st, data, end=False, what="stream")
-        except ConnectionClosed as exc:
-            raise trio.BrokenResourceError(str(exc)) from exc
-
-    async def raw_wait_writable(self, st: StreamState) -> None:
-        await trio.lowlevel.checkpoint()
-        if st.local_send_closed:
-            raise trio.ClosedResourceError("this stream's sending side was closed")
-        while not st.local_send_closed and st.stop_code is None and self.session.close_exc is None:
-            if self.session.closed_locally or self.session.send_room(st) > 0:
-                return
-            await self._progress.park()
-
-    def raw_send_eof(self, st: StreamState) -> None:
-        if st.local_send_closed:
-            return
-        if st.stop_code is not None:
-            raise stream_error(st.stop_code, "stream")
-        if self.session.close_exc is not None:
-            raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
-        self.session.close_send(st)
-        self._sync()
-
-    def raw_close_send(self, st: StreamState) -> None:
-        self.session.close_send(st)
-        self._sync()
-
-    def raw_close_receive(self, st: StreamState) -> None:
-        self.session.close_receive(st)
-        self._sync()
-
-    async def raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
-        await trio.lowlevel.checkpoint()
-        while True:
-            if st.local_recv_closed:
-                if st.overrun is not None:
-                    raise trio.BrokenResourceError(st.overrun)
-                raise trio.ClosedResourceError("this stream's receiving side was closed")
-            if st.recv_buf:
-                chunk = bytes(st.recv_buf[:max_bytes])
-                del st.recv_buf[:max_bytes]
-                self.session.release(st, len(chunk))
-                if not st.recv_buf:
-                    self.session.maybe_forget(st)
-                return chunk
-            if st.recv_fin:
-                return b""
-            if st.reset_code is not None:
-                raise stream_error(st.reset_code, "stream")
-            if self.session.close_exc is not None:
-                raise trio.BrokenResourceError(
-                    str(self.session.close_exc)
-                ) from self.session.close_exc
-            await self._progress.park()
 
     # -------------------------------------------------------------- closing
     async def aclose(self, code: int = 0, reason: str = "") -> None:
@@ -767,16 +522,3 @@ class Connection(metaclass=NoPublicConstructor):
         await self._closed.wait()
         assert self.session.close_exc is not None
         return self.session.close_exc
-
-
-@attrs.define
-class _SendOutcome:
-    """What a failed send left behind: did the peer acknowledge every byte?"""
-
-    acked: bool = False
-
-
-def _payload_view(payload: bytes | bytearray | memoryview) -> memoryview:
-    if not isinstance(payload, bytes | bytearray | memoryview):
-        raise TypeError(f"payload must be bytes-like, got {type(payload).__name__}")
-    return memoryview(payload).cast("B")

@@ -27,7 +27,6 @@ import attrs
 import trio
 
 from ._config import Config
-from ._connection import Connection, _payload_view, _SendOutcome
 from ._dial import Dialer, NoRetry, Peer
 from ._driver import Driver
 from ._errors import (
@@ -40,12 +39,14 @@ from ._peer import PeerAddress
 from ._pool import Pool
 from ._quic import Address
 from ._serve import serve_messages
+from ._streamio import SendOutcome, payload_view
 from ._util import NoPublicConstructor, unwrap_group
 from ._wire import CloseCode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
+    from ._connection import Connection
     from ._message import Message
 
 
@@ -322,14 +323,14 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Cancellation: as for `Connection.send`; retrying stops at once.
         """
-        view = _payload_view(payload)
+        view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
         target = await dialer.target(peer, None)
 
         async def once() -> None:
             conn, _ = await dialer.connect_once(*target)
-            outcome = _SendOutcome()
+            outcome = SendOutcome()
             try:
                 await conn.send_message(view, outcome)
             except ConnectionClosed as exc:
@@ -353,7 +354,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         Raises:
             As `Endpoint.send`, and what `Connection.request` raises.
         """
-        view = _payload_view(payload)
+        view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
         target = await dialer.target(peer, None)

@@ -8,8 +8,9 @@ They pass Trio's own conformance checks (``tests/test_streams.py``).
 
 Theory of operation: the per-stream state (`StreamState`) is owned by the
 connection's `Session`, which updates it synchronously as QUIC events
-arrive; the `Connection` wakes waiters through its progress lot.  These classes only check that state and
-wait; the bytes move through the connection's methods.
+arrive; the connection wakes waiters through its progress lot.  These
+classes only check that state and wait; the bytes move through the
+connection's `_streamio.StreamIO`.
 
 Semantics mapped onto QUIC:
 
@@ -34,8 +35,8 @@ from ._util import ConflictDetector, NoPublicConstructor
 from ._wire import StreamErrorCode
 
 if TYPE_CHECKING:
-    from ._connection import Connection
     from ._session import StreamState
+    from ._streamio import StreamIO
 
 __all__ = ["BidirectionalStream", "RawStreamReset", "ReceiveStream", "SendStream"]
 
@@ -62,7 +63,7 @@ def _check_max_bytes(max_bytes: int | None) -> None:
 
 
 class _SendHalf:
-    def __init__(self, conn: Connection, state: StreamState) -> None:
+    def __init__(self, conn: StreamIO, state: StreamState) -> None:
         self._conn = conn
         self._state = state
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
@@ -88,7 +89,7 @@ class _SendHalf:
 
 
 class _ReceiveHalf:
-    def __init__(self, conn: Connection, state: StreamState) -> None:
+    def __init__(self, conn: StreamIO, state: StreamState) -> None:
         self._conn = conn
         self._state = state
         self._receive_conflict = ConflictDetector(
@@ -180,7 +181,7 @@ class BidirectionalStream(
     receiving direction open.
     """
 
-    def __init__(self, conn: Connection, state: StreamState) -> None:
+    def __init__(self, conn: StreamIO, state: StreamState) -> None:
         _SendHalf.__init__(self, conn, state)
         _ReceiveHalf.__init__(self, conn, state)
 

@@ -1,0 +1,361 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The waiting half of a connection's streams: Trio on top of a `Session`.
+
+Theory of operation
+-------------------
+`StreamIO` does what needs waiting: writing within the send-buffer limits,
+waiting for a RECEIPT, a reply or an acknowledgement, taking a stream slot,
+accepting the peer's raw streams, reading them.  Everything it changes is
+the session's and the core's, synchronously; then it asks its connection to
+transmit (``transmit(lone)``: from this task for a lone exchange, else by the
+driver's send task) or to forward the session's events (``sync``).  Waiters
+park on the connection's parking lot, woken after every change, and
+re-check their own condition.
+
+`Connection` keeps the public API and delegates here; the raw stream handles
+of `_streams` call the ``raw_*`` methods directly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from . import _wire
+from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
+from ._streams import stream_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._session import Session
+    from ._streamstate import StreamState
+
+__all__ = ["SendOutcome", "StreamIO", "payload_view"]
+
+K = _wire.StreamKind
+E = _wire.StreamErrorCode
+
+
+@attrs.define
+class SendOutcome:
+    """What a failed send left behind: did the peer acknowledge every byte?"""
+
+    acked: bool = False
+
+
+def payload_view(payload: bytes | bytearray | memoryview) -> memoryview:
+    """``payload`` as a flat byte view; TypeError if it is not bytes-like."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise TypeError(f"payload must be bytes-like, got {type(payload).__name__}")
+    return memoryview(payload).cast("B")
+
+
+class StreamIO:
+    """The waiting half of one connection's streams (see the module docstring)."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        progress: trio.lowlevel.ParkingLot,
+        transmit: Callable[[bool], None],
+        sync: Callable[[], None],
+    ) -> None:
+        self.session = session
+        self._core = session.core
+        self._config = session.config
+        self._progress = progress
+        self._transmit = transmit
+        self._sync = sync
+
+    def check_usable(self) -> None:
+        if self.session.closed_locally:
+            raise trio.ClosedResourceError("this connection was closed")
+        if self.session.close_exc is not None:
+            raise self.session.close_exc
+
+    def raise_if_send_broken(self, st: StreamState, what: str) -> None:
+        if st.stop_code is not None:
+            raise stream_error(st.stop_code, what)
+        self.check_usable()
+
+    async def write(
+        self, st: StreamState, data: bytes | bytearray | memoryview, *, end: bool, what: str
+    ) -> None:
+        """Queue ``data`` on a stream within the send-buffer limits."""
+        view = memoryview(data).cast("B")
+        total = len(view)
+        offset = 0
+        while True:
+            self.raise_if_send_broken(st, what)
+            room = self.session.send_room(st)
+            if room > 0 or (offset == total):
+                n = min(max(room, 0), total - offset)
+                last = offset + n == total
+                if n or (last and end):
+                    self._core.send(st.sid, view[offset : offset + n], end_stream=last and end)
+                    if len(self.session.streams) <= 2:
+                        # A lone exchange (this stream and the peer's control
+                        # stream): transmit from this task, no wake-up of the
+                        # sender task on the latency path.
+                        self._transmit(True)
+                    else:
+                        # Concurrent streams: let the sender task pack them
+                        # together once every writer has queued its data.
+                        self._transmit(False)
+                offset += n
+                if last:
+                    return
+            await self._progress.park()
+
+    async def wait_receipt(self, st: StreamState, what: str) -> None:
+        """Wait for the peer's RECEIPT of our message or reply on ``st``."""
+        while True:
+            code = st.receipt
+            if code is not None:
+                if code == 0:
+                    return
+                raise stream_error(code, what)
+            self.raise_if_send_broken(st, what)
+            p = self._core.send_progress(st.sid)
+            if p.reset_code is not None:
+                raise stream_error(st.stop_code or p.reset_code, what)
+            await self._progress.park()
+
+    async def wait_reply_acked(self, st: StreamState) -> None:
+        """Wait until the requester's QUIC stack acknowledged the whole reply."""
+        while True:
+            if st.receipt:  # the requester refused it (it only says so)
+                raise stream_error(st.receipt, "reply")
+            self.raise_if_send_broken(st, "reply")
+            p = self._core.send_progress(st.sid)
+            if p.reset_code is not None:
+                raise stream_error(st.stop_code or p.reset_code, "reply")
+            if p.finished:
+                return
+            await self._progress.park()
+
+    def abandon(self, st: StreamState) -> None:
+        """Reset and stop a stream of ours (a cancelled or failed call)."""
+        self.session.abandon(st, E.CANCELLED)
+        self._sync()
+
+    def reject_request(self, sid: int, code: int) -> None:
+        """Turn down the request on ``sid`` (`Message.reject`)."""
+        self.session.reject(sid, code)
+        self._sync()
+
+    async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
+        """Send a message and wait for its receipt (see `Connection.send`)."""
+        self.check_usable()
+        self.session.check_peer_limit(len(view), "message")
+        await self.take_slot(uni=True)
+        try:
+            st = self.session.open_stream(K.MESSAGE, slot=False)
+            sid = st.sid
+            try:
+                self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
+                await self.write(st, view, end=True, what="message")
+                st.local_send_closed = True
+                await self.wait_receipt(st, "message")
+            except BaseException:
+                # Whether the peer's QUIC stack had every byte: a retry must
+                # not duplicate a message the peer may already have.
+                outcome.acked = self._core.send_progress(sid).finished
+                self.abandon(st)
+                raise
+            self.session.forget(st)
+        finally:
+            self.session.slots_free[True] += 1
+
+    async def request(self, view: memoryview) -> bytes:
+        """Send a request and wait for its reply (see `Connection.request`)."""
+        self.check_usable()
+        self.session.check_peer_limit(len(view), "request")
+        await self.take_slot(uni=False)
+        try:
+            st = self.session.open_stream(K.REQUEST, slot=False)
+            sid = st.sid
+            st.parser = _wire.StreamParser(
+                allowed={K.REPLY}, max_message_size=self._config.max_message_size
+            )
+            try:
+                self._core.send(sid, _wire.encode_message_head(K.REQUEST, len(view)))
+                await self.write(st, view, end=True, what="request")
+                st.local_send_closed = True
+                while st.reply is None:
+                    if st.error is not None:
+                        raise st.error
+                    if st.reset_code is not None:
+                        raise stream_error(st.reset_code, "request")
+                    self.raise_if_send_broken(st, "request")
+                    await self._progress.park()
+            except BaseException:
+                self.abandon(st)
+                raise
+            self.session.forget(st)
+            return st.reply
+        finally:
+            self.session.slots_free[False] += 1
+
+    async def reply_to(
+        self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
+    ) -> bool:
+        view = payload_view(payload)
+        await trio.lowlevel.checkpoint()
+        st = self.session.streams.get(sid)
+        problem = self._reply_problem(st, len(view))
+        if problem is not None:
+            self.reject_request(sid, problem.error_code if isinstance(problem, StreamReset) else 0)
+            if wait_for_ack:
+                raise problem
+            return False
+        assert st is not None
+        # Queued whole, never waiting on the requester: a slow or hostile one
+        # cannot stall the caller (a handler loop serving everyone).  Memory
+        # stays bounded by _reply_problem's check of unacknowledged bytes.
+        st.sending = True
+        st.local_send_closed = True
+        self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
+        self._core.send(sid, view, end_stream=True)
+        if len(self.session.streams) <= 2:
+            self._transmit(True)
+        else:
+            self._transmit(False)
+        if wait_for_ack:
+            try:
+                await self.wait_reply_acked(st)
+            except BaseException:
+                self.abandon(st)
+                raise
+        self.session.forget(st)
+        return True
+
+    def _reply_problem(self, st: StreamState | None, size: int) -> Exception | None:
+        """Why a reply of ``size`` bytes cannot be queued on ``st`` now, or None."""
+        if self.session.closed_locally:
+            return trio.ClosedResourceError("this connection was closed")
+        if self.session.close_exc is not None:
+            return self.session.close_exc
+        if st is None or st.local_send_closed:
+            return StreamReset("reply: the requester abandoned the request", error_code=E.CANCELLED)
+        if st.stop_code is not None or not self._core.writable(st.sid):
+            return stream_error(st.stop_code or E.CANCELLED, "reply")
+        try:
+            self.session.check_peer_limit(size, "reply")
+        except MessageTooLarge as exc:
+            return exc
+        unacked = self._core.unacked_total()
+        budget = self._config.connection_send_buffer
+        if unacked and unacked + size > budget:
+            return MessageRefused(
+                f"reply: not sent, the requester has {unacked} bytes unacknowledged on this "
+                f"connection and {size} more would pass Config.connection_send_buffer ({budget})",
+                error_code=E.BUSY,
+            )
+        return None
+
+    async def open_raw(self, kind: _wire.StreamKind) -> StreamState:
+        """Open a raw stream of ours (the handle is the connection's to make)."""
+        self.check_usable()
+        uni = kind is K.RAW_UNI
+        # Raw streams share Config.max_concurrent_streams with messages: an
+        # opener waits for a free slot (the peer's stream credit) instead of
+        # piling up streams QUIC cannot open yet.
+        await self.take_slot(uni=uni)
+        st = self.session.open_stream(kind, slot=True)
+        # The preamble makes the stream exist for the peer at once.
+        self._core.send(st.sid, _wire.encode_raw_preamble(kind))
+        self._transmit(False)
+        return st
+
+    async def accept(self, *, uni: bool) -> StreamState:
+        queue = self.session.accept_queue[uni]
+        self.check_usable()
+        if queue:
+            await trio.lowlevel.checkpoint()
+            return queue.popleft()
+        while True:
+            self.check_usable()
+            if queue:
+                return queue.popleft()
+            await self._progress.park()
+
+    async def take_slot(self, *, uni: bool) -> None:
+        """Wait for one of our stream slots (`Config.max_concurrent_streams`).
+
+        Messages and raw streams share them: an opener waits for a free slot
+        (the peer's stream credit) instead of piling up streams QUIC cannot
+        open yet.
+        """
+        slots = self.session.slots_free
+        await trio.lowlevel.checkpoint()
+        while True:
+            self.check_usable()
+            if slots[uni] > 0:
+                slots[uni] -= 1
+                return
+            await self._progress.park()
+
+    async def raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
+        if st.local_send_closed:
+            raise trio.ClosedResourceError("this stream's sending side was closed")
+        try:
+            await self.write(st, data, end=False, what="stream")
+        except ConnectionClosed as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def raw_wait_writable(self, st: StreamState) -> None:
+        await trio.lowlevel.checkpoint()
+        if st.local_send_closed:
+            raise trio.ClosedResourceError("this stream's sending side was closed")
+        while not st.local_send_closed and st.stop_code is None and self.session.close_exc is None:
+            if self.session.closed_locally or self.session.send_room(st) > 0:
+                return
+            await self._progress.park()
+
+    def raw_send_eof(self, st: StreamState) -> None:
+        if st.local_send_closed:
+            return
+        if st.stop_code is not None:
+            raise stream_error(st.stop_code, "stream")
+        if self.session.close_exc is not None:
+            raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
+        self.session.close_send(st)
+        self._sync()
+
+    def raw_close_send(self, st: StreamState) -> None:
+        self.session.close_send(st)
+        self._sync()
+
+    def raw_close_receive(self, st: StreamState) -> None:
+        self.session.close_receive(st)
+        self._sync()
+
+    async def raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
+        await trio.lowlevel.checkpoint()
+        while True:
+            if st.local_recv_closed:
+                if st.overrun is not None:
+                    raise trio.BrokenResourceError(st.overrun)
+                raise trio.ClosedResourceError("this stream's receiving side was closed")
+            if st.recv_buf:
+                chunk = bytes(st.recv_buf[:max_bytes])
+                del st.recv_buf[:max_bytes]
+                self.session.release(st, len(chunk))
+                if not st.recv_buf:
+                    self.session.maybe_forget(st)
+                return chunk
+            if st.recv_fin:
+                return b""
+            if st.reset_code is not None:
+                raise stream_error(st.reset_code, "stream")
+            if self.session.close_exc is not None:
+                raise trio.BrokenResourceError(
+                    str(self.session.close_exc)
+                ) from self.session.close_exc
+            await self._progress.park()
