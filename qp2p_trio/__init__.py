@@ -16,6 +16,7 @@ from ._endpoint import (
     open_endpoint as open_endpoint,
 )
 from ._errors import (
+    AdmissionRefused as AdmissionRefused,
     ConnectError as ConnectError,
     ConnectionClosed as ConnectionClosed,
     ConnectRefused as ConnectRefused,
@@ -48,11 +49,13 @@ from ._streams import (
     ReceiveStream as ReceiveStream,
     SendStream as SendStream,
 )
+from ._trust import Trust as Trust
 from ._version import __version__ as __version__
 from ._wire import CloseCode as CloseCode, StreamErrorCode as StreamErrorCode
 
 __all__ = [
     "ALPN",
+    "AdmissionRefused",
     "BidirectionalStream",
     "CloseCode",
     "Config",
@@ -87,6 +90,7 @@ __all__ = [
     "SendStream",
     "StreamErrorCode",
     "StreamReset",
+    "Trust",
     "RawStreamReset",
     "__version__",
     "open_endpoint",

@@ -279,6 +279,7 @@ class AdmissionCounters:
     handshakes_timed_out: int = 0
     handshakes_unvalidated_expired: int = 0
     answers_suppressed: int = 0
+    addresses_refused: int = 0
 
 
 @final
@@ -305,8 +306,14 @@ class Admission(Generic[C]):
         self._answers_at = -math.inf
 
     # -- decisions
-    def screen(self, data: bytes, addr: Address, now: float, *, connections: int) -> Admit | Answer:
-        """Decide on an Initial datagram (at least 1200 bytes) for an unknown connection id."""
+    def screen(
+        self, data: bytes, addr: Address, now: float, *, connections: int, refused: bool = False
+    ) -> Admit | Answer:
+        """Decide on an Initial datagram (at least 1200 bytes) for an unknown connection id.
+
+        ``refused``: the application's address hook (`Config.admit_address`)
+        refused it; it is answered as a limit refuses.
+        """
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
         except (ValueError, BufferReadError):
@@ -318,6 +325,11 @@ class Admission(Generic[C]):
         counters = self.counters
         if len(self._pending) >= self._retry_from:
             self._pressure_until = now + self._unvalidated
+        if refused:
+            counters.addresses_refused += 1
+            if not self._may_answer(now):
+                return Answer(None)
+            return Answer(self._close(header, CONNECTION_REFUSED, "refused"))
         if (
             connections >= cfg.max_connections
             or len(self._pending) >= cfg.max_pending_handshakes

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
 
+from ._identity import NodeId
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
+
+    from ._quic import Address
 
 __all__ = ["ALPN", "Config"]
 
@@ -71,6 +74,20 @@ def _optional_retry(_inst: Any, attribute: attrs.Attribute[Any], value: object) 
 def _optional_callable(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"Config.{attribute.name} must be a callable or None, got {value!r}")
+
+
+def _node_ids(value: object) -> frozenset[NodeId]:
+    if isinstance(value, NodeId | str | bytes):
+        raise TypeError(f"expected a collection of NodeId, got {value!r}")
+    ids: frozenset[NodeId] = frozenset(value)  # type: ignore[call-overload]
+    for node_id in ids:
+        if not isinstance(node_id, NodeId):
+            raise TypeError(f"expected NodeId values, got {node_id!r}")
+    return ids
+
+
+def _optional_node_ids(value: object) -> frozenset[NodeId] | None:
+    return None if value is None else _node_ids(value)
 
 
 def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -227,6 +244,39 @@ class Config:
     #: Peer events buffered per `Endpoint.events` subscriber; past it, events
     #: are dropped for that subscriber and counted.
     event_queue_size: int = attrs.field(default=256, validator=_positive_int)
+
+    # ---- trust: who may connect (see `Trust`; `Endpoint.trust` changes the lists later)
+    #: The node ids admitted (an allow-list), or ``None`` for any peer that
+    #: proves a key: qp2p's "encrypted only" mode, where identity management
+    #: is left to a layer above.  Checked after the peer proved its node id,
+    #: in both directions (a peer we dial must be on it too).
+    allowed_peers: frozenset[NodeId] | None = attrs.field(
+        default=None, converter=_optional_node_ids
+    )
+    #: Node ids never admitted (a deny-list), in both directions; it wins
+    #: over `allowed_peers`.
+    denied_peers: frozenset[NodeId] = attrs.field(factory=frozenset, converter=_node_ids)
+    #: An async hook ``admit_peer(node_id, address, certificate) -> bool``
+    #: asked about every connection the lists admit, incoming and outgoing,
+    #: once the peer proved its node id and before any of its data is read:
+    #: ``certificate`` is the peer's DER certificate.  ``False``, an exception
+    #: (logged) or no answer within `admit_peer_timeout` refuses.  ``None``:
+    #: the lists decide alone.
+    admit_peer: Callable[[NodeId, Address, bytes], Awaitable[bool]] | None = attrs.field(
+        default=None, validator=_optional_callable
+    )
+    #: Seconds `admit_peer` may take, waiting for a slot included.
+    admit_peer_timeout: float = attrs.field(default=5.0, validator=_positive)
+    #: Calls of `admit_peer` running at once; more wait for a slot.
+    admit_peer_concurrency: int = attrs.field(default=16, validator=_positive_int)
+    #: A cheap synchronous hook ``admit_address(address) -> bool`` called for
+    #: each new incoming connection attempt (a QUIC Initial) before any TLS
+    #: work, with the source address (for rate limits).  ``False`` (or an
+    #: exception, logged) refuses it as a limit does: QUIC CONNECTION_REFUSED,
+    #: which the dialler sees as `ConnectRefused` (retried later).
+    admit_address: Callable[[Address], bool] | None = attrs.field(
+        default=None, validator=_optional_callable
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.keep_alive_interval is not None and self.keep_alive_interval >= self.idle_timeout:

@@ -107,6 +107,7 @@ class Connection(metaclass=NoPublicConstructor):
             wall_clock=host.wall_clock,
             budget=host.budget,
             budget_key=self._budget_key,
+            early_settings=not host.may_refuse,
         )
         self.established_event = trio.Event()
         self._closed = trio.Event()
@@ -257,6 +258,10 @@ class Connection(metaclass=NoPublicConstructor):
             self.session.message_taken(ev.sid, delivered)
         elif isinstance(ev, _session.StreamRefused):
             host.count_refused(ev.code)
+        elif isinstance(ev, _session.AdmissionNeeded):
+            verdict = host.judge_peer(self)
+            if verdict is not None:
+                self.session.decide_admission(verdict, trio.current_time())
         elif isinstance(ev, _session.Established):
             self.established_event.set()
             host.connection_established(self)
@@ -288,6 +293,14 @@ class Connection(metaclass=NoPublicConstructor):
             self._replaced_by = winner
         if self.session.retire():
             self.next_ping_at = None  # let it idle out if the peer never agrees
+        self._sync()
+
+    def decide_admission(self, admitted: bool) -> None:
+        """Open the connection to the verified peer, or refuse (close) it.
+
+        :meta private:
+        """
+        self.session.decide_admission(admitted, trio.current_time())
         self._sync()
 
     def fail_handshake(self, error: ConnectError) -> None:

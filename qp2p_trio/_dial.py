@@ -287,6 +287,7 @@ def _transient(exc: BaseException) -> bool:
         return exc.by_peer and exc.error_code not in (
             CloseCode.PEER_IDENTITY,
             CloseCode.PROTOCOL_VIOLATION,
+            CloseCode.ADMISSION_REFUSED,  # denied: asking again changes nothing
         )
     return False
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 import functools
 import heapq
 import ipaddress
+import logging
 import math
 import secrets
 import socket as _stdlib_socket
@@ -67,6 +68,7 @@ from ._connection import Connection
 from ._errors import EndpointError
 from ._message import Message
 from ._path import is_path_address
+from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
 from ._wire import CloseCode, StreamErrorCode
 
@@ -81,6 +83,8 @@ if TYPE_CHECKING:
     from ._udp import Transport
 
 __all__ = ["Driver"]
+
+_log = logging.getLogger("qp2p_trio")
 
 
 _TIMER_SLACK = 1e-6
@@ -149,6 +153,8 @@ class Driver:
         )
         self.counters = _Counters()
         self.admission = _admission.Admission[Connection](config)
+        self.gate = Gatekeeper(config)  # trust: who is admitted once verified
+        self.gate.trust.changed = self._revoke
         self._closing = False
         #: Set once the shutdown finished: nothing is sent from user tasks.
         self.closed = False
@@ -191,6 +197,8 @@ class Driver:
     def closing(self, value: bool) -> None:
         self._closing = value
         self.budget.closed = value
+        if value:
+            self.gate.close()
 
     def present_address(self, addr: Address) -> Address:
         """``addr`` as users see it: IPv4-mapped IPv6 addresses as plain IPv4."""
@@ -248,6 +256,38 @@ class Driver:
         if not self._rx_batch:  # the receive loop wakes the sender per batch
             self._wake.set()
 
+    @property
+    def may_refuse(self) -> bool:
+        return self.gate.may_refuse
+
+    def judge_peer(self, conn: Connection) -> bool | None:
+        # Closing: undecided; the shutdown closes it like any other (code 0).
+        return None if self._closing else self.gate.judge(conn)
+
+    def _revoke(self) -> None:
+        """The trust lists changed: close connections to peers they no longer admit."""
+        trust = self.gate.trust
+        for conn in list(self.connections):
+            session = conn.session
+            peer = session.peer_id
+            if peer is None or session.close_exc is not None or session.closed_locally:
+                continue
+            if not trust.admits(peer):
+                _log.info("qp2p_trio: closing the connection to %s (trust lists)", peer.short())
+                self.gate.refused += 1
+                conn.decide_admission(False)
+
+    def _address_refused(self, addr: Address) -> bool:
+        """Whether `Config.admit_address` refuses a new connection from ``addr``."""
+        check = self.config.admit_address
+        if check is None:
+            return False
+        try:
+            return not check(self.present_address(addr))
+        except Exception as exc:
+            _log.warning("qp2p_trio: Config.admit_address raised: refused", exc_info=exc)
+            return True
+
     def connection_established(self, conn: Connection) -> None:
         self._pending_remove(conn)
         self._apply(self._pool.ready(conn, conn.peer_address[:2]))
@@ -265,6 +305,7 @@ class Driver:
         self.live.discard(conn)
         self._pending_remove(conn)
         self._pool.closed(conn)
+        self.gate.forget(conn)
         if conn.session.handshake_failed:
             self.counters.handshake_failures += 1
 
@@ -386,7 +427,9 @@ class Driver:
         if not header.is_initial or len(data) < 1200 or self.closing:
             counters.dropped_unknown_connection += 1
             return None
-        verdict = self.admission.screen(data, addr, now, connections=len(self.live))
+        verdict = self.admission.screen(
+            data, addr, now, connections=len(self.live), refused=self._address_refused(addr)
+        )
         if isinstance(verdict, _admission.Answer):
             if verdict.datagram is not None:
                 self._answer(verdict.datagram, addr, path)
@@ -635,6 +678,7 @@ class Driver:
         """Run the receive and send tasks until cancelled (or the socket closes)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.gate.start(nursery)
             receive = functools.partial(self._receive_loop, self.transport, None)
             nursery.start_soon(_guard, receive, "receive")
             nursery.start_soon(_guard, self._send_loop, "send")

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._message import Message
+    from ._trust import Trust
 
 
 __all__ = ["Address", "Endpoint", "EndpointStatistics", "Peer", "open_endpoint"]
@@ -85,6 +86,15 @@ class EndpointStatistics:
         handshakes_unvalidated_expired: incoming handshakes forgotten because
             their client never proved its address within
             `Config.unvalidated_handshake_timeout`.
+        peers_refused: connections closed with
+            ``CloseCode.ADMISSION_REFUSED`` because our trust policy did not
+            admit the peer (`Trust` lists, `Config.admit_peer`), incoming or
+            outgoing, including live ones closed when the lists changed.
+        admission_hook_failures: `Config.admit_peer` calls that raised or
+            timed out (each refused the peer).
+        addresses_refused: Initials of new incoming connections that
+            `Config.admit_address` refused (answered with CONNECTION_REFUSED
+            like a limit, before any TLS work).
         answers_suppressed: refusals and Retries not sent because more than
             1,000 per second (burst 200) were due: the Initials were dropped,
             so a flood of them costs what junk costs.
@@ -138,6 +148,9 @@ class EndpointStatistics:
     handshakes_timed_out: int
     handshakes_unvalidated_expired: int
     answers_suppressed: int
+    peers_refused: int
+    admission_hook_failures: int
+    addresses_refused: int
 
 
 @final
@@ -188,6 +201,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         return self._identity
 
     @property
+    def trust(self) -> Trust:
+        """Which peers this endpoint admits: its allow-list and deny-list (see `Trust`).
+
+        Changes apply at once, to new connections and to live ones.
+        """
+        return self._driver.gate.trust
+
+    @property
     def config(self) -> Config:
         """The configuration this endpoint runs with."""
         return self._config
@@ -205,6 +226,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             connections=len(driver.live),
             connections_closing=len(driver.connections) - len(driver.live),
             pooled=len(self._pool.connections()),
+            peers_refused=driver.gate.refused,
+            admission_hook_failures=driver.gate.hook_failures,
             **counts,
         )
 

@@ -11,6 +11,7 @@ calls raise only Trio's resource errors (`trio.ClosedResourceError`,
 from __future__ import annotations
 
 __all__ = [
+    "AdmissionRefused",
     "ConnectError",
     "ConnectionClosed",
     "EndpointError",
@@ -87,6 +88,26 @@ class PeerIdentityError(HandshakeError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class AdmissionRefused(HandshakeError):
+    """A trust policy refused the connection after the peer proved its node id.
+
+    Either the peer's policy did not admit us (``by_peer`` true: it closed
+    with `CloseCode.ADMISSION_REFUSED`), or ours did not admit the peer we
+    dialled (``by_peer`` false): a deny-list, an allow-list or an admission
+    hook (see `Trust`).  Never retried: asking again gets the same answer
+    until somebody changes a policy.
+
+    Attributes:
+        by_peer: whether the peer refused us (else our own policy refused it).
+        peer_id: the node id the peer proved, if we know it.
+    """
+
+    def __init__(self, message: str, *, by_peer: bool, peer_id: object = None) -> None:
+        super().__init__(message, error_code=0x106)
+        self.by_peer = by_peer
+        self.peer_id = peer_id
 
 
 class ConnectionClosed(QP2PError):

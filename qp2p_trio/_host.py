@@ -38,6 +38,16 @@ class ConnectionHost(Protocol):
     #: The endpoint's receive budget, shared fairly among peer addresses.
     budget: ReceiveBudget[str]
 
+    @property
+    def may_refuse(self) -> bool:
+        """Whether a trust policy might refuse a new connection's peer."""
+
+    def judge_peer(self, conn: Connection) -> bool | None:
+        """Admit the verified peer (True), refuse it (False), or decide later (None).
+
+        Later: the host calls `Connection.decide_admission`.
+        """
+
     def present_address(self, addr: Address) -> Address:
         """A socket address in the form users see."""
 

@@ -43,6 +43,7 @@ import attrs
 from . import _quic, _wire
 from ._certs import verify_certificate_chain
 from ._errors import (
+    AdmissionRefused,
     ConnectError,
     ConnectionClosed,
     ConnectRefused,
@@ -75,6 +76,7 @@ _REFUSED_CLOSE_CODES: Final = frozenset(
 
 class Phase(enum.Enum):
     HANDSHAKING = "handshaking"
+    ADMITTING = "admitting"  # the peer proved its id; its data waits for admission
     OPEN = "open"
     CLOSED = "closed"
 
@@ -98,6 +100,12 @@ class RouteRemoved:
 @attrs.frozen
 class Established:
     """The peer is verified and its SETTINGS arrived."""
+
+
+@final
+@attrs.frozen
+class AdmissionNeeded:
+    """The peer proved its node id: admit it or not (`Session.decide_admission`)."""
 
 
 @final
@@ -129,9 +137,8 @@ class StreamRefused:
     code: int
 
 
-SessionEvent = (
-    RouteAdded | RouteRemoved | Established | PeerGoaway | Closed | MessageArrived | StreamRefused
-)
+_Lifecycle = RouteAdded | RouteRemoved | AdmissionNeeded | Established | PeerGoaway | Closed
+SessionEvent = _Lifecycle | MessageArrived | StreamRefused
 
 
 @final
@@ -148,8 +155,10 @@ class Session:
         wall_clock: Callable[[], float],
         budget: ReceiveBudget[str],
         budget_key: str,
+        early_settings: bool = True,
     ) -> None:
         self.core = core
+        self._early_settings = early_settings  # False while a policy may refuse the peer
         self.config = config
         self._expected_peer = expected_peer
         self._incarnation = incarnation
@@ -228,17 +237,23 @@ class Session:
 
     def _process(self, now: float) -> None:
         core = self.core
-        if (
-            self.ctrl_sid is None
-            and self.phase is Phase.HANDSHAKING
-            and not core.is_client
-            and core.can_send_early
+        if self.ctrl_sid is None and (
+            self.phase is Phase.OPEN
+            or (
+                self.phase is Phase.HANDSHAKING
+                and not core.is_client
+                and core.can_send_early
+                and self._early_settings
+            )
         ):
             # A server's SETTINGS go out with its handshake flight (0.5-RTT
             # data; nothing secret), so the client is ready as soon as it
             # verified us: connect() takes one round trip, not two.
             self._open_control_stream()
-        for ev in core.events():
+        events = core.events()
+        if self._held and self.phase is Phase.OPEN:  # just admitted: replay what waited
+            events, self._held = [*self._held, *events], []
+        for ev in events:
             self._on_core_event(ev, now)
         term = core.close_seen()
         if term is not None:
@@ -257,8 +272,8 @@ class Session:
             self._handshake_done(now)
         elif isinstance(ev, _quic.Terminated):
             self._terminated(ev)
-        elif self.phase is Phase.HANDSHAKING:
-            # Stream events before the peer is verified wait for verification.
+        elif self.phase in (Phase.HANDSHAKING, Phase.ADMITTING):
+            # Stream events before the peer is admitted wait for admission.
             self._held.append(ev)
         elif self.phase is Phase.OPEN:
             self._on_stream_event(ev, now)
@@ -273,14 +288,20 @@ class Session:
             self.core.close(_wire.CloseCode.PEER_IDENTITY, str(exc)[:200])
             self.want_transmit = True
             return
-        self.phase = Phase.OPEN
-        if self.ctrl_sid is None:
-            self._open_control_stream()
-        # The connection is announced once the peer's SETTINGS arrive (see
-        # _on_control_data), so its limits are known from the start.
-        held, self._held = self._held, []
-        for ev in held:
-            self._on_stream_event(ev, now)
+        self.phase = Phase.ADMITTING
+        self.events.append(AdmissionNeeded())
+
+    def decide_admission(self, admitted: bool, now: float) -> None:
+        """Open the verified connection, or refuse the peer (`CloseCode.ADMISSION_REFUSED`)."""
+        if not admitted and not self.established and self.handshake_error is None:
+            self.handshake_error = AdmissionRefused(
+                "our trust policy refused the peer", by_peer=False, peer_id=self.peer_id
+            )
+        if not admitted:
+            self.close_locally(_wire.CloseCode.ADMISSION_REFUSED, "not admitted", now)
+        elif self.phase is Phase.ADMITTING and self.close_exc is None:
+            self.phase = Phase.OPEN  # `process` opens our control stream, replays the held
+            self.process(now)  # events; the peer's SETTINGS announce the connection
 
     # -------------------------------------------------------- control stream
     def _open_control_stream(self) -> None:
@@ -763,6 +784,8 @@ def _handshake_error(term: _quic.Terminated, message: str) -> ConnectError:
     """What `connect` raises for a connection that closed before it was established."""
     if term.idle_timeout:
         return ConnectError("no answer from the peer: the handshake timed out")
+    if term.by_peer and term.error_code == _wire.CloseCode.ADMISSION_REFUSED:
+        return AdmissionRefused(f"the peer did not admit us: {message}", by_peer=True)
     if term.by_peer and term.error_code in _REFUSED_CLOSE_CODES:
         return ConnectRefused(
             f"the peer refused the connection: {message}", error_code=term.error_code

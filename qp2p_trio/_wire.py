@@ -225,6 +225,10 @@ class CloseCode(enum.IntEnum):
     INTERNAL_ERROR = 0x105
     """Handling the connection's input failed inside qp2p_trio (a bug, logged
     on the closing side); only this connection was closed."""
+    ADMISSION_REFUSED = 0x106
+    """The closing side's trust policy does not admit the peer: its deny-list,
+    its allow-list or its admission hook (see `Trust`); also sent to close a
+    connection to a peer that was denied later."""
 
 
 FRAMED_KINDS: Final = frozenset({StreamKind.MESSAGE, StreamKind.REQUEST, StreamKind.REPLY})

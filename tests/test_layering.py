@@ -121,6 +121,7 @@ FORBIDDEN_UPWARD = {
     "_pool": {"_driver", "_dial", "_endpoint"},
     "_driver": {"_dial", "_endpoint"},
     "_dial": {"_endpoint"},
+    "_trust": {"_driver", "_dial", "_endpoint"},
     # A datagram path knows nothing of connections or of who drives it.
     "_path": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_pool"},
 }

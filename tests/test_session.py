@@ -16,10 +16,18 @@ from typing import Any
 import attrs
 import pytest
 
-from qp2p_trio import Config, Identity, PeerIdentityError, _quic, _wire
+from qp2p_trio import AdmissionRefused, Config, Identity, PeerIdentityError, _quic, _wire
 from qp2p_trio._budget import ReceiveBudget
 from qp2p_trio._certs import make_certificate
-from qp2p_trio._session import Closed, Established, MessageArrived, Phase, Session, StreamRefused
+from qp2p_trio._session import (
+    AdmissionNeeded,
+    Closed,
+    Established,
+    MessageArrived,
+    Phase,
+    Session,
+    StreamRefused,
+)
 
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
@@ -38,12 +46,15 @@ class Side:
     session: Session
     addr: tuple[Any, ...]
     events: list[Any] = attrs.field(factory=list)
+    admit: bool = True
     taken: list[MessageArrived] = attrs.field(factory=list)
     #: Deliver arriving messages (True), or play an endpoint that stopped.
     deliver: bool = True
 
 
-def make_session(core: _quic.QuicCore, config: Config, expected: Any = None) -> Session:
+def make_session(
+    core: _quic.QuicCore, config: Config, expected: Any = None, *, early_settings: bool = True
+) -> Session:
     budget = ReceiveBudget[str](
         messages=config.receive_queue_messages,
         nbytes=config.receive_queue_bytes,
@@ -58,6 +69,7 @@ def make_session(core: _quic.QuicCore, config: Config, expected: Any = None) -> 
         wall_clock=lambda: WALL,
         budget=budget,
         budget_key="peer",
+        early_settings=early_settings,
     )
 
 
@@ -70,6 +82,7 @@ class Pair:
         server_config: Config | None = None,
         *,
         expect_server: Identity | None = None,
+        admit_client: bool = True,
     ) -> None:
         self.now = 1000.0
         cc, sc = client_config or Config(), server_config or Config()
@@ -85,7 +98,8 @@ class Pair:
         )
         expected = (expect_server or s_id).node_id
         self.client = Side(c_id, c_core, make_session(c_core, cc, expected), CLIENT_ADDR)
-        self.server = Side(s_id, s_core, make_session(s_core, sc), SERVER_ADDR)
+        server = make_session(s_core, sc, early_settings=admit_client)
+        self.server = Side(s_id, s_core, server, SERVER_ADDR, admit=admit_client)
         for data, _ in first:
             self._feed(self.server, data, CLIENT_ADDR)
         self.run()
@@ -107,6 +121,8 @@ class Pair:
                 if isinstance(ev, MessageArrived):
                     side.taken.append(ev)
                     session.message_taken(ev.sid, side.deliver)
+                elif isinstance(ev, AdmissionNeeded):  # the host's trust policy
+                    session.decide_admission(side.admit, self.now)
 
     def run(self, rounds: int = 200) -> None:
         """Move datagrams (and fire timers) until both sides are quiet."""
@@ -247,6 +263,20 @@ def test_the_wrong_node_id_fails_the_handshake() -> None:
     assert pair.client.session.close_exc is not None
     assert pair.client.session.close_exc.error_code == C.PEER_IDENTITY
     assert pair.of(pair.client, Established) == []
+
+
+def test_a_refused_client_gets_admission_refused_before_it_is_established() -> None:
+    # A server whose policy may refuse holds its SETTINGS until it admitted.
+    pair = Pair(admit_client=False)
+    error = pair.client.session.handshake_error
+    assert isinstance(error, AdmissionRefused)
+    assert error.by_peer
+    assert error.error_code == C.ADMISSION_REFUSED
+    assert pair.of(pair.client, Established) == []
+    assert not pair.client.session.handshake_failed  # not a TLS failure
+    server_error = pair.server.session.handshake_error
+    assert isinstance(server_error, AdmissionRefused)
+    assert not server_error.by_peer
 
 
 def test_a_stalled_message_is_reset() -> None:

@@ -162,6 +162,7 @@ def test_close_code_values() -> None:
         "LIMIT_EXCEEDED": 0x103,
         "HANDSHAKE_TIMEOUT": 0x104,
         "INTERNAL_ERROR": 0x105,
+        "ADMISSION_REFUSED": 0x106,
     }
 
 
