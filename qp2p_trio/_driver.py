@@ -565,6 +565,7 @@ class Driver:
     def _collect(self, conn: Connection, now: float, out: list[tuple[bytes, Address]]) -> None:
         if conn.session.broken:
             return
+        conn.session.before_transmit()
         try:
             datagrams = conn.core.datagrams(now)
         except Exception as exc:

@@ -21,8 +21,8 @@ to send.  Any exception while processing closes this connection alone
 
 Invariants:
 
-- No stream data is handled before the peer proved its node id: stream
-  events that arrive earlier are held and replayed once verified.
+- No stream data is handled before the peer proved its node id and was
+  admitted (`_trust`): earlier stream events are held, then replayed.
 - Every incoming message reserves its declared size (and one message slot)
   in the receive budget at its head, before any payload byte is buffered,
   and gives it back when refused, reset, or handed over (`MessageArrived`
@@ -172,6 +172,7 @@ class Session:
         self.close_exc: ConnectionClosed | None = None
         self.closed_locally = False
         self.close_sent = False
+        self._close_in_flight = False  # a close went into the datagrams being sent
         self.broken = False  # aioquic raised: forget without a close (see contain)
         self.streams: dict[int, StreamState] = {}
         self._held: list[_quic.CoreEvent] = []
@@ -464,8 +465,13 @@ class Session:
         """
         return self.close_sent and self.peer_max_message_size is None and self.close_exc is not None
 
+    def before_transmit(self) -> None:
+        """The core is about to build datagrams: a close queued by now goes with them."""
+        self._close_in_flight = self.close_exc is not None or self.closed_locally
+
     def after_transmit(self) -> None:
-        if self.close_exc is not None or self.closed_locally:
+        """Those datagrams left (a close queued meanwhile goes with the next ones)."""
+        if self._close_in_flight:
             self.close_sent = True
 
     # --------------------------------------------------------- stream events
@@ -770,14 +776,6 @@ class Session:
             self.core.reset(sid, code or E.NO_REPLY)
             self.want_transmit = True
         self.forget(st)
-
-    def check_peer_limit(self, size: int, what: str) -> None:
-        limit = self.peer_max_message_size
-        if limit is not None and size > limit:
-            raise MessageTooLarge(
-                f"{what} of {size} bytes is over the peer's limit of {limit} bytes",
-                error_code=E.TOO_LARGE,
-            )
 
 
 def _handshake_error(term: _quic.Terminated, message: str) -> ConnectError:

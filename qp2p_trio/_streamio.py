@@ -152,7 +152,7 @@ class StreamIO:
     async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
         """Send a message and wait for its receipt (see `Connection.send`)."""
         self.check_usable()
-        self.session.check_peer_limit(len(view), "message")
+        self.check_peer_limit(len(view), "message")
         await self.take_slot(uni=True)
         try:
             st = self.session.open_stream(K.MESSAGE, slot=False)
@@ -175,7 +175,7 @@ class StreamIO:
     async def request(self, view: memoryview) -> bytes:
         """Send a request and wait for its reply (see `Connection.request`)."""
         self.check_usable()
-        self.session.check_peer_limit(len(view), "request")
+        self.check_peer_limit(len(view), "request")
         await self.take_slot(uni=False)
         try:
             st = self.session.open_stream(K.REQUEST, slot=False)
@@ -246,7 +246,7 @@ class StreamIO:
         if st.stop_code is not None or not self._core.writable(st.sid):
             return stream_error(st.stop_code or E.CANCELLED, "reply")
         try:
-            self.session.check_peer_limit(size, "reply")
+            self.check_peer_limit(size, "reply")
         except MessageTooLarge as exc:
             return exc
         unacked = self._core.unacked_total()
@@ -359,3 +359,11 @@ class StreamIO:
                     str(self.session.close_exc)
                 ) from self.session.close_exc
             await self._progress.park()
+
+    def check_peer_limit(self, size: int, what: str) -> None:
+        limit = self.session.peer_max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooLarge(
+                f"{what} of {size} bytes is over the peer's limit of {limit} bytes",
+                error_code=E.TOO_LARGE,
+            )

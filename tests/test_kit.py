@@ -225,7 +225,7 @@ async def test_factory_closes_endpoints_when_the_block_fails(autojump_clock: obj
                 await fail_inside()
             factory, inner, conn = kept["factory"], kept["inner"], kept["conn"]
             closed = await conn.wait_closed()
-            assert closed.error_code == 0
+            assert closed.error_code == 0, closed
             assert closed.by_peer
             with pytest.raises(trio.ClosedResourceError):
                 await factory()

@@ -310,3 +310,19 @@ def test_this_file_needs_no_io(module: str) -> None:
         )
     }
     assert module not in names
+
+
+def test_a_close_queued_during_a_send_is_not_taken_for_sent() -> None:
+    """A user task closing while the send task awaits the socket: the close is still to go."""
+    pair = Pair()
+    session = pair.server.session
+    session.before_transmit()  # the send task collects (nothing closed yet) ...
+    pair.server.core.datagrams(pair.now)
+    session.close_locally(C.NO_ERROR, "bye", pair.now)  # ... a user closes meanwhile ...
+    session.after_transmit()  # ... and the send completes
+    assert not session.close_sent
+    assert not session.discard_when_sent()
+    session.before_transmit()
+    assert pair.server.core.datagrams(pair.now)  # the CONNECTION_CLOSE
+    session.after_transmit()
+    assert session.close_sent
