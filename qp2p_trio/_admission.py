@@ -55,6 +55,7 @@ import hashlib
 import heapq
 import hmac
 import ipaddress
+import logging
 import math
 import secrets
 import struct
@@ -107,6 +108,8 @@ CONNECTION_REFUSED: Final = int(QuicErrorCode.CONNECTION_REFUSED)
 INVALID_TOKEN: Final = int(QuicErrorCode.INVALID_TOKEN)
 
 #: The set-up deadline is ``2 * handshake_timeout + _SETUP_PTOS * PTO``.
+_log = logging.getLogger("qp2p_trio.admission")
+
 _SETUP_PTOS: Final = 4
 #: Stateless answers (refusals, Retries) per second at most, and the burst.
 ANSWERS_PER_SECOND: Final = 1000.0
@@ -336,6 +339,7 @@ class Admission(Generic[C]):
             or self._by_key.get(address_key(addr[0]), 0) >= cfg.max_pending_handshakes_per_address
         ):
             counters.connections_refused += 1
+            _log.debug("refused a handshake from %r: connection or handshake limit", addr)
             if not self._may_answer(now):
                 return Answer(None)
             return Answer(self._close(header, CONNECTION_REFUSED, "too many connections"))
@@ -343,6 +347,7 @@ class Admission(Generic[C]):
             odcid = self.tokens.validate(header.token, addr, header.destination_cid, now)
             if odcid is None:
                 counters.invalid_tokens += 1
+                _log.debug("refused a handshake from %r: invalid address token", addr)
                 if not self._may_answer(now):
                     return Answer(None)
                 return Answer(self._close(header, INVALID_TOKEN, "invalid token"))
@@ -353,6 +358,7 @@ class Admission(Generic[C]):
             scid = secrets.token_bytes(CID_LENGTH)
             token = self.tokens.issue(addr, header.destination_cid, scid, now)
             counters.retries_sent += 1
+            _log.debug("answered a handshake from %r with a Retry (validating addresses)", addr)
             return Answer(
                 encode_quic_retry(
                     version=version,

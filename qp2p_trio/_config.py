@@ -10,6 +10,7 @@ limits that keep memory bounded are documented in one place.
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
@@ -88,6 +89,11 @@ def _node_ids(value: object) -> frozenset[NodeId]:
 
 def _optional_node_ids(value: object) -> frozenset[NodeId] | None:
     return None if value is None else _node_ids(value)
+
+
+def _optional_path(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str | os.PathLike):
+        raise TypeError(f"Config.{attribute.name} must be a path or None, got {value!r}")
 
 
 def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -244,6 +250,19 @@ class Config:
     #: Peer events buffered per `Endpoint.events` subscriber; past it, events
     #: are dropped for that subscriber and counted.
     event_queue_size: int = attrs.field(default=256, validator=_positive_int)
+    # -- seeing inside (see README, "Debugging")
+    #: File to append the TLS secrets of every connection to, in the NSS key
+    #: log format, so that Wireshark can decrypt a capture; or ``None`` for
+    #: the file named by the ``SSLKEYLOGFILE`` environment variable, if set
+    #: (this field takes precedence over it).  Anyone who reads the file can
+    #: decrypt the traffic: for debugging only.
+    keylog_file: str | os.PathLike[str] | None = attrs.field(default=None, validator=_optional_path)
+    #: Directory (created if missing) to write one qlog file per connection
+    #: to, for qvis and other qlog tools, or ``None`` for none.  A file is
+    #: written when its connection ends (or the endpoint closes), named
+    #: ``<our id>-<client|server>-<original destination CID>[-<peer id>].qlog``;
+    #: each open connection's trace is held in memory until then.
+    qlog_dir: str | os.PathLike[str] | None = attrs.field(default=None, validator=_optional_path)
 
     # ---- trust: who may connect (see `Trust`; `Endpoint.trust` changes the lists later)
     #: The node ids admitted (an allow-list), or ``None`` for any peer that

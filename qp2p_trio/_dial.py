@@ -34,6 +34,7 @@ from ._errors import (
     MessageTooLarge,
 )
 from ._identity import NodeId
+from ._observe import get_logger
 from ._path import is_path_address
 from ._peer import PeerAddress
 from ._pool import Attempt
@@ -56,6 +57,8 @@ __all__ = ["Dialer", "NoRetry", "Peer"]
 Peer = Address | NodeId | PeerAddress | str
 
 _T = TypeVar("_T")
+
+_log = get_logger("dial")
 
 
 class Dialer:
@@ -251,6 +254,7 @@ class Dialer:
                         "(Config.retry)"
                     )
                     raise
+                _log.info("attempt %d failed (%s); retrying in %.2f s", tries, exc, delay)
             await trio.sleep(delay)
 
 

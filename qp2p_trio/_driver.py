@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _admission, _pool, _quic
+from . import _admission, _observe, _pool, _quic
 from ._budget import ReceiveBudget
 from ._certs import make_certificate, renewal_window
 from ._connection import Connection
@@ -86,6 +86,9 @@ __all__ = ["Driver"]
 
 _log = logging.getLogger("qp2p_trio")
 
+
+_pool_log = _observe.get_logger("pool")
+_admission_log = _observe.get_logger("admission")
 
 _TIMER_SLACK = 1e-6
 #: At most this many datagrams are sent straight from a user call (`flush`).
@@ -116,6 +119,8 @@ class Driver:
     def __init__(
         self, sock: trio.socket.SocketType, config: Config, identity: Identity, pool: Pool
     ) -> None:
+        # First: if its files cannot be opened, nothing else is left open.
+        self.observe = _observe.Observer(config, identity.node_id)
         self.transport = make_transport(sock)
         self.config = config
         self._identity = identity
@@ -180,11 +185,15 @@ class Driver:
         start, renew_at = self._renewal_window
         if not start <= now < renew_at:
             cert, key = make_certificate(self._identity, now=now)
-            build = _quic.build_configuration
-            self._tls = (
-                build(self.config, is_client=True, certificate=cert, private_key=key),
-                build(self.config, is_client=False, certificate=cert, private_key=key),
+            build = functools.partial(
+                _quic.build_configuration,
+                self.config,
+                certificate=cert,
+                private_key=key,
+                keylog=self.observe.keylog,
+                qlog=self.observe.qlog,
             )
+            self._tls = (build(is_client=True), build(is_client=False))
             self._renewal_window = renewal_window(cert)
         return self._tls
 
@@ -233,6 +242,7 @@ class Driver:
             self._path_of[conn] = path
         self._register(conn, core.host_cid)
         core.connect(wire, trio.current_time())
+        _observe.handshake_started(conn)
         conn.on_input()
         self.mark_dirty(conn)
         return conn
@@ -290,6 +300,8 @@ class Driver:
 
     def connection_established(self, conn: Connection) -> None:
         self._pending_remove(conn)
+        _observe.connection_established(conn)
+        self.observe.peer_known(conn.core.original_destination_cid, conn.peer_id)
         self._apply(self._pool.ready(conn, conn.peer_address[:2]))
         interval = self.config.keep_alive_interval
         if interval is not None:
@@ -306,6 +318,7 @@ class Driver:
         self._pending_remove(conn)
         self._pool.closed(conn)
         self.gate.forget(conn)
+        _observe.connection_closed(conn)
         if conn.session.handshake_failed:
             self.counters.handshake_failures += 1
 
@@ -313,6 +326,7 @@ class Driver:
         self.admission.remove(conn)
 
     def _handshake_expired(self, conn: Connection, why: _admission.Expiry) -> None:
+        _admission_log.debug("handshake %r expired (%s)", conn, why.value)
         if why is _admission.Expiry.UNVALIDATED:
             # Nobody proved this address: answer nothing, keep nothing.
             self.live.discard(conn)
@@ -327,8 +341,10 @@ class Driver:
         """Carry out what the pool decided, now that its update is complete."""
         for action in actions:
             if isinstance(action, _pool.Close):
+                _pool_log.info("closing the connection %r: %s", action.conn, action.reason)
                 action.conn.close_locally(CloseCode.NO_ERROR, action.reason)
             else:
+                _pool_log.info("retiring %r, replaced by %r", action.conn, action.winner)
                 action.conn.retire(action.winner)
 
     def _forget(self, conn: Connection) -> None:
@@ -353,6 +369,7 @@ class Driver:
         return True
 
     def count_refused(self, code: int) -> None:
+        _admission_log.debug("refused a stream (code 0x%x)", code)
         self.counters.streams_refused += 1
         if code == StreamErrorCode.STALLED:
             self.counters.streams_stalled += 1
@@ -445,6 +462,7 @@ class Driver:
         self._register(conn, header.destination_cid)
         self._register(conn, core.host_cid)
         self.admission.add(conn, addr, header.destination_cid, now, validated=verdict.validated)
+        _observe.handshake_started(conn)
         return conn
 
     def _answer(self, datagram: bytes, addr: Address, path: Path | None) -> None:

@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
+from ._observe import get_logger
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._quic import Address
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Address", "Endpoint", "EndpointStatistics", "Peer", "open_endpoint"]
+
+_log = get_logger("endpoint")
 
 
 _SOCKET_BUFFER = 4 * 1024 * 1024
@@ -621,6 +624,7 @@ async def open_endpoint(
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 try:
                     await nursery.start(endpoint._run_background)
+                    _log.info("endpoint %s open on %r", identity.node_id, endpoint.local_address)
                     yield endpoint
                 finally:
                     with trio.CancelScope(shield=True):  # cancelled too: see _bg_scope
@@ -628,9 +632,11 @@ async def open_endpoint(
                             await endpoint._shutdown()
                         finally:
                             endpoint._bg_scope.cancel()
+                            _log.info("endpoint %s closed", identity.node_id)
         except BaseExceptionGroup as group:
             unwrap_group(group)
     finally:
         if endpoint is not None:
             endpoint._driver.transport.close()
+            endpoint._driver.observe.close()
         sock.close()

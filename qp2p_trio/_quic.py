@@ -46,13 +46,14 @@ private access is here, listed below, and each has a test in
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, TextIO, final
 
 import attrs
 from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
 from aioquic.quic.packet import (
     QuicProtocolVersion,
     encode_quic_version_negotiation,
@@ -62,7 +63,7 @@ from aioquic.quic.packet import (
 from ._config import ALPN, Config
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -74,7 +75,9 @@ __all__ = [
     "CidRetired",
     "CoreEvent",
     "DatagramHeader",
+    "QLOG_VERSION",
     "HandshakeDone",
+    "QlogSink",
     "QuicCore",
     "StopSending",
     "StreamData",
@@ -179,13 +182,17 @@ def build_configuration(
     is_client: bool,
     certificate: x509.Certificate,
     private_key: Ed25519PrivateKey,
+    keylog: TextIO | None = None,
+    qlog: QlogSink | None = None,
 ) -> QuicConfiguration:
     """Build the aioquic configuration for one side of a connection.
 
     Peer certificates are not verified by aioquic (``CERT_NONE``): we verify
     the node id binding ourselves right after the handshake.  No SNI is sent,
     and no session ticket is stored or offered, so resumption and 0-RTT, which
-    would skip the certificate, never happen.
+    would skip the certificate, never happen.  ``keylog``: a text file aioquic
+    writes every TLS secret to (NSS key log format); ``qlog``: where each
+    connection's qlog trace goes.
     """
     qc = QuicConfiguration(
         alpn_protocols=[ALPN],
@@ -202,7 +209,39 @@ def build_configuration(
     )
     qc.certificate = certificate
     qc.private_key = private_key
+    qc.secrets_log_file = keylog
+    qc.quic_logger = qlog
     return qc
+
+
+class QlogSink(QuicLogger):
+    """aioquic's qlog collector, handing each finished trace to ``write``.
+
+    ``write(odcid, is_client, trace)`` gets the connection's original
+    destination connection id, its role and the trace as a JSON-ready dict;
+    it is called when aioquic ends the connection (after its closing
+    period), or by `end_all` for traces still open.
+    """
+
+    def __init__(self, write: Callable[[bytes, bool, dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._write = write
+        self._open: dict[QuicLoggerTrace, tuple[bytes, bool]] = {}
+
+    def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
+        trace = QuicLoggerTrace(is_client=is_client, odcid=odcid)
+        self._open[trace] = (bytes(odcid), is_client)
+        return trace
+
+    def end_trace(self, trace: QuicLoggerTrace) -> None:
+        key = self._open.pop(trace, None)
+        if key is not None:
+            self._write(key[0], key[1], trace.to_dict())
+
+    def end_all(self) -> None:
+        """End every trace still open (the endpoint is closing)."""
+        for trace in list(self._open):
+            self.end_trace(trace)
 
 
 # ------------------------------------------------------------ datagram header

@@ -529,3 +529,30 @@ def test_demo_default_no_arguments(tmp_path: Path) -> None:
     assert "50.0 MiB" in out
     assert "intact" in out
     assert "Statistics" in out
+
+
+# ---------------------------------------------------------------- debugging
+def test_debugging_switches_log_keylog_and_qlog(tmp_path: Path) -> None:
+    node = Listener(tmp_path, "-v", "--keylog", "listen.keys")
+    try:
+        result = run(
+            tmp_path, "request", "-vv", "--keylog", "client.keys", "--qlog", "qlog", node.peer, "hi"
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "hi\n"
+        assert "qp2p_trio.connection DEBUG: handshake started to" in result.stderr
+        assert "qp2p_trio.connection INFO: connection established to" in result.stderr
+        labels = {line.split(" ")[0] for line in (tmp_path / "client.keys").read_text().split("\n")}
+        assert {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET_0"} <= labels
+        (qlog,) = (tmp_path / "qlog").iterdir()
+        assert "-client-" in qlog.name
+        assert json.loads(qlog.read_text())["traces"][0]["events"]
+        deadline = time.monotonic() + WAIT
+        while "connection INFO: connection established from" not in node.stderr():
+            assert time.monotonic() < deadline, node.stderr()
+            time.sleep(0.05)
+        assert "DEBUG" not in node.stderr()  # -v: INFO and above
+        server_keys = (tmp_path / "listen.keys").read_text().split("\n")
+        assert set(server_keys) == set((tmp_path / "client.keys").read_text().split("\n"))
+    finally:
+        node.close()

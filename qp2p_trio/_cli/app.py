@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import os
 import sys
 import traceback
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``qp2p-trio`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     args = build_parser().parse_args(argv)
+    _configure_logging(getattr(args, "verbose", 0))
     try:
         if inspect.iscoroutinefunction(args.handler):
             result = trio.run(args.handler, args)
@@ -82,6 +84,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result)
     except (Exception, KeyboardInterrupt) as exc:
         return _report(exc)
+
+
+def _configure_logging(verbose: int) -> None:
+    """``-v``: the library's INFO records on stderr; ``-vv``: its DEBUG ones and aioquic's INFO."""
+    if not verbose:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    for name, level in (
+        ("qp2p_trio", logging.INFO if verbose == 1 else logging.DEBUG),
+        ("quic", logging.WARNING if verbose == 1 else logging.INFO),
+    ):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _report(exc: BaseException) -> int:

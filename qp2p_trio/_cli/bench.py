@@ -93,7 +93,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def _bench_local(args: argparse.Namespace) -> dict[str, Any]:
     limit = max(args.max_message_size, args.message_size + 1024)
-    config = config_for(limit)
+    config = config_for(limit, args)
     async with (
         open_endpoint(("127.0.0.1", 0), config=config) as server,
         open_endpoint(("127.0.0.1", 0), config=config) as client,

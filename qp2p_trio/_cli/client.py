@@ -102,11 +102,13 @@ def load_identity(path: str | None) -> Identity:
         raise CliError(ExitCode.FILE, f"not an identity file: {exc}") from None
 
 
-def config_for(max_message_size: int) -> Config:
-    """The endpoint configuration of the command's endpoints."""
+def config_for(max_message_size: int, args: argparse.Namespace | None = None) -> Config:
+    """The endpoint configuration of the command's endpoints (``args``: `debug_options`)."""
     return Config(
         max_message_size=max_message_size,
         receive_queue_bytes=max(64 * MiB, max_message_size),
+        keylog_file=getattr(args, "keylog", None),
+        qlog_dir=getattr(args, "qlog", None),
     )
 
 
@@ -164,7 +166,7 @@ async def open_client(
     address = await _resolve(peer)
     identity = load_identity(args.identity)
     async with open_endpoint(
-        bind_address_for(address), identity=identity, config=config_for(args.max_message_size)
+        bind_address_for(address), identity=identity, config=config_for(args.max_message_size, args)
     ) as ep:
         start = trio.current_time()
         try:

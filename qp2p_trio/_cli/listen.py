@@ -15,7 +15,7 @@ from qp2p_trio import PeerAddress, open_endpoint
 
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
-from .options import DEFAULT_MAX_MESSAGE_SIZE, size
+from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, size
 from .output import format_address, format_size
 from .service import Service
 
@@ -69,6 +69,7 @@ def add_parser(commands: Commands) -> None:
         help=f"largest message accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    debug_options(parser)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -80,7 +81,7 @@ async def run(args: argparse.Namespace) -> int:
         save_dir = Path(args.save_dir)
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
-    config = config_for(args.max_message_size)
+    config = config_for(args.max_message_size, args)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_endpoint(bind, identity=identity, config=config) as ep:
             service = Service(ep, reply=args.reply, json=args.json, save_dir=save_dir)

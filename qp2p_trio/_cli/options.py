@@ -26,6 +26,7 @@ __all__ = [
     "Subcommand",
     "client_options",
     "count",
+    "debug_options",
     "interval",
     "json_option",
     "positive",
@@ -158,6 +159,28 @@ def progress_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def debug_options(parser: argparse.ArgumentParser) -> None:
+    """``-v``/``-vv``, ``--keylog FILE``, ``--qlog DIR``: seeing inside the endpoint."""
+    group = parser.add_argument_group("debugging")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log the library's events on stderr: -v connections (INFO), -vv everything "
+        "(DEBUG, and aioquic's INFO)",
+    )
+    group.add_argument(
+        "--keylog",
+        metavar="FILE",
+        help="append the TLS secrets to FILE (NSS key log format, for Wireshark); "
+        "default: $SSLKEYLOGFILE if set",
+    )
+    group.add_argument(
+        "--qlog", metavar="DIR", help="write one qlog file per connection into DIR (for qvis)"
+    )
+
+
 def client_options(parser: argparse.ArgumentParser) -> None:
     """The options of the subcommands that connect to a peer (`client.open_client`)."""
     parser.add_argument(
@@ -180,3 +203,4 @@ def client_options(parser: argparse.ArgumentParser) -> None:
         help=f"largest reply accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
     )
     json_option(parser)
+    debug_options(parser)
