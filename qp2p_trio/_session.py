@@ -176,6 +176,7 @@ class Session:
         self.broken = False  # aioquic raised: forget without a close (see contain)
         self.streams: dict[int, StreamState] = {}
         self._held: list[_quic.CoreEvent] = []
+        self._held_bytes = 0
         # Control streams (see _wire): ours carries SETTINGS and RECEIPTs.
         self.ctrl_sid: int | None = None
         self.peer_ctrl_sid: int | None = None
@@ -274,8 +275,12 @@ class Session:
         elif isinstance(ev, _quic.Terminated):
             self._terminated(ev)
         elif self.phase in (Phase.HANDSHAKING, Phase.ADMITTING):
-            # Stream events before the peer is admitted wait for admission.
+            # Stream events before the peer is admitted wait for admission,
+            # bounded: a peer may not make us hold more than its first window.
             self._held.append(ev)
+            self._held_bytes += len(ev.data) if isinstance(ev, _quic.StreamData) else 64
+            if self._held_bytes > 2 * self.config.initial_connection_window:
+                self._violation("sent too much before it was admitted")
         elif self.phase is Phase.OPEN:
             self._on_stream_event(ev, now)
 

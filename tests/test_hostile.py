@@ -299,3 +299,35 @@ async def test_failed_handshakes_keep_no_closing_state(autojump_clock: Any):
             assert stats.connections_closing == 0
             assert not server._driver.routes
             assert await honest_round_trip(client, server) < 1.0
+
+
+async def test_data_sent_before_admission_is_bounded(autojump_clock: Any):
+    """A peer whose admission is pending (a slow hook) cannot make us hold its data unbounded."""
+    net = MemoryNetwork(seed=12)
+    asked = trio.Event()
+    evil_id = qp2p_trio.Identity.generate()
+
+    async def hook(node_id: Any, address: Any, certificate: bytes) -> bool:
+        if node_id == evil_id.node_id:
+            asked.set()
+            await trio.sleep_forever()  # pending: everything it sends is held
+        return True
+
+    config = qp2p_trio.Config(admit_peer=hook, admit_peer_timeout=20.0)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory(config=config)
+            client = await factory()
+            async with HostilePeer.open(
+                net, "127.0.0.66", server.local_address, identity=evil_id
+            ) as evil:
+                await evil.handshake()
+                with trio.fail_after(5):
+                    await asked.wait()
+                for _ in range(12):
+                    evil.start_message(K.MESSAGE, 1_000_000, b"z" * 250_000)
+                    await evil.flush()
+                await evil.wait_for(lambda: evil.close_code() is not None, limit=10)
+                assert evil.close_code() == C.PROTOCOL_VIOLATION
+                # Meanwhile an honest peer is admitted and served.
+                assert await honest_round_trip(client, server) < 1.0
