@@ -41,6 +41,7 @@ from ._events import (
 )
 from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
+from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
 from ._peer import PeerAddress as PeerAddress
 from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
@@ -67,6 +68,7 @@ __all__ = [
     "Endpoint",
     "EndpointError",
     "EndpointStatistics",
+    "ExternalAddress",
     "HandshakeError",
     "Identity",
     "LocalProtocolError",
@@ -74,6 +76,7 @@ __all__ = [
     "MessageError",
     "MessageRefused",
     "MessageTooLarge",
+    "NatMapping",
     "NodeId",
     "PeerAddress",
     "RetryPolicy",

@@ -297,6 +297,13 @@ class Config:
         default=None, validator=_optional_callable
     )
 
+    #: Distinct observers (peers at distinct IP addresses) that must report
+    #: the same address before `Endpoint.external_addresses` calls it
+    #: confirmed.  3: one lying or confused peer (or two) cannot confirm an
+    #: address alone, and a small network still gets there (libp2p's
+    #: identify uses 4).
+    observed_address_quorum: int = attrs.field(default=3, validator=_positive_int)
+
     def __attrs_post_init__(self) -> None:
         if self.keep_alive_interval is not None and self.keep_alive_interval >= self.idle_timeout:
             raise ValueError(

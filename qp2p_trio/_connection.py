@@ -31,6 +31,7 @@ import trio
 from . import _admission, _quic, _session, _wire
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
+from ._observed import AddressObserved
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
 from ._streams import BidirectionalStream, ReceiveStream, SendStream
@@ -267,6 +268,8 @@ class Connection(metaclass=NoPublicConstructor):
             host.connection_established(self)
         elif isinstance(ev, _session.PeerGoaway):
             host.peer_goaway(self)
+        elif isinstance(ev, AddressObserved):
+            host.address_observed(self, ev.address)
         elif isinstance(ev, _session.Closed):
             self._closed.set()
             self.established_event.set()  # wake a connect() waiting on the handshake

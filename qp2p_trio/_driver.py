@@ -67,6 +67,7 @@ from ._certs import make_certificate, renewal_window
 from ._connection import Connection
 from ._errors import EndpointError
 from ._message import Message
+from ._observed import ObservationBook
 from ._path import is_path_address
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
@@ -159,6 +160,7 @@ class Driver:
         self.counters = _Counters()
         self.admission = _admission.Admission[Connection](config)
         self.gate = Gatekeeper(config)  # trust: who is admitted once verified
+        self.observations = ObservationBook()  # where peers see us (OBSERVED_ADDRESS)
         self.gate.trust.changed = self._revoke
         self._closing = False
         #: Set once the shutdown finished: nothing is sent from user tasks.
@@ -333,6 +335,9 @@ class Driver:
             self._forget(conn)
         else:
             conn.close_locally(CloseCode.HANDSHAKE_TIMEOUT, "set-up deadline passed")
+
+    def address_observed(self, conn: Connection, address: tuple[str, int]) -> None:
+        self.observations.record(conn.peer_id, conn.peer_address, address)
 
     def peer_goaway(self, conn: Connection) -> None:
         self._apply(self._pool.peer_goaway(conn))

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._message import Message
+    from ._observed import ExternalAddress, NatMapping
     from ._trust import Trust
 
 
@@ -233,6 +234,37 @@ class Endpoint(metaclass=NoPublicConstructor):
             admission_hook_failures=driver.gate.hook_failures,
             **counts,
         )
+
+    # ---------------------------------------------------------- reachability
+    def external_addresses(self) -> list[ExternalAddress]:
+        """The addresses this endpoint may be reachable at, and where each came from.
+
+        The bound address first (``source="local"``) unless it is a wildcard,
+        then the addresses peers report seeing it at (``"observed"``: each
+        peer tells, on its connection, the address its packets came from),
+        most observers first.  Each peer counts for its latest report only;
+        observers are counted by IP address, and an address is ``confirmed``
+        once `Config.observed_address_quorum` of them agree.  At most 64
+        peers' reports are kept (the least recent dropped), also after their
+        connections closed.
+        """
+        return self._driver.observations.external_addresses(
+            self._local_address, self._config.observed_address_quorum
+        )
+
+    def nat_mapping(self) -> NatMapping:
+        """How a NAT in front of this endpoint maps its socket, judged from observations.
+
+        Needs reports from two or more peers at distinct addresses (else
+        `NatMapping.UNKNOWN`): all seeing the bound address is
+        `NatMapping.NONE`; all seeing one other address is
+        `NatMapping.ENDPOINT_INDEPENDENT` (hole-punchable; also what a
+        wildcard-bound endpoint without a NAT gets, as its bound address is
+        unknown); different addresses is `NatMapping.ADDRESS_DEPENDENT`.  It
+        says nothing about the NAT's filtering, nor whether anyone can reach
+        the address unasked.
+        """
+        return self._driver.observations.nat_mapping(self._local_address)
 
     # ---------------------------------------------------------- connections
     async def connect(self, peer: Peer, *, node_id: NodeId | None = None) -> Connection:

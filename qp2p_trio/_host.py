@@ -72,6 +72,9 @@ class ConnectionHost(Protocol):
     def peer_goaway(self, conn: Connection) -> None:
         """The peer retired the connection (GOAWAY)."""
 
+    def address_observed(self, conn: Connection, address: tuple[str, int]) -> None:
+        """The peer says it sees us at ``address`` (an OBSERVED_ADDRESS record)."""
+
     def deliver(self, msg: Message, peer: str, reserved: int) -> bool:
         """Queue a complete message for the application; False if nobody takes it."""
 

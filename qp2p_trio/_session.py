@@ -6,7 +6,7 @@ Theory of operation
 -------------------
 A `Session` sits on one `QuicCore` and owns everything the qp2p_trio
 protocol keeps per connection: the phase, the peer's verified node id, the
-CONTROL streams (SETTINGS, RECEIPT, GOAWAY), one `StreamState` per stream
+CONTROL streams (SETTINGS, RECEIPT, GOAWAY, OBSERVED_ADDRESS), one `StreamState` per stream
 (stream heads, message payloads, refusals, raw-stream buffers), the share of
 the endpoint's receive budget its streams hold, the peer's raw streams
 waiting to be accepted, and the stream slots our own opens take.
@@ -52,6 +52,7 @@ from ._errors import (
     PeerIdentityError,
     RemoteProtocolError,
 )
+from ._observed import AddressObserved, ObservedAddress, ObservedReporter
 from ._streamstate import DELIVERED, QUEUED, StreamState, is_uni
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class StreamRefused:
 
 
 _Lifecycle = RouteAdded | RouteRemoved | AdmissionNeeded | Established | PeerGoaway | Closed
-SessionEvent = _Lifecycle | MessageArrived | StreamRefused
+SessionEvent = _Lifecycle | MessageArrived | StreamRefused | AddressObserved
 
 
 @final
@@ -181,6 +182,7 @@ class Session:
         self.ctrl_sid: int | None = None
         self.peer_ctrl_sid: int | None = None
         self._ctrl_parser = _wire.ControlParser()
+        self.observed = ObservedReporter()  # OBSERVED_ADDRESS records, both ways
         self.peer_max_message_size: int | None = None
         self.peer_incarnation: int | None = None
         # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
@@ -257,6 +259,8 @@ class Session:
             events, self._held = [*self._held, *events], []
         for ev in events:
             self._on_core_event(ev, now)
+        if self.established and (rec := self.observed.report(core.peer_address())):
+            self.send_control(rec)
         term = core.close_seen()
         if term is not None:
             self._terminated(term)
@@ -333,11 +337,12 @@ class Session:
 
     def send_receipt(self, sid: int, code: int) -> None:
         """Tell the peer what became of its message (or reply) on stream ``sid``."""
-        if not self.control_writable():
-            return
-        assert self.ctrl_sid is not None
-        self.core.send(self.ctrl_sid, _wire.encode_receipt(sid, code))
-        self.want_transmit = True
+        self.send_control(_wire.encode_receipt(sid, code))
+
+    def send_control(self, record: bytes) -> None:
+        if self.control_writable() and self.ctrl_sid is not None:
+            self.core.send(self.ctrl_sid, record)
+            self.want_transmit = True
 
     def _violation(self, reason: str) -> None:
         """The peer broke the protocol: close the connection (never the endpoint)."""
@@ -372,6 +377,8 @@ class Session:
                 if self.peer_goaway is None:
                     self.peer_goaway = rec
                     self.events.append(PeerGoaway())
+            elif isinstance(rec, ObservedAddress):
+                self.events += self.observed.received_record(rec)
             else:
                 st = self.streams.get(rec.stream_id)
                 if (
@@ -389,15 +396,13 @@ class Session:
         """Send GOAWAY: open no more streams here.  False if it cannot be sent."""
         if self.goaway_sent or not self.control_writable():
             return False
-        assert self.ctrl_sid is not None
         self.goaway_sent = True
         core = self.core
         base_uni = 2 if core.is_client else 3
         base_bidi = 0 if core.is_client else 1
         uni = (core.next_stream_id(unidirectional=True) - base_uni) // 4
         bidi = (core.next_stream_id(unidirectional=False) - base_bidi) // 4
-        core.send(self.ctrl_sid, _wire.encode_goaway(uni_opened=uni, bidi_opened=bidi))
-        self.want_transmit = True
+        self.send_control(_wire.encode_goaway(uni_opened=uni, bidi_opened=bidi))
         return True
 
     def _drained(self) -> bool:

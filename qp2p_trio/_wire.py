@@ -66,6 +66,10 @@ bytes of body::
                     keeps another one to the same peer, see the pool).  Once
                     both sides sent GOAWAY and every stream either counted
                     is finished, the connection is closed (code 0).
+    0x04  OBSERVED_ADDRESS  family (u8: 4 or 6), port (u16 BE), the IP
+                    (4 or 16 bytes): where the sender sees the receiver
+                    (see `_observed` and docs/wire.rst).  At most 8 a
+                    connection count; an unknown family is skipped.
 
 Record types this version does not know are skipped (their length says how
 far), so later versions can add records.  A known record with a wrong body
@@ -115,6 +119,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import attrs
 
 from ._errors import RemoteProtocolError
+from ._observed import ObservedAddress, decode_observed_address
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
@@ -148,6 +153,7 @@ __all__ = [
     "Settings",
     "Receipt",
     "GoAway",
+    "ObservedAddress",
     "ControlParser",
 ]
 
@@ -668,6 +674,7 @@ class ControlRecordType(enum.IntEnum):
     SETTINGS = 0x01
     RECEIPT = 0x02
     GOAWAY = 0x03
+    OBSERVED_ADDRESS = 0x04
 
 
 @attrs.frozen
@@ -700,7 +707,7 @@ class Receipt:
     code: int
 
 
-ControlRecord: TypeAlias = Settings | Receipt | GoAway
+ControlRecord: TypeAlias = Settings | Receipt | GoAway | ObservedAddress
 
 
 class ControlParser:
@@ -709,8 +716,9 @@ class ControlParser:
     `feed` returns the complete records; a record split across calls is kept
     until its end arrives (at most 3 + 65535 bytes are ever buffered).
     Unknown record types are skipped.  Raises `RemoteProtocolError`
-    (MALFORMED) for a known record with a wrong body length (SETTINGS may be
-    longer than this version's 16 bytes), or a missing or repeated SETTINGS.
+    (MALFORMED) for a known record with a wrong body length (SETTINGS and
+    OBSERVED_ADDRESS may be longer than this version knows), or a missing or
+    repeated SETTINGS.
     """
 
     __slots__ = ("_buf", "_settings_seen")
@@ -752,6 +760,12 @@ class ControlParser:
                     raise _malformed(f"GOAWAY record of {length} bytes, not {_GOAWAY.size}")
                 uni, bidi = _GOAWAY.unpack_from(buf, body_at)
                 out.append(GoAway(uni_opened=uni, bidi_opened=bidi))
+            elif rtype == ControlRecordType.OBSERVED_ADDRESS:
+                try:
+                    observed = decode_observed_address(bytes(buf[body_at:end]))
+                except ValueError as exc:
+                    raise _malformed(f"OBSERVED_ADDRESS: {exc}") from None
+                out += [observed] if observed is not None else []
             pos = end
         if pos:
             del buf[:pos]

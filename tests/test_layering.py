@@ -28,6 +28,7 @@ SANS_IO = [
     "_budget",
     "_session",
     "_streamstate",
+    "_observed",
     "testing/_types",
     "testing/_impairment",
 ]

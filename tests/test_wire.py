@@ -840,7 +840,7 @@ def test_control_records_layout() -> None:
     data=st.data(),
     max_size=st.integers(0, MAX_PAYLOAD_LENGTH),
     receipts=st.lists(st.tuples(st.integers(0, 2**62 - 1), st.integers(0, 0xFFFF)), max_size=20),
-    unknown=st.lists(st.tuples(st.integers(4, 0xFF), st.binary(max_size=40)), max_size=3),
+    unknown=st.lists(st.tuples(st.integers(5, 0xFF), st.binary(max_size=40)), max_size=3),
 )
 def test_control_parser_round_trip(
     data: st.DataObject,
