@@ -25,13 +25,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
+from ._classify import transient
 from ._errors import (
     ConnectError,
-    ConnectionClosed,
-    ConnectRefused,
-    HandshakeError,
-    MessageRefused,
-    MessageTooLarge,
 )
 from ._identity import NodeId
 from ._observe import get_logger
@@ -39,7 +35,7 @@ from ._path import is_path_address
 from ._peer import PeerAddress
 from ._pool import Attempt
 from ._quic import Address
-from ._wire import CloseCode, StreamErrorCode
+from ._wire import CloseCode
 
 if TYPE_CHECKING:
     import random
@@ -244,7 +240,7 @@ class Dialer:
             except NoRetry as wrapped:
                 raise wrapped.error from None
             except Exception as exc:
-                if not _transient(exc):
+                if not transient(exc):
                     raise
                 delay = next(delays)
                 elapsed = trio.current_time() - start
@@ -271,29 +267,6 @@ async def _final(fn: Callable[[], Awaitable[_T]]) -> _T:
         return await fn()
     except NoRetry as wrapped:
         raise wrapped.error from None
-
-
-def _transient(exc: BaseException) -> bool:
-    """Whether a failure may go away by itself (worth retrying)."""
-    if isinstance(exc, ConnectRefused):
-        return True
-    if isinstance(exc, HandshakeError):
-        return False  # identity, TLS or ALPN: trying again changes nothing
-    if isinstance(exc, ConnectError):
-        return True  # no answer
-    if isinstance(exc, MessageTooLarge):
-        return False
-    if isinstance(exc, MessageRefused):
-        return exc.error_code == StreamErrorCode.BUSY
-    if isinstance(exc, ConnectionClosed):
-        if exc.idle_timeout:
-            return True
-        return exc.by_peer and exc.error_code not in (
-            CloseCode.PEER_IDENTITY,
-            CloseCode.PROTOCOL_VIOLATION,
-            CloseCode.ADMISSION_REFUSED,  # denied: asking again changes nothing
-        )
-    return False
 
 
 def _describe(key: Address, node_id: NodeId | None) -> str:

@@ -36,17 +36,17 @@ from __future__ import annotations
 import collections
 import enum
 import logging
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, final
 
 import attrs
 
 from . import _quic, _wire
 from ._certs import verify_certificate_chain
+from ._classify import handshake_error
 from ._errors import (
     AdmissionRefused,
     ConnectError,
     ConnectionClosed,
-    ConnectRefused,
     HandshakeError,
     MessageTooLarge,
     PeerIdentityError,
@@ -68,11 +68,6 @@ _log = logging.getLogger("qp2p_trio")
 
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
-# QUIC's CONNECTION_REFUSED and INVALID_TOKEN (a stale Retry token: a fresh
-# attempt gets a new one) transport errors, and our own limit close codes.
-_REFUSED_CLOSE_CODES: Final = frozenset(
-    {0x2, 0xB, _wire.CloseCode.LIMIT_EXCEEDED, _wire.CloseCode.HANDSHAKE_TIMEOUT}
-)
 
 
 class Phase(enum.Enum):
@@ -458,7 +453,7 @@ class Session:
             idle_timeout=term.idle_timeout,
         )
         if not self.established and self.handshake_error is None:
-            self.handshake_error = _handshake_error(term, message)
+            self.handshake_error = handshake_error(term, message)
             self.handshake_error.__cause__ = self.close_exc
         self.phase = Phase.CLOSED
         for st in self.streams.values():
@@ -786,18 +781,3 @@ class Session:
             self.core.reset(sid, code or E.NO_REPLY)
             self.want_transmit = True
         self.forget(st)
-
-
-def _handshake_error(term: _quic.Terminated, message: str) -> ConnectError:
-    """What `connect` raises for a connection that closed before it was established."""
-    if term.idle_timeout:
-        return ConnectError("no answer from the peer: the handshake timed out")
-    if term.by_peer and term.error_code == _wire.CloseCode.ADMISSION_REFUSED:
-        return AdmissionRefused(f"the peer did not admit us: {message}", by_peer=True)
-    if term.by_peer and term.error_code in _REFUSED_CLOSE_CODES:
-        return ConnectRefused(
-            f"the peer refused the connection: {message}", error_code=term.error_code
-        )
-    return HandshakeError(
-        f"handshake failed: {message}", error_code=term.error_code, tls_alert=term.tls_alert
-    )

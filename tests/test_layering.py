@@ -27,6 +27,7 @@ SANS_IO = [
     "_admission",
     "_budget",
     "_session",
+    "_classify",
     "_streamstate",
     "_observed",
     "testing/_types",

@@ -370,7 +370,7 @@ async def test_retired_duplicate_forwards_new_messages(autojump_clock):
 
 
 async def test_connection_closed_is_transient_only_when_peer_closed(autojump_clock):
-    from qp2p_trio._dial import _transient
+    from qp2p_trio._classify import transient as _transient
     from qp2p_trio._wire import CloseCode
 
     def closed(**kw):
