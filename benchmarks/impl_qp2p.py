@@ -43,6 +43,12 @@ def make_config(params: dict[str, Any]) -> qp2p_trio.Config:
         initial_rtt=s["initial_rtt"],
         initial_stream_window=s["initial_stream_window"],
         initial_connection_window=s["initial_connection_window"],
+        # One client per run: it may use the whole receive queue (the default
+        # quarter per peer address is a fairness limit between peers).  The
+        # aioquic baseline has no queue limit at all.
+        receive_share=1.0,
+        # W1's 100 concurrent setups come from one address on purpose.
+        max_pending_handshakes_per_address=100,
     )
 
 
