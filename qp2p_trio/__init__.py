@@ -36,13 +36,16 @@ from ._events import (
     Connected as Connected,
     Disconnected as Disconnected,
     DisconnectReason as DisconnectReason,
+    HandshakeFailed as HandshakeFailed,
     PeerEvent as PeerEvent,
     PeerEvents as PeerEvents,
 )
 from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
+from ._metrics import EndpointMetrics as EndpointMetrics
 from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
 from ._peer import PeerAddress as PeerAddress
+from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
 from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
     BidirectionalStream as BidirectionalStream,
@@ -69,6 +72,7 @@ __all__ = [
     "EndpointError",
     "EndpointStatistics",
     "ExternalAddress",
+    "EndpointMetrics",
     "HandshakeError",
     "Identity",
     "LocalProtocolError",
@@ -83,9 +87,11 @@ __all__ = [
     "Connected",
     "Disconnected",
     "DisconnectReason",
+    "HandshakeFailed",
     "PeerEvent",
     "PeerEvents",
     "PeerIdentityError",
+    "PrometheusCollector",
     "ProtocolError",
     "QP2PError",
     "ReceiveStream",
@@ -97,6 +103,7 @@ __all__ = [
     "RawStreamReset",
     "__version__",
     "open_endpoint",
+    "serve_metrics",
 ]
 
 

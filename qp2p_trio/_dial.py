@@ -189,9 +189,12 @@ class Dialer:
         """
         self._check_open()
         pooled = self._pool.lookup(key, node_id)
+        tally = self._driver.tally
         if pooled is not None:
+            tally.pool_hits += 1
             await trio.lowlevel.checkpoint()
             return pooled, False
+        tally.pool_misses += 1
         pending_key = (key, node_id)
         attempt = self._pool.pending.get(pending_key)
         if attempt is None:
@@ -251,6 +254,7 @@ class Dialer:
                     )
                     raise
                 _log.info("attempt %d failed (%s); retrying in %.2f s", tries, exc, delay)
+                self._driver.tally.retries += 1
             await trio.sleep(delay)
 
 

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _admission, _observe, _pool, _quic
+from . import _admission, _metrics, _observe, _pool, _quic
 from ._budget import ReceiveBudget
 from ._certs import make_certificate, renewal_window
 from ._connection import Connection
@@ -158,6 +158,7 @@ class Driver:
             min_share_bytes=config.max_message_size,
         )
         self.counters = _Counters()
+        self.tally = _metrics.Tally()  # per connection, message, dial (see _metrics)
         self.admission = _admission.Admission[Connection](config)
         self.gate = Gatekeeper(config)  # trust: who is admitted once verified
         self.observations = ObservationBook()  # where peers see us (OBSERVED_ADDRESS)
@@ -308,7 +309,10 @@ class Driver:
         interval = self.config.keep_alive_interval
         if interval is not None:
             conn.next_ping_at = trio.current_time() + interval
-        if not conn.core.is_client:
+        if conn.core.is_client:
+            self.tally.opened_outgoing += 1
+        else:
+            self.tally.opened_incoming += 1
             try:
                 self.accept_send.send_nowait(conn)
             except (trio.WouldBlock, trio.ClosedResourceError):
@@ -321,8 +325,20 @@ class Driver:
         self._pool.closed(conn)
         self.gate.forget(conn)
         _observe.connection_closed(conn)
-        if conn.session.handshake_failed:
+        session = conn.session
+        if session.handshake_failed:
             self.counters.handshake_failures += 1
+        tally = self.tally
+        if session.established:
+            reason = _pool.disconnect_reason(session.close_exc, session.closed_locally)
+            tally.connection_ended(conn, reason)
+        else:
+            tally.connection_ended(conn, None)
+            if _pool.handshake_failure(conn) is not None:
+                if conn.core.is_client:
+                    tally.failed_outgoing += 1
+                else:
+                    tally.failed_incoming += 1
 
     def _pending_remove(self, conn: Connection) -> None:
         self.admission.remove(conn)
@@ -371,11 +387,13 @@ class Driver:
             self.budget.release(peer, messages=1, nbytes=reserved)
             return False
         self.counters.messages_received += 1
+        self.tally.message_bytes_received += len(msg.payload)
         return True
 
     def count_refused(self, code: int) -> None:
         _admission_log.debug("refused a stream (code 0x%x)", code)
         self.counters.streams_refused += 1
+        self.tally.stream_refused(code)
         if code == StreamErrorCode.STALLED:
             self.counters.streams_stalled += 1
 

@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
+from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
 from ._peer import PeerAddress
 from ._pool import Pool
@@ -265,6 +266,16 @@ class Endpoint(metaclass=NoPublicConstructor):
         the address unasked.
         """
         return self._driver.observations.nat_mapping(self._local_address)
+
+    def metrics(self) -> EndpointMetrics:
+        """Return an immutable snapshot of what an operator watches (see `EndpointMetrics`).
+
+        `statistics` and more: connections opened and closed, handshakes
+        failed, messages and bytes, refusals by code, pool hits, retries, and
+        gauges of what is buffered.  Costs a pass over the live connections.
+        """
+        driver = self._driver
+        return snapshot(driver.tally, self.statistics(), driver.live, driver.budget)
 
     # ---------------------------------------------------------- connections
     async def connect(self, peer: Peer, *, node_id: NodeId | None = None) -> Connection:

@@ -1,6 +1,6 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""Peer events: `Connected` and `Disconnected`, per peer, from the pool.
+"""Peer events: `Connected`, `Disconnected` and `HandshakeFailed`, from the pool.
 
 `Endpoint.events` returns a `PeerEvents` subscription: it receives every
 event that happens after it was created, in order, until it is closed.  Each
@@ -21,10 +21,17 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._connection import Connection
-    from ._errors import ConnectionClosed
+    from ._errors import ConnectError, ConnectionClosed
     from ._identity import NodeId
 
-__all__ = ["Connected", "DisconnectReason", "Disconnected", "PeerEvent", "PeerEvents"]
+__all__ = [
+    "Connected",
+    "DisconnectReason",
+    "Disconnected",
+    "HandshakeFailed",
+    "PeerEvent",
+    "PeerEvents",
+]
 
 
 class DisconnectReason(enum.Enum):
@@ -36,8 +43,13 @@ class DisconnectReason(enum.Enum):
     CLOSED_LOCALLY = "closed locally"
     #: Nothing was heard from the peer for `Config.idle_timeout`.
     IDLE_TIMEOUT = "idle timeout"
-    #: Anything else: the peer closed with an error code, a protocol
-    #: violation, or the peer restarted (a new incarnation replaced it).
+    #: A trust policy refused the peer (`CloseCode.ADMISSION_REFUSED`):
+    #: the peer's (it denied us later) or ours (`Trust` lists changed).
+    REFUSED = "refused"
+    #: Anything else: the peer closed with an error code, we closed it for
+    #: its protocol violation or after an internal error
+    #: (`CloseCode.INTERNAL_ERROR`), or QUIC failed; `Disconnected.error`
+    #: has the code and reason.
     ERROR = "error"
 
 
@@ -77,7 +89,35 @@ class Disconnected:
     error: ConnectionClosed | None
 
 
-PeerEvent = Connected | Disconnected
+@final
+@attrs.frozen
+class HandshakeFailed:
+    """A connection attempt, incoming or outgoing, ended before it was established.
+
+    Emitted for TLS failures (a foreign ALPN, no common signature
+    algorithm), a node id mismatch, a refusal by either side (a limit, a
+    trust policy), and a handshake that got no answer in time.  Not for an
+    attempt we gave up ourselves (a cancelled `Endpoint.connect`, a lost
+    `Endpoint.connect_to_any` race, the endpoint closing), nor for incoming
+    Initials refused before any connection state existed (counted in
+    `EndpointMetrics.connection_refusals`).
+
+    Attributes:
+        address: the peer's socket address.
+        incoming: ``True`` if the peer dialled us.
+        peer: the node id the peer proved, if it proved one.
+        error: what went wrong, as `Endpoint.connect` raises it
+            (`HandshakeError` and its subclasses carry the close code and
+            TLS alert; a plain `ConnectError` means no answer).
+    """
+
+    address: tuple[Any, ...]
+    incoming: bool
+    peer: NodeId | None
+    error: ConnectError
+
+
+PeerEvent = Connected | Disconnected | HandshakeFailed
 
 
 @final

@@ -46,15 +46,24 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
-from ._events import Connected, Disconnected, DisconnectReason, EventHub
+from ._errors import HandshakeError, PeerIdentityError
+from ._events import Connected, Disconnected, DisconnectReason, EventHub, HandshakeFailed
+from ._identity import NodeId
 from ._wire import CloseCode
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._errors import ConnectionClosed
-    from ._identity import NodeId
+    from ._errors import ConnectError, ConnectionClosed
 
-__all__ = ["Attempt", "Close", "Pool", "PoolAction", "Retire", "disconnect_reason"]
+__all__ = [
+    "Attempt",
+    "Close",
+    "Pool",
+    "PoolAction",
+    "Retire",
+    "disconnect_reason",
+    "handshake_failure",
+]
 
 Key = tuple[Any, ...]
 _KNOWN_ADDRESSES = 4096
@@ -94,16 +103,46 @@ class Attempt:
         self.timed_out = False
 
 
-def disconnect_reason(exc: ConnectionClosed | None) -> DisconnectReason:
+def disconnect_reason(exc: ConnectionClosed | None, closed_locally: bool) -> DisconnectReason:
+    """Why a connection ended, from how it ended and whether we closed it on purpose.
+
+    ``closed_locally``: an application or endpoint close (`Connection.aclose`,
+    the pool, the shutdown, a trust refusal), as opposed to one QUIC or the
+    session chose (a protocol violation, an internal error).
+    """
     if exc is None:
         return DisconnectReason.CLOSED_LOCALLY
     if exc.idle_timeout:
         return DisconnectReason.IDLE_TIMEOUT
+    if exc.error_code == CloseCode.ADMISSION_REFUSED:
+        return DisconnectReason.REFUSED
     if exc.by_peer:
         return DisconnectReason.CLOSED_BY_PEER if exc.error_code == 0 else DisconnectReason.ERROR
-    if exc.error_code in (CloseCode.PROTOCOL_VIOLATION, CloseCode.PEER_IDENTITY):
-        return DisconnectReason.ERROR
-    return DisconnectReason.CLOSED_LOCALLY
+    if closed_locally or exc.error_code == 0:
+        return DisconnectReason.CLOSED_LOCALLY
+    return DisconnectReason.ERROR
+
+
+def handshake_failure(conn: Connection) -> ConnectError | None:
+    """The error of a connection that ended before it was established, if it failed.
+
+    ``None`` for an established connection, and for an attempt we gave up
+    ourselves: closed by us with code 0 before anything went wrong (a
+    cancelled connect, a lost race, the endpoint closing).
+    """
+    session = conn.session
+    error = session.handshake_error
+    if session.established or error is None:
+        return None
+    exc = session.close_exc
+    abandoned = (
+        type(error) is HandshakeError
+        and exc is not None
+        and not exc.by_peer
+        and not exc.idle_timeout
+        and exc.error_code == 0
+    )
+    return None if abandoned else error
 
 
 def usable(conn: Connection) -> bool:
@@ -216,10 +255,20 @@ class Pool:
                 Disconnected(
                     peer=peer,
                     address=conn.peer_address,
-                    reason=disconnect_reason(conn.close_reason)
-                    if not conn.session.closed_locally
-                    else DisconnectReason.CLOSED_LOCALLY,
+                    reason=disconnect_reason(conn.close_reason, conn.session.closed_locally),
                     error=conn.close_reason,
+                )
+            )
+        error = handshake_failure(conn)
+        if error is not None:
+            if peer is None and isinstance(error, PeerIdentityError):
+                peer = error.actual if isinstance(error.actual, NodeId) else None
+            self._hub.emit(
+                HandshakeFailed(
+                    address=conn.peer_address,
+                    incoming=not conn.core.is_client,
+                    peer=peer,
+                    error=error,
                 )
             )
 

@@ -71,6 +71,11 @@ class StreamIO:
         self._progress = progress
         self._transmit = transmit
         self._sync = sync
+        # Counted once per message (see `_metrics`): sent in full, and replies received.
+        self.messages_sent = 0
+        self.message_bytes_sent = 0
+        self.replies_received = 0
+        self.reply_bytes_received = 0
 
     def check_usable(self) -> None:
         if self.session.closed_locally:
@@ -169,6 +174,8 @@ class StreamIO:
                 self.abandon(st)
                 raise
             self.session.forget(st)
+            self.messages_sent += 1
+            self.message_bytes_sent += len(view)
         finally:
             self.session.slots_free[True] += 1
 
@@ -198,6 +205,10 @@ class StreamIO:
                 self.abandon(st)
                 raise
             self.session.forget(st)
+            self.messages_sent += 1
+            self.message_bytes_sent += len(view)
+            self.replies_received += 1
+            self.reply_bytes_received += len(st.reply)
             return st.reply
         finally:
             self.session.slots_free[False] += 1
@@ -233,6 +244,8 @@ class StreamIO:
                 self.abandon(st)
                 raise
         self.session.forget(st)
+        self.messages_sent += 1
+        self.message_bytes_sent += len(view)
         return True
 
     def _reply_problem(self, st: StreamState | None, size: int) -> Exception | None:

@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import signal
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
-from qp2p_trio import PeerAddress, open_endpoint
+from qp2p_trio import PeerAddress, open_endpoint, serve_metrics
 
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
@@ -21,6 +23,7 @@ from .service import Service
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import AsyncIterator
 
     from qp2p_trio import Endpoint
 
@@ -69,6 +72,12 @@ def add_parser(commands: Commands) -> None:
         help=f"largest message accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: any "
+        "free port; keep it on loopback); needs the qp2p_trio[metrics] extra",
+    )
     debug_options(parser)
 
 
@@ -82,12 +91,13 @@ async def run(args: argparse.Namespace) -> int:
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
     config = config_for(args.max_message_size, args)
+    metrics = _metrics_address(args.metrics)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_endpoint(bind, identity=identity, config=config) as ep:
             service = Service(ep, reply=args.reply, json=args.json, save_dir=save_dir)
             _announce(args, ep, service)
             received = "none"
-            async with trio.open_nursery() as nursery:
+            async with _serving_metrics(ep, metrics, service), trio.open_nursery() as nursery:
                 nursery.start_soon(service.run)
                 async for signum in signals:
                     received = signal.Signals(signum).name
@@ -110,6 +120,44 @@ async def run(args: argparse.Namespace) -> int:
             probes=service.probes,
         )
     return ExitCode.OK
+
+
+def _metrics_address(text: str | None) -> tuple[str, int] | None:
+    """``--metrics HOST:PORT``, checked before anything starts (the extra is installed)."""
+    if text is None:
+        return None
+    address = parse_bind_address(text)
+    try:
+        importlib.import_module("prometheus_client")
+    except ImportError:
+        raise CliError(
+            ExitCode.USAGE,
+            "--metrics needs the prometheus_client package: pip install 'qp2p_trio[metrics]'",
+        ) from None
+    return address
+
+
+@asynccontextmanager
+async def _serving_metrics(
+    ep: Endpoint, address: tuple[str, int] | None, service: Service
+) -> AsyncIterator[None]:
+    """Serve the metrics while the node runs (the server thread stops on exit)."""
+    if address is None:
+        yield
+        return
+    try:
+        server = serve_metrics(ep, address)
+        host, port = await server.__aenter__()
+    except OSError as exc:
+        raise CliError(
+            ExitCode.ENDPOINT, f"cannot serve metrics on {format_address(address)}: {exc}"
+        ) from None
+    try:
+        url = f"http://{format_address((host, port))}/metrics"
+        service.event("metrics", f"  metrics:      {url}", url=url)
+        yield
+    finally:
+        await server.__aexit__(None, None, None)
 
 
 def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:
