@@ -32,6 +32,7 @@ from . import _admission, _quic, _session, _wire
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
+from ._peer import PeerAddress
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
 from ._streams import BidirectionalStream, ReceiveStream, SendStream
@@ -135,6 +136,15 @@ class Connection(metaclass=NoPublicConstructor):
         """The peer's current socket address (it can change if the peer migrates)."""
         addr = self._core.peer_address() or self._wire_address
         return self._host.present_address(addr)
+
+    @property
+    def peer(self) -> PeerAddress:
+        """The peer as `Endpoint.connect` takes it: ``<node id>@<address>``.
+
+        ``str(conn.peer)`` is the copy-pasteable text form.  The address is
+        the current `peer_address`.
+        """
+        return PeerAddress(self.peer_id, self.peer_address)
 
     @property
     def peer_id(self) -> NodeId:

@@ -15,6 +15,7 @@ from ._wire import StreamErrorCode
 if TYPE_CHECKING:
     from ._connection import Connection
     from ._identity import NodeId
+    from ._peer import PeerAddress
     from ._quic import Address
 
 __all__ = ["Message"]
@@ -50,6 +51,11 @@ class Message(metaclass=NoPublicConstructor):
     def peer_address(self) -> Address:
         """The sender's socket address."""
         return self.connection.peer_address
+
+    @property
+    def peer(self) -> PeerAddress:
+        """The sender as `Endpoint.connect` takes it (`Connection.peer`)."""
+        return self.connection.peer
 
     @property
     def answered(self) -> bool:

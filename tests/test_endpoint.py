@@ -198,3 +198,22 @@ async def test_no_public_constructors():
         async with qp2p_trio.open_endpoint(LO4) as a:
             with pytest.raises(TypeError):
                 type(a)(None, None, None)
+
+
+async def test_connection_and_message_name_their_peer_as_connect_takes_it(autojump_clock):
+    """Connection.peer / Message.peer: a PeerAddress, so nobody builds one by hand."""
+    from qp2p_trio.testing import MemoryNetwork
+
+    with trio.fail_after(10), MemoryNetwork(seed=1).activate():
+        async with (
+            qp2p_trio.open_endpoint(("127.0.0.1", 0)) as a,
+            qp2p_trio.open_endpoint(("127.0.0.1", 0)) as b,
+        ):
+            conn = await a.connect(b.local_address)
+            assert conn.peer == qp2p_trio.PeerAddress(b.node_id, b.local_address)
+            assert conn.peer == b.peer_address
+            assert await a.connect(str(conn.peer)) is conn  # the text form dials it (pooled)
+            await conn.send(b"hi")
+            msg = await b.receive()
+            assert msg.peer == qp2p_trio.PeerAddress(a.node_id, msg.peer_address)
+            assert msg.peer.node_id == msg.sender
