@@ -125,6 +125,7 @@ class Connection(metaclass=NoPublicConstructor):
         self.next_ping_at: float | None = None
         self.heap_at = math.inf  # deadline of our live entry in the driver's timer heap
         self.ping_uid = 0
+        self.wrote = False  # stream data queued since the last transmit (ACKs ride along)
         self.datagrams_sent = 0
         self.datagrams_received = 0
         self.bytes_sent = 0
@@ -292,6 +293,7 @@ class Connection(metaclass=NoPublicConstructor):
     def _transmit(self, lone: bool) -> None:
         """Queued data goes out: from this task for a lone exchange (no wake-up
         of the send task on the latency path), else packed by the send task."""
+        self.wrote = True
         if lone:
             self._host.flush(self)
         else:

@@ -607,6 +607,11 @@ class Driver:
         if conn.session.broken:
             return
         conn.session.before_transmit()
+        if conn.wrote:
+            # Stream data leaves now: the packet carries the ACK that aioquic
+            # would otherwise send alone a moment later (one datagram saved).
+            conn.wrote = False
+            conn.core.ack_now(now)
         try:
             datagrams = conn.core.datagrams(now)
         except Exception as exc:

@@ -136,12 +136,12 @@ class StreamIO:
         while True:
             if st.receipt:  # the requester refused it (it only says so)
                 raise stream_error(st.receipt, "reply")
-            self.raise_if_send_broken(st, "reply")
             p = self._core.send_progress(st.sid)
+            if p.finished:  # acknowledged: even if a close came right behind the ACK
+                return
+            self.raise_if_send_broken(st, "reply")
             if p.reset_code is not None:
                 raise stream_error(st.stop_code or p.reset_code, "reply")
-            if p.finished:
-                return
             await self._progress.park()
 
     def abandon(self, st: StreamState) -> None:

@@ -208,3 +208,25 @@ async def test_one_tasks_messages_arrive_in_order_over_a_reordering_link(autojum
             got = [int((await b.receive()).payload.split(b".")[0]) for _ in range(40)]
     assert got == list(range(40))
     assert net.statistics().total.dropped_loss > 0
+
+
+async def test_a_request_and_its_reply_take_one_datagram_each(autojump_clock):
+    """ACKs ride on the packets we send anyway: no standalone ACK per round trip."""
+    net = MemoryNetwork(seed=32, default_link=LinkConfig(delay=0.005))
+    with trio.fail_after(60), net.activate():
+        async with (
+            qp2p_trio.open_endpoint(("127.0.0.1", 0), config=Config(keep_alive_interval=None)) as a,
+            qp2p_trio.open_endpoint(("127.0.0.1", 0), config=Config(keep_alive_interval=None)) as b,
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(echo_server, b)
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            for i in range(5):  # warm up: settle the handshake's own packets
+                await conn.request(b"warm %d" % i)
+            await trio.sleep(1)
+            before = net.statistics().total.sent
+            for i in range(50):
+                assert await conn.request(b"q %d" % i) == b"re:q %d" % i
+            sent = net.statistics().total.sent - before
+            assert sent <= 2 * 50 + 5, sent  # was about 3 per round trip
+            nursery.cancel_scope.cancel()
