@@ -181,6 +181,22 @@ async def test_no_hairpinning(autojump_clock: object) -> None:
         assert net.statistics().total.dropped_nat == 1
 
 
+async def test_hole_punching_between_two_nats(autojump_clock: object) -> None:
+    net = MemoryNetwork(seed=3)
+    left, right = net.add_nat("127.203.0.1"), net.add_nat("127.203.0.2")
+    net.add_host("127.10.0.2", behind=left)
+    net.add_host("127.20.0.2", behind=right)
+    with trio.fail_after(600), net.activate():
+        a = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await a.bind(("127.10.0.2", 5000))
+        b = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await b.bind(("127.20.0.2", 7000))
+        # a's first datagram dies at the right NAT but opens the left one.
+        assert await exchange(a, ("127.203.0.2", 7000), b) is None
+        assert await exchange(b, ("127.203.0.1", 5000), a) == ("127.203.0.2", 7000)
+        assert await exchange(a, ("127.203.0.2", 7000), b) == ("127.203.0.1", 5000)
+
+
 def test_add_nat_and_behind_are_checked() -> None:
     net = MemoryNetwork()
     nat = net.add_nat(PUBLIC)
