@@ -32,6 +32,7 @@ SANS_IO = [
     "_observed",
     "testing/_types",
     "testing/_impairment",
+    "testing/_nat",
 ]
 FORBIDDEN = {"trio", "time", "asyncio", "socket", "selectors", "outcome"}
 

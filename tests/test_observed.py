@@ -4,13 +4,11 @@
 
 Sans-IO first (the record's codec, the per-connection reporter, the
 endpoint's book, two sessions pumped by hand), then endpoints on a
-`MemoryNetwork` under the autojump clock, with NATs modelled by a route hook
-that rewrites source addresses (the kit has no NAT hosts yet).
+`MemoryNetwork` under the autojump clock, behind the kit's NATs
+(`MemoryNetwork.add_nat`).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import pytest
 import trio
@@ -29,7 +27,7 @@ from qp2p_trio._observed import (
     decode_observed_address,
     encode_observed_address,
 )
-from qp2p_trio.testing import Datagram, LinkConfig, MemoryNetwork
+from qp2p_trio.testing import LinkConfig, MemoryNetwork, NatBehaviour, NatConfig
 
 # ----------------------------------------------------------------- codec
 
@@ -172,51 +170,27 @@ def test_sessions_tell_each_other_the_address_they_see() -> None:
 # ------------------------------------------------------- on a virtual network
 
 
-class Nat:
-    """A route hook playing a NAT for the endpoints bound on ``inside`` (an IP).
-
-    Their datagrams leave from ``public`` with a port chosen per inside
-    address (endpoint-independent mapping) or per inside address and
-    destination (``dependent``); datagrams to a mapped public port go back in.
-    """
-
-    def __init__(self, inside: str, public: str, *, dependent: bool = False) -> None:
-        self.inside, self.public, self.dependent = inside, public, dependent
-        self.out: dict[object, tuple[str, int]] = {}
-        self.back: dict[tuple[str, int], tuple[str, int]] = {}
-        self.ports = itertools.count(40000)
-
-    def __call__(self, d: Datagram) -> list[Datagram] | None:
-        if d.src[0] == self.inside:
-            key = (d.src, d.dst) if self.dependent else d.src
-            if key not in self.out:
-                self.out[key] = (self.public, next(self.ports))
-                self.back[self.out[key]] = d.src
-            return [Datagram(self.out[key], d.dst, d.data)]
-        if d.dst[0] == self.public:
-            inside = self.back.get(d.dst)
-            return [Datagram(d.src, inside, d.data)] if inside else []
-        return None
-
-
 async def connect_all(ep: qp2p_trio.Endpoint, peers: list[qp2p_trio.Endpoint]) -> None:
     for peer in peers:
         await ep.connect(peer.local_address, node_id=peer.node_id)
     await trio.sleep(1)  # every report is in
 
 
-def network(nat: Nat | None, n: int = 3) -> tuple[MemoryNetwork, list[str]]:
+PUBLIC = "127.203.0.9"
+
+
+def network(nat: NatConfig | None, n: int = 3) -> tuple[MemoryNetwork, list[str]]:
+    """A network with 127.0.0.2 (behind a NAT at `PUBLIC` if *nat*) and *n* public hosts."""
     net = MemoryNetwork(seed=5, default_link=LinkConfig(delay=0.05))
-    net.add_host("127.0.0.2")
+    net.add_host("127.0.0.2", behind=None if nat is None else net.add_nat(PUBLIC, nat))
     ips = [f"127.0.2.{i + 1}" for i in range(n)]
     for ip in ips:
         net.add_host(ip)
-    net.route_hook = nat
     return net, ips
 
 
 async def test_observed_address_within_one_round_trip(autojump_clock: object) -> None:
-    net, (ip,) = network(Nat("127.0.0.2", "127.203.0.9"), 1)
+    net, (ip,) = network(NatConfig(), 1)
     with trio.fail_after(30), net.activate():
         async with (
             qp2p_trio.open_endpoint(("127.0.0.2", 0)) as a,
@@ -226,7 +200,7 @@ async def test_observed_address_within_one_round_trip(autojump_clock: object) ->
             assert a.nat_mapping() is NatMapping.UNKNOWN
             await a.connect(b.local_address, node_id=b.node_id)
             await trio.sleep(0.1 + 1e-6)  # one round trip (2 x 50 ms) after connect()
-            public = ("127.203.0.9", 40000)
+            public = (PUBLIC, a.local_address[1])  # the NAT preserves the port
             assert a.external_addresses() == [
                 ExternalAddress(a.local_address, "local", 0, False),
                 ExternalAddress(public, "observed", 1, False),
@@ -236,7 +210,7 @@ async def test_observed_address_within_one_round_trip(autojump_clock: object) ->
 
 
 async def test_quorum_and_endpoint_independent_mapping(autojump_clock: object) -> None:
-    net, ips = network(Nat("127.0.0.2", "127.203.0.9"))
+    net, ips = network(NatConfig())
     with trio.fail_after(60), net.activate():
         async with (
             qp2p_trio.open_endpoint(("127.0.0.2", 0)) as a,
@@ -246,16 +220,17 @@ async def test_quorum_and_endpoint_independent_mapping(autojump_clock: object) -
         ):
             assert a.config.observed_address_quorum == 3
             await connect_all(a, [b, c])
-            public = ExternalAddress(("127.203.0.9", 40000), "observed", 2, False)
+            port = a.local_address[1]
+            public = ExternalAddress((PUBLIC, port), "observed", 2, False)
             assert a.external_addresses()[1:] == [public]
             assert a.nat_mapping() is NatMapping.ENDPOINT_INDEPENDENT
             await connect_all(a, [d])
-            confirmed = ExternalAddress(("127.203.0.9", 40000), "observed", 3, True)
+            confirmed = ExternalAddress((PUBLIC, port), "observed", 3, True)
             assert a.external_addresses()[1:] == [confirmed]
 
 
 async def test_address_dependent_mapping(autojump_clock: object) -> None:
-    net, ips = network(Nat("127.0.0.2", "127.203.0.9", dependent=True), 2)
+    net, ips = network(NatConfig(mapping=NatBehaviour.ADDRESS_AND_PORT_DEPENDENT), 2)
     with trio.fail_after(60), net.activate():
         async with (
             qp2p_trio.open_endpoint(("127.0.0.2", 0)) as a,
@@ -264,10 +239,12 @@ async def test_address_dependent_mapping(autojump_clock: object) -> None:
         ):
             await connect_all(a, [b, c])
             assert a.nat_mapping() is NatMapping.ADDRESS_DEPENDENT
-            assert a.external_addresses()[1:] == [
-                ExternalAddress(("127.203.0.9", 40000), "observed", 1, False),
-                ExternalAddress(("127.203.0.9", 40001), "observed", 1, False),
-            ]
+            observed = a.external_addresses()[1:]
+            # The first mapping preserves the port, the second cannot.
+            assert sorted(e.observers for e in observed) == [1, 1]
+            assert {e.address[0] for e in observed} == {PUBLIC}
+            assert a.local_address[1] in {e.address[1] for e in observed}
+            assert len({e.address[1] for e in observed}) == 2
 
 
 async def test_no_nat(autojump_clock: object) -> None:

@@ -5,7 +5,10 @@
 Run whole endpoints on a `MemoryNetwork` under `trio.testing.MockClock`,
 with link impairments (loss, also in bursts; delay, jitter and reordering;
 duplication; corruption; a rate cap with a queue; an MTU), partitions,
-blackholes, on/off link schedules and NAT rebinding, and no real sockets.
+blackholes, on/off link schedules, NAT rebinding and NATs (RFC 4787
+mapping and filtering behaviours, port preservation or seeded random ports,
+mapping timeouts, hairpinning: `MemoryNetwork.add_nat`, `NatConfig`), and
+no real sockets.
 `open_endpoint_factory` opens endpoints that live until its block ends.
 With pytest-trio, this package's pytest plugin gives each test the
 ``memory_network``, ``endpoint_factory`` and ``endpoint_pair`` fixtures.
@@ -18,7 +21,8 @@ from ._fixtures import (
     EndpointPair as EndpointPair,
     open_endpoint_factory as open_endpoint_factory,
 )
-from ._network import Host as Host, MemoryNetwork as MemoryNetwork
+from ._nat import NatBehaviour as NatBehaviour, NatConfig as NatConfig
+from ._network import Host as Host, MemoryNetwork as MemoryNetwork, Nat as Nat
 from ._types import (
     SCHEDULED as SCHEDULED,
     Address as Address,
@@ -34,6 +38,9 @@ from ._types import (
 __all__ = [
     "MemoryNetwork",
     "Host",
+    "Nat",
+    "NatConfig",
+    "NatBehaviour",
     "LinkConfig",
     "LinkSchedule",
     "Datagram",

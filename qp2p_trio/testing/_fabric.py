@@ -6,16 +6,17 @@ Owns everything a network knows: its hosts and who owns which IP address,
 the per-host counts and next free ports, the sockets and the addresses they
 hold or can be reached at (bindings, `rebind` translations), the links'
 configurations, schedules and impairment state, partitions and blackholes,
-and the trace.  The data path runs here: `Fabric.transmit` applies the route
-hook, then partitions and blackholes, listeners, schedules, and the
+NATs and who is behind them, and the trace.  The data path runs here:
+`Fabric.transmit` applies the route hook, then the NATs (`._nat`), then
+partitions and blackholes, listeners, schedules, and the
 impairment model (`._impairment`), counts and records each outcome, and
 pushes the copies that survive into the destination socket.
 
 `MemoryNetwork` is the public face that validates arguments and writes this
 state; `MemorySocket` calls `bind`, `transmit` and `unregister`.  Time comes
 in as arguments: the fabric reads no clock and imports nothing of Trio.  May
-import the standard library, attrs, `._addresses`, `._impairment`, `._types`
-and, for types only, `._network` and `._socket`.
+import the standard library, attrs, `._addresses`, `._impairment`, `._nat`,
+`._types` and, for types only, `._network` and `._socket`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import attrs
 
 from ._addresses import LAST_PORT, as_bytes, canonical_endpoint, oserror
 from ._impairment import LinkState, impair
+from ._nat import inbound, outbound
 from ._types import (
     SCHEDULED,
     Counters,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
     from ._addresses import IP, Endpoint
     from ._impairment import Copy
+    from ._nat import NatConfig, NatState
     from ._network import Host
     from ._socket import MemorySocket
     from ._types import LinkSchedule, RouteHook
@@ -99,6 +102,9 @@ class Fabric:
         # endpoints datagrams can reach (local ones, or their rebind replacements)
         self.routes: dict[Endpoint, MemorySocket] = {}
         self.sockets: dict[MemorySocket, None] = {}
+        # NATs by public IP, and the public IP of the NAT each host is behind
+        self.nats: dict[str, tuple[NatConfig, NatState]] = {}
+        self.behind: dict[Host, str] = {}
         self._seq = 0
 
     def add_host(self, host: Host) -> Host:
@@ -226,8 +232,40 @@ class Fabric:
         counters.add(fate)
         self._record(now, datagram, fate)
 
+    def _translate(self, sender: Host, datagram: Datagram, now: float) -> Datagram | None:
+        """Apply the NATs on *datagram*'s way (``._nat``); ``None`` if one drops it."""
+        src, dst = datagram.src, datagram.dst
+        if ":" in dst[0]:
+            return datagram  # NATs translate IPv4 only
+        inside = self.behind.get(sender)
+        owner = self.owners.get(dst[0])
+        dst_nat = None if owner is None else self.behind.get(owner)
+        if inside is not None and dst_nat == inside:
+            return datagram  # within the NAT's private network
+        if inside is not None:
+            config, state = self.nats[inside]
+            port = outbound(config, state, src, dst, now, lambda p: self.in_use((inside, p)))
+            if port is None or (dst[0] == inside and not config.hairpinning):
+                return None
+            src = (inside, port)
+        elif dst_nat is not None:
+            return None  # a private address, unreachable from outside its NAT
+        nat = self.nats.get(dst[0])
+        if nat is not None and dst not in self.routes:
+            internal = inbound(nat[0], nat[1], src, dst[1], now)
+            if internal is None:
+                return None
+            dst = internal
+        return Datagram(src, dst, datagram.data)
+
     def _route(self, sender: Host, datagram: Datagram, now: float) -> None:
         counters = self.counters[sender]
+        if self.nats:
+            translated = self._translate(sender, datagram, now)
+            if translated is None:
+                self._drop(counters, "dropped_nat", now, datagram)
+                return
+            datagram = translated
         target = self.routes.get(datagram.dst)
         dst_host = target.host if target is not None else self.owners.get(datagram.dst[0])
         if (dst_host is not None and (sender, dst_host) in self.partitions) or self.blackholed(

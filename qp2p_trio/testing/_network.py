@@ -26,8 +26,8 @@ exactly (Trio's scheduler is deterministic under Hypothesis).
 This module owns `Host` and `MemoryNetwork`'s control API: it validates
 arguments, reads Trio's clock and writes the network's state, which lives in
 the `._fabric.Fabric` (with the data path).  The value types are in
-`._types`, the impairment model in `._impairment`, the sockets in
-`._socket`.  May import Trio, attrs, the standard library and those modules.
+`._types`, the impairment model in `._impairment`, the NAT model in
+`._nat`, the sockets in `._socket`.  May import Trio, attrs, the standard library and those modules.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import trio
 
 from ._addresses import canonical_endpoint, virtual_ip
 from ._fabric import Fabric
+from ._nat import NatConfig, NatState
 from ._socket import SocketFactory, current_host
 from ._types import LinkConfig
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
     from ._types import Address, LinkSchedule, NetworkStatistics, RouteHook, TraceRecord
 
-__all__ = ["Host", "MemoryNetwork"]
+__all__ = ["Host", "MemoryNetwork", "Nat"]
 
 
 @final
@@ -87,6 +88,40 @@ class Host:
         return f"Host(v4={self._v4!r}, v6={self._v6!r})"
 
 
+@final
+class Nat:
+    """A NAT of a `MemoryNetwork`, created by `MemoryNetwork.add_nat`.
+
+    Put hosts behind it with ``add_host(..., behind=nat)``.  Do not
+    instantiate it yourself.  NATs compare by identity.
+    """
+
+    __slots__ = ("_config", "_host")
+
+    def __init__(self, host: Host, config: NatConfig) -> None:
+        self._host = host
+        self._config = config
+
+    @property
+    def public_ip(self) -> str:
+        """The NAT's public IPv4 address: inside hosts' datagrams leave from it."""
+        assert self._host.v4 is not None
+        return self._host.v4
+
+    @property
+    def host(self) -> Host:
+        """The host owning `public_ip` (for `MemoryNetwork.blackhole` and the like)."""
+        return self._host
+
+    @property
+    def config(self) -> NatConfig:
+        """What the NAT does."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"Nat(public_ip={self.public_ip!r}, config={self._config!r})"
+
+
 # A host, one of its IP addresses, or a socket address on it (port ignored).
 _HostRef: TypeAlias = Host | str | tuple[str, int] | tuple[str, int, int, int]
 
@@ -118,7 +153,10 @@ class MemoryNetwork:
     may go up and down on a schedule (`set_link_schedule`, `LinkSchedule`);
     `partition` cuts groups of hosts apart, `blackhole` silences a host or an
     address (for a while, with *duration*), and `rebind` moves a socket's
-    apparent address as a NAT does.  `statistics` counts datagrams per host
+    apparent address as a NAT does.  NATs: `add_nat` creates a NAT
+    (`NatConfig`: RFC 4787 mapping and filtering behaviours, port
+    preservation, mapping timeout, hairpinning) and ``add_host(...,
+    behind=nat)`` puts hosts behind it.  `statistics` counts datagrams per host
     and `trace` (with *record_trace*) tells each datagram's fate.
 
     A network is meant for one Trio run: its times are that run's clock.
@@ -226,7 +264,9 @@ class MemoryNetwork:
         """Every host, the default host first, then in creation order."""
         return tuple(self._fabric.hosts)
 
-    def add_host(self, v4: str | None = None, v6: str | None = None) -> Host:
+    def add_host(
+        self, v4: str | None = None, v6: str | None = None, *, behind: Nat | None = None
+    ) -> Host:
         """Create a virtual host.
 
         So that no test looks as if it targets a real network, addresses must
@@ -236,16 +276,66 @@ class MemoryNetwork:
         Args:
             v4: The host's IPv4 address, e.g. ``"127.0.0.2"``.
             v6: The host's IPv6 address, e.g. ``"2001:db8::2"``.
+            behind: A NAT of this network (`add_nat`) to put the host behind:
+                its IPv4 address becomes private (see `add_nat`); its IPv6
+                address, if any, stays public.
 
         Returns:
             The new host.
 
         Raises:
             ValueError: if both addresses are ``None``, an address is invalid,
-                of the wrong family, outside the ranges above, or already owned.
+                of the wrong family, outside the ranges above, or already owned,
+                or if *behind* is given without *v4* or belongs to another network.
         """
         if v4 is None and v6 is None:
             raise ValueError("a host needs an IPv4 or an IPv6 address")
+        if behind is not None:
+            if v4 is None:
+                raise ValueError("a host behind a NAT needs an IPv4 address")
+            self._check_host(behind.host)
+        host = self._new_host(v4, v6)
+        if behind is not None:
+            self._fabric.behind[host] = behind.public_ip
+        return host
+
+    def add_nat(self, public_ip: str, config: NatConfig | None = None) -> Nat:
+        """Create a NAT with the public IPv4 address *public_ip*.
+
+        Datagrams from a host behind it (``add_host(..., behind=nat)``) to an
+        IPv4 address outside it leave from *public_ip* and a port of a
+        mapping, which replies to that port come back through, as
+        *config*'s mapping and filtering behaviours allow, until the mapping
+        times out.  Hosts behind the same NAT reach each other directly;
+        from outside, their IPv4 addresses are unreachable (datagrams to them
+        are dropped).  A datagram from inside to *public_ip* is looped back
+        when the NAT hairpins.  Dropped datagrams are counted in
+        `TrafficCounts.dropped_nat`.  Public ports are chosen with the NAT's
+        own generator, seeded from the network's seed and *public_ip*.
+
+        Translation happens after `route_hook` and before partitions,
+        blackholes and links, which apply between the inside host and the
+        outside one (the NAT adds no link of its own).  IPv6 is not translated.
+
+        Args:
+            public_ip: The NAT's IPv4 address (in ``127.0.0.0/8``, like hosts'
+                addresses); it gets a host of its own, `Nat.host`.
+            config: What the NAT does; ``None`` is ``NatConfig()``.
+
+        Returns:
+            The NAT.
+
+        Raises:
+            ValueError: if *public_ip* is invalid or already owned.
+        """
+        host = self._new_host(public_ip, None)
+        canonical = host.v4
+        assert canonical is not None
+        config = NatConfig() if config is None else config
+        self._fabric.nats[canonical] = (config, NatState.seeded(self._fabric.seed, canonical))
+        return Nat(host, config)
+
+    def _new_host(self, v4: str | None, v6: str | None) -> Host:
         canonical_v4 = None if v4 is None else virtual_ip(v4, version=4)
         canonical_v6 = None if v6 is None else virtual_ip(v6, version=6)
         for address in (canonical_v4, canonical_v6):

@@ -276,6 +276,10 @@ class TrafficCounts:
             or by a full socket receive queue.
         dropped_mtu: Larger than `LinkConfig.mtu`.
         dropped_hook: Dropped by `MemoryNetwork.route_hook` (it returned ``[]``).
+        dropped_nat: Dropped by a NAT (`MemoryNetwork.add_nat`): arriving at
+            its public address with no live mapping, refused by its filtering,
+            looped back without hairpinning, or sent from outside the NAT
+            straight to the private address of a host behind it.
         duplicated: Extra copies made by `LinkConfig.duplicate`.
         corrupted: Copies corrupted by `LinkConfig.corrupt`.
         reordered: Copies held back by `LinkConfig.reorder`.
@@ -294,6 +298,7 @@ class TrafficCounts:
     dropped_queue: int = 0
     dropped_mtu: int = 0
     dropped_hook: int = 0
+    dropped_nat: int = 0
     duplicated: int = 0
     corrupted: int = 0
     reordered: int = 0
@@ -310,6 +315,7 @@ class TrafficCounts:
             + self.dropped_queue
             + self.dropped_mtu
             + self.dropped_hook
+            + self.dropped_nat
         )
 
 
