@@ -556,3 +556,27 @@ def test_debugging_switches_log_keylog_and_qlog(tmp_path: Path) -> None:
         assert set(server_keys) == set((tmp_path / "client.keys").read_text().split("\n"))
     finally:
         node.close()
+
+
+def test_netcheck_reports_how_two_peers_see_us(listener: Listener, tmp_path: Path) -> None:
+    """Two listeners at distinct loopback IPs tell the address they see us at."""
+    other = Listener(tmp_path, "127.0.0.2:0", "--json")
+    try:
+        result = run(tmp_path, "netcheck", listener.peer, other.peer, "--json")
+    finally:
+        other.close()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [p["reached"] for p in report["peers"]] == [True, True]
+    (observed,) = [a for a in report["external_addresses"] if a["source"] == "observed"]
+    assert observed["observers"] == 2  # one per observer IP
+    assert observed["address"].startswith("127.0.0.")
+    # Bound to the wildcard, its own address is unknown: one address seen by
+    # both is what an endpoint-independent mapping looks like (documented).
+    assert report["nat_mapping"] == "endpoint_independent"
+
+
+def test_netcheck_unreachable_peer(tmp_path: Path) -> None:
+    stranger = Identity.generate().node_id
+    result = run(tmp_path, "netcheck", f"{stranger}@127.0.0.1:9", "--timeout", "0.5")
+    assert result.returncode == 6, result.stderr  # unreachable

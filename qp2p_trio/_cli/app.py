@@ -21,7 +21,7 @@ import trio
 
 from qp2p_trio import __version__
 
-from . import bench, demo, ident, listen, ping, request, send
+from . import bench, demo, ident, listen, netcheck, ping, request, send
 from .errors import EXIT_CODE_HELP, ExitCode, describe_error
 from .options import Commands, Parser, Subcommand
 
@@ -34,7 +34,16 @@ PROG: Final = "qp2p-trio"
 
 #: The subcommand modules, in ``--help`` order.  Each has ``add_parser``
 #: (adding its parser, which names its handler) and ``run`` (the handler).
-SUBCOMMANDS: Final[tuple[Subcommand, ...]] = (demo, ident, listen, send, request, ping, bench)
+SUBCOMMANDS: Final[tuple[Subcommand, ...]] = (
+    demo,
+    ident,
+    listen,
+    send,
+    request,
+    ping,
+    bench,
+    netcheck,
+)
 
 _EPILOG: Final = (
     "PEER is a peer address, <node-id>@<host>:<port> (IPv6 hosts in brackets:\n"
