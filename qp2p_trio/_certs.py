@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIBP2P_EXTENSION_OID",
+    "MAX_CHAIN",
     "RENEWAL_MARGIN",
     "make_certificate",
     "renewal_window",
@@ -56,6 +57,10 @@ _SIGNATURE_PREFIX: Final = b"libp2p-tls-handshake:"
 _ED25519_PROTOBUF_PREFIX: Final = b"\x08\x01\x12\x20"
 _ED25519_KEY_SIZE: Final = 32
 _KEY_TYPE_NAMES: Final = {0: "RSA", 1: "Ed25519", 2: "Secp256k1", 3: "ECDSA"}
+
+#: Certificates a peer may present: its own, then (with a network CA) its
+#: node certificate; a little room for more, which `_ca` judges.
+MAX_CHAIN: Final = 4
 
 _BACKDATE_SECONDS: Final = 3600.0
 _VALIDITY_SECONDS: Final = 365 * 86400.0
@@ -333,9 +338,11 @@ def verify_certificate_chain(
 ) -> NodeId:
     """Check a peer's certificate chain and return the node id it proves.
 
-    The chain must be exactly one self-signed certificate, valid at ``now``,
-    with no unknown critical extension, whose libp2p extension carries a
+    The chain's first certificate must be self-signed, valid at ``now``,
+    with no unknown critical extension, and its libp2p extension must carry a
     valid signature by an Ed25519 host key over the certificate's public key.
+    Up to `MAX_CHAIN` - 1 further certificates (a node certificate signed by
+    a network CA) may follow: they are not judged here (see `_ca`).
     Supported certificate keys are Ed25519 and ECDSA on P-256, P-384 and
     P-521.
 
@@ -365,8 +372,8 @@ def verify_certificate_chain(
     def fail(message: str) -> PeerIdentityError:
         return PeerIdentityError(f"peer certificate rejected: {message}", expected=expected)
 
-    if len(certificates) != 1:
-        raise fail(f"expected exactly one certificate, got {len(certificates)}")
+    if not 1 <= len(certificates) <= MAX_CHAIN:
+        raise fail(f"expected 1 to {MAX_CHAIN} certificates, got {len(certificates)}")
     certificate = certificates[0]
 
     _check_validity(certificate, now, fail)

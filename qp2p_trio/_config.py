@@ -14,7 +14,9 @@ import os
 from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
+from cryptography import x509
 
+from ._ca import check_root
 from ._identity import NodeId
 from ._retry import RetryPolicy
 
@@ -89,6 +91,35 @@ def _node_ids(value: object) -> frozenset[NodeId]:
 
 def _optional_node_ids(value: object) -> frozenset[NodeId] | None:
     return None if value is None else _node_ids(value)
+
+
+def _certificates(value: object) -> tuple[x509.Certificate, ...]:
+    if isinstance(value, x509.Certificate | str | bytes):
+        raise TypeError(f"Config.trusted_cas must be a collection of certificates, got {value!r}")
+    roots = tuple(value)  # type: ignore[call-overload]
+    for root in roots:
+        try:
+            check_root(root)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"Config.trusted_cas: {exc}") from None
+    return roots
+
+
+def _revocations(value: object) -> frozenset[NodeId | int]:
+    if isinstance(value, NodeId | int | str | bytes):
+        raise TypeError(f"Config.revoked_certificates must be a collection, got {value!r}")
+    entries: frozenset[NodeId | int] = frozenset(value)  # type: ignore[call-overload]
+    for entry in entries:
+        if isinstance(entry, bool) or not isinstance(entry, NodeId | int):
+            raise TypeError(
+                f"Config.revoked_certificates holds NodeId or int serial numbers, got {entry!r}"
+            )
+    return entries
+
+
+def _optional_certificate(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, x509.Certificate):
+        raise TypeError(f"Config.{attribute.name} must be an x509.Certificate or None, got {value!r}")
 
 
 def _optional_path(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -275,6 +306,24 @@ class Config:
     #: Node ids never admitted (a deny-list), in both directions; it wins
     #: over `allowed_peers`.
     denied_peers: frozenset[NodeId] = attrs.field(factory=frozenset, converter=_node_ids)
+    #: The root certificates of the network CAs we trust (see
+    #: `CertificateAuthority`), or empty.  When set, a peer is admitted, in
+    #: both directions, only if it presents a node certificate that one of
+    #: them signed for the node id it proved, valid at `wall_clock` and not
+    #: revoked; the lists and the hook apply on top.  `Trust.trust_cas`
+    #: replaces them later.
+    trusted_cas: tuple[x509.Certificate, ...] = attrs.field(default=(), converter=_certificates)
+    #: Our own node certificate (signed by a network CA for our node id,
+    #: `CertificateAuthority.sign`), presented to every peer after our TLS
+    #: certificate; or ``None``.  It must be for the endpoint's identity.
+    node_certificate: x509.Certificate | None = attrs.field(
+        default=None, validator=_optional_certificate
+    )
+    #: Revoked node certificates from the start: node ids (all of theirs) and
+    #: serial numbers (one each).  `Trust.revoke` adds more while running.
+    revoked_certificates: frozenset[NodeId | int] = attrs.field(
+        factory=frozenset, converter=_revocations
+    )
     #: An async hook ``admit_peer(node_id, address, certificate) -> bool``
     #: asked about every connection the lists admit, incoming and outgoing,
     #: once the peer proved its node id and before any of its data is read:

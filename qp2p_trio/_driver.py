@@ -63,6 +63,7 @@ import trio
 
 from . import _admission, _metrics, _observe, _pool, _quic
 from ._budget import ReceiveBudget
+from ._ca import own_chain
 from ._certs import make_certificate, renewal_window
 from ._connection import Connection
 from ._errors import EndpointError
@@ -120,6 +121,7 @@ class Driver:
     def __init__(
         self, sock: trio.socket.SocketType, config: Config, identity: Identity, pool: Pool
     ) -> None:
+        own_chain(config, identity.node_id)  # a wrong node certificate: ValueError, first
         # First: if its files cannot be opened, nothing else is left open.
         self.observe = _observe.Observer(config, identity.node_id)
         self.transport = make_transport(sock)
@@ -160,7 +162,7 @@ class Driver:
         self.counters = _Counters()
         self.tally = _metrics.Tally()  # per connection, message, dial (see _metrics)
         self.admission = _admission.Admission[Connection](config)
-        self.gate = Gatekeeper(config)  # trust: who is admitted once verified
+        self.gate = Gatekeeper(config, self.wall_clock)  # trust: who is admitted once verified
         self.observations = ObservationBook()  # where peers see us (OBSERVED_ADDRESS)
         self.gate.trust.changed = self._revoke
         self._closing = False
@@ -195,6 +197,7 @@ class Driver:
                 private_key=key,
                 keylog=self.observe.keylog,
                 qlog=self.observe.qlog,
+                chain=own_chain(self.config, self._identity.node_id),
             )
             self._tls = (build(is_client=True), build(is_client=False))
             self._renewal_window = renewal_window(cert)
@@ -278,17 +281,9 @@ class Driver:
         return None if self._closing else self.gate.judge(conn)
 
     def _revoke(self) -> None:
-        """The trust lists changed: close connections to peers they no longer admit."""
-        trust = self.gate.trust
-        for conn in list(self.connections):
-            session = conn.session
-            peer = session.peer_id
-            if peer is None or session.close_exc is not None or session.closed_locally:
-                continue
-            if not trust.admits(peer):
-                _log.info("qp2p_trio: closing the connection to %s (trust lists)", peer.short())
-                self.gate.refused += 1
-                conn.decide_admission(False)
+        """The trust policy changed: close connections to peers it no longer admits."""
+        for conn in self.gate.no_longer_admitted(list(self.connections)):
+            conn.decide_admission(False)
 
     def _address_refused(self, addr: Address) -> bool:
         """Whether `Config.admit_address` refuses a new connection from ``addr``."""

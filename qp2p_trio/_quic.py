@@ -63,7 +63,7 @@ from aioquic.quic.packet import (
 from ._config import ALPN, Config
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -184,6 +184,7 @@ def build_configuration(
     private_key: Ed25519PrivateKey,
     keylog: TextIO | None = None,
     qlog: QlogSink | None = None,
+    chain: Sequence[x509.Certificate] = (),
 ) -> QuicConfiguration:
     """Build the aioquic configuration for one side of a connection.
 
@@ -192,7 +193,8 @@ def build_configuration(
     and no session ticket is stored or offered, so resumption and 0-RTT, which
     would skip the certificate, never happen.  ``keylog``: a text file aioquic
     writes every TLS secret to (NSS key log format); ``qlog``: where each
-    connection's qlog trace goes.
+    connection's qlog trace goes.  ``chain``: certificates sent after ours
+    (our node certificate, `Config.node_certificate`).
     """
     qc = QuicConfiguration(
         alpn_protocols=[ALPN],
@@ -208,6 +210,7 @@ def build_configuration(
         server_name=None,
     )
     qc.certificate = certificate
+    qc.certificate_chain = list(chain)
     qc.private_key = private_key
     qc.secrets_log_file = keylog
     qc.quic_logger = qlog

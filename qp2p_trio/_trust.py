@@ -10,7 +10,10 @@ connection is announced (the session holds it in ``Phase.ADMITTING``):
 
 1. the lists of `Trust` (a deny-list, and an allow-list or none: any key),
    synchronously;
-2. then, if configured, the application's async hook
+2. with trusted CAs (`Config.trusted_cas`), the peer's node certificate
+   (`_ca.check_node`: signed by a trusted CA, for the node id it proved,
+   valid at the wall clock, not revoked), synchronously;
+3. then, if configured, the application's async hook
    (`Config.admit_peer`), run by `Gatekeeper` in a task of the endpoint's
    nursery: bounded by `Config.admit_peer_timeout` and
    `Config.admit_peer_concurrency`, cancelled when the connection or the
@@ -22,9 +25,12 @@ refuse holds back its SETTINGS (which otherwise travel with its handshake
 flight) until it admitted the dialler, so a refused dialler's `connect`
 fails instead of returning a connection that closes a moment later.
 
-Changing the lists applies at once: new connections are judged by the new
-lists, and live connections to peers they no longer admit are closed.  A
-hook's verdict is not revisited.
+Changing the lists, the trusted CAs or the revocation list applies at
+once: new connections are judged by the new policy, and live connections to
+peers it no longer admits are closed (so revoking a certificate cuts its
+connections, as libp2p and iroh users expect).  A node certificate that
+merely expires while its connection is open does not close it; the next
+connection is refused.  A hook's verdict is not revisited.
 
 The cheap pre-handshake hook (`Config.admit_address`) is the driver's: it
 runs before admission of an Initial does any work (see `_driver`).
@@ -38,11 +44,14 @@ from typing import TYPE_CHECKING, final
 import trio
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ._ca import check_node, check_root
 from ._identity import NodeId
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+
+    from cryptography import x509
 
     from ._config import Config
     from ._connection import Connection
@@ -60,15 +69,35 @@ def _ids(node_ids: Iterable[NodeId]) -> set[NodeId]:
     return ids
 
 
+def _revocations(entries: Iterable[NodeId | int]) -> set[NodeId | int]:
+    found = set(entries)
+    for entry in found:
+        if isinstance(entry, bool) or not isinstance(entry, (NodeId, int)) or entry == -1:
+            raise TypeError(f"revoke a NodeId or a certificate serial number (int), not {entry!r}")
+    return found
+
+
+def _roots(certificates: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    roots = tuple(certificates)
+    for root in roots:
+        check_root(root)
+    return roots
+
+
 @final
 class Trust(metaclass=NoPublicConstructor):
-    """The endpoint's allow-list and deny-list, changeable while it runs.
+    """The endpoint's trust policy: lists, trusted CAs, revocations; changeable while it runs.
 
     Get it from `Endpoint.trust`; it starts from `Config.allowed_peers` and
     `Config.denied_peers`.  A peer is admitted when it is not denied and
     either no allow-list is in force (any authenticated key: qp2p's
     "encrypted only" mode) or it is on the allow-list.  The lists apply in
     both directions: to peers that connect to us and to peers we dial.
+
+    With trusted CAs (`Config.trusted_cas`, `trust_cas`) a peer must also
+    present a node certificate that one of them signed for the node id it
+    proved, valid now and not revoked (`revoke`): see
+    `CertificateAuthority`.  The lists still apply on top.
 
     Every change applies at once: to new connections, and live connections
     to peers no longer admitted are closed with
@@ -80,11 +109,21 @@ class Trust(metaclass=NoPublicConstructor):
         ep.trust.deny(spammer)  # closes its connections now
         ep.trust.allow_only([alice, bob])  # an allow-list from now on
         ep.trust.allow(carol)  # one more on it
+        ep.trust.revoke(mallory)  # every node certificate of hers, from now on
+        ep.trust.revoke(0x5EED)  # one node certificate, by serial number
     """
 
-    def __init__(self, allowed: Iterable[NodeId] | None, denied: Iterable[NodeId]) -> None:
+    def __init__(
+        self,
+        allowed: Iterable[NodeId] | None,
+        denied: Iterable[NodeId],
+        roots: Iterable[x509.Certificate] = (),
+        revoked: Iterable[NodeId | int] = (),
+    ) -> None:
         self._allowed = None if allowed is None else _ids(allowed)
         self._denied = _ids(denied)
+        self._roots = _roots(roots)
+        self._revoked = _revocations(revoked)
         #: Called after every change (the driver closes what is no longer admitted).
         self.changed: Callable[[], None] = lambda: None
 
@@ -97,6 +136,56 @@ class Trust(metaclass=NoPublicConstructor):
     def denied(self) -> frozenset[NodeId]:
         """The deny-list."""
         return frozenset(self._denied)
+
+    @property
+    def trusted_cas(self) -> tuple[x509.Certificate, ...]:
+        """The trusted CA certificates; empty: no node certificate is required."""
+        return self._roots
+
+    @property
+    def revoked(self) -> frozenset[NodeId | int]:
+        """Revoked node ids and node certificate serial numbers."""
+        return frozenset(self._revoked)
+
+    def trust_cas(self, certificates: Iterable[x509.Certificate]) -> None:
+        """Replace the trusted CAs (empty: require no node certificate any more).
+
+        Live connections to peers the new CAs do not admit close.
+
+        Raises:
+            TypeError, ValueError: if one is not a CA certificate.
+        """
+        self._roots = _roots(certificates)
+        self.changed()
+
+    def revoke(self, *entries: NodeId | int) -> None:
+        """Refuse node certificates from now on: all of a `NodeId`, or one by serial number.
+
+        Live connections whose peer's node certificate is revoked close.
+        Only matters with trusted CAs (a node id to refuse whatever its
+        certificate is better put on the deny-list).
+        """
+        self._revoked |= _revocations(entries)
+        self.changed()
+
+    def unrevoke(self, *entries: NodeId | int) -> None:
+        """Take entries off the revocation list."""
+        self._revoked -= _revocations(entries)
+
+    def refusal(
+        self, node_id: NodeId, chain: list[x509.Certificate], now: float
+    ) -> str | None:
+        """Why the policy refuses a peer with this TLS chain, or ``None`` (the hook may still).
+
+        ``now`` is the wall clock (Unix seconds), for certificate lifetimes.
+        """
+        if node_id in self._denied:
+            return "its node id is on the deny-list"
+        if self._allowed is not None and node_id not in self._allowed:
+            return "its node id is not on the allow-list"
+        if self._roots:
+            return check_node(chain, node_id, roots=self._roots, revoked=self._revoked, now=now)
+        return None
 
     def admits(self, node_id: NodeId) -> bool:
         """Whether the lists admit ``node_id`` (the admission hook may still refuse)."""
@@ -139,7 +228,10 @@ class Trust(metaclass=NoPublicConstructor):
 
     def __repr__(self) -> str:
         allowed = "any" if self._allowed is None else len(self._allowed)
-        return f"<qp2p_trio.Trust allowed={allowed} denied={len(self._denied)}>"
+        return (
+            f"<qp2p_trio.Trust allowed={allowed} denied={len(self._denied)} "
+            f"cas={len(self._roots)} revoked={len(self._revoked)}>"
+        )
 
 
 class Gatekeeper:
@@ -149,9 +241,15 @@ class Gatekeeper:
     closes (`forget`) and its own shutdown (`close`).
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, wall_clock: Callable[[], float]) -> None:
         self._config = config
-        self.trust = Trust._create(config.allowed_peers, config.denied_peers)
+        self._wall_clock = wall_clock
+        self.trust = Trust._create(
+            config.allowed_peers,
+            config.denied_peers,
+            config.trusted_cas,
+            config.revoked_certificates,
+        )
         self._limiter = trio.CapacityLimiter(config.admit_peer_concurrency)
         self._nursery: trio.Nursery | None = None
         self._pending: dict[Connection, trio.CancelScope] = {}
@@ -163,7 +261,10 @@ class Gatekeeper:
         """Whether a new connection might be refused (a listener then holds its SETTINGS)."""
         trust = self.trust
         return bool(
-            trust.allowed is not None or trust.denied or self._config.admit_peer is not None
+            trust.allowed is not None
+            or trust.denied
+            or trust.trusted_cas
+            or self._config.admit_peer is not None
         )
 
     def start(self, nursery: trio.Nursery) -> None:
@@ -172,8 +273,9 @@ class Gatekeeper:
     def judge(self, conn: Connection) -> bool | None:
         """Admit (True), refuse (False) or ask the hook (None: `Connection.decide_admission` later)."""
         peer = conn.peer_id
-        if not self.trust.admits(peer):
-            _log.info("qp2p_trio: refusing %s (trust lists)", peer.short())
+        reason = self.trust.refusal(peer, conn.core.peer_certificates(), self._wall_clock())
+        if reason is not None:
+            _log.info("qp2p_trio: refusing %s: %s", peer.short(), reason)
             self.refused += 1
             return False
         hook = self._config.admit_peer
@@ -213,6 +315,22 @@ class Gatekeeper:
         if not admitted:
             self.refused += 1
         conn.decide_admission(admitted)
+
+    def no_longer_admitted(self, connections: Iterable[Connection]) -> list[Connection]:
+        """The live connections whose peer the changed policy refuses (counted as refused)."""
+        now = self._wall_clock()
+        found = []
+        for conn in connections:
+            session = conn.session
+            peer = session.peer_id
+            if peer is None or session.close_exc is not None or session.closed_locally:
+                continue
+            reason = self.trust.refusal(peer, conn.core.peer_certificates(), now)
+            if reason is not None:
+                _log.info("qp2p_trio: closing the connection to %s: %s", peer.short(), reason)
+                self.refused += 1
+                found.append(conn)
+        return found
 
     def forget(self, conn: Connection) -> None:
         """The connection closed: stop asking about it."""

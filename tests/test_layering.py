@@ -20,6 +20,7 @@ SANS_IO = [
     "_wire",
     "_quic",
     "_certs",
+    "_ca",
     "_identity",
     "_config",
     "_errors",
