@@ -8,6 +8,11 @@ and raw QUIC streams as Trio streams.
 """
 
 # This file chooses the public API; each name is re-exported explicitly.
+from ._ca import (
+    CertificateAuthority as CertificateAuthority,
+    load_certificate as load_certificate,
+    save_certificate as save_certificate,
+)
 from ._config import ALPN as ALPN, Config as Config
 from ._connection import Connection as Connection, ConnectionStatistics as ConnectionStatistics
 from ._endpoint import (
@@ -61,6 +66,7 @@ __all__ = [
     "ALPN",
     "AdmissionRefused",
     "BidirectionalStream",
+    "CertificateAuthority",
     "CloseCode",
     "Config",
     "ConnectError",
@@ -102,7 +108,9 @@ __all__ = [
     "Trust",
     "RawStreamReset",
     "__version__",
+    "load_certificate",
     "open_endpoint",
+    "save_certificate",
     "serve_metrics",
 ]
 

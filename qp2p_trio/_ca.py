@@ -249,7 +249,9 @@ def check_root(certificate: x509.Certificate) -> None:
         ValueError: if it lacks ``BasicConstraints(ca=True)``.
     """
     if not isinstance(certificate, x509.Certificate):
-        raise TypeError(f"a trusted CA must be an x509.Certificate, not {type(certificate).__name__}")
+        raise TypeError(
+            f"a trusted CA must be an x509.Certificate, not {type(certificate).__name__}"
+        )
     try:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     except x509.ExtensionNotFound:

@@ -96,7 +96,7 @@ def _optional_node_ids(value: object) -> frozenset[NodeId] | None:
 def _certificates(value: object) -> tuple[x509.Certificate, ...]:
     if isinstance(value, x509.Certificate | str | bytes):
         raise TypeError(f"Config.trusted_cas must be a collection of certificates, got {value!r}")
-    roots = tuple(value)  # type: ignore[call-overload]
+    roots: tuple[x509.Certificate, ...] = tuple(value)  # type: ignore[arg-type]
     for root in roots:
         try:
             check_root(root)
@@ -119,7 +119,9 @@ def _revocations(value: object) -> frozenset[NodeId | int]:
 
 def _optional_certificate(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, x509.Certificate):
-        raise TypeError(f"Config.{attribute.name} must be an x509.Certificate or None, got {value!r}")
+        raise TypeError(
+            f"Config.{attribute.name} must be an x509.Certificate or None, got {value!r}"
+        )
 
 
 def _optional_path(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:

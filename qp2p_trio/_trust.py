@@ -172,9 +172,7 @@ class Trust(metaclass=NoPublicConstructor):
         """Take entries off the revocation list."""
         self._revoked -= _revocations(entries)
 
-    def refusal(
-        self, node_id: NodeId, chain: list[x509.Certificate], now: float
-    ) -> str | None:
+    def refusal(self, node_id: NodeId, chain: list[x509.Certificate], now: float) -> str | None:
         """Why the policy refuses a peer with this TLS chain, or ``None`` (the hook may still).
 
         ``now`` is the wall clock (Unix seconds), for certificate lifetimes.

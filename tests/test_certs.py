@@ -225,7 +225,9 @@ def test_other_failures_carry_expected_but_no_actual() -> None:
 
 @pytest.mark.parametrize("count", [0, 5, 40])
 def test_one_to_four_certificates(count: int) -> None:
-    chain = [make_certificate(IDENTITY, now=NOW)[0] for _ in range(min(count, 5))] * (count // 5 or 1)
+    chain = [make_certificate(IDENTITY, now=NOW)[0] for _ in range(min(count, 5))] * (
+        count // 5 or 1
+    )
     rejects(chain[:count], f"expected 1 to 4 certificates, got {count}")
 
 
