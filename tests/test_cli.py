@@ -193,9 +193,9 @@ def test_help_documents_every_exit_code(tmp_path: Path) -> None:
     result = run(tmp_path, "--help")
     assert result.returncode == 0
     assert "exit codes:" in result.stdout
-    for code in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130):
+    for code in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130):
         assert f"\n  {code:<4} " in result.stdout
-    for command in ("demo", "id", "listen", "send", "request", "ping", "bench"):
+    for command in ("demo", "id", "listen", "send", "request", "ping", "bench", "ca"):
         assert command in result.stdout
     version = run(tmp_path, "--version")
     assert version.returncode == 0

@@ -21,7 +21,7 @@ import trio
 
 from qp2p_trio import __version__
 
-from . import bench, demo, ident, listen, netcheck, ping, request, send
+from . import bench, ca, demo, ident, listen, netcheck, ping, request, send
 from .errors import EXIT_CODE_HELP, ExitCode, describe_error
 from .options import Commands, Parser, Subcommand
 
@@ -43,6 +43,7 @@ SUBCOMMANDS: Final[tuple[Subcommand, ...]] = (
     ping,
     bench,
     netcheck,
+    ca,
 )
 
 _EPILOG: Final = (

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 import trio
 
 from qp2p_trio import (
+    AdmissionRefused,
     Config,
     ConnectError,
     HandshakeError,
@@ -29,6 +30,7 @@ from qp2p_trio import (
 
 from .errors import CliError, ExitCode
 from .output import MiB, Progress, acknowledged_payload, format_address, format_size
+from .trust import trust_settings
 
 if TYPE_CHECKING:
     import argparse
@@ -46,6 +48,7 @@ __all__ = [
     "parse_bind_address",
     "parse_peer",
     "read_input",
+    "refused",
     "text_payload",
     "too_large",
     "with_progress",
@@ -102,13 +105,20 @@ def load_identity(path: str | None) -> Identity:
         raise CliError(ExitCode.FILE, f"not an identity file: {exc}") from None
 
 
-def config_for(max_message_size: int, args: argparse.Namespace | None = None) -> Config:
-    """The endpoint configuration of the command's endpoints (``args``: `debug_options`)."""
+def config_for(
+    max_message_size: int, args: argparse.Namespace | None = None, identity: Identity | None = None
+) -> Config:
+    """The endpoint configuration of the command's endpoints.
+
+    ``args``: `debug_options`, and with ``identity`` the `trust.trust_options`.
+    """
+    trust = trust_settings(args, identity) if args is not None and identity is not None else {}
     return Config(
         max_message_size=max_message_size,
         receive_queue_bytes=max(64 * MiB, max_message_size),
         keylog_file=getattr(args, "keylog", None),
         qlog_dir=getattr(args, "qlog", None),
+        **trust,
     )
 
 
@@ -165,9 +175,8 @@ async def open_client(
     """
     address = await _resolve(peer)
     identity = load_identity(args.identity)
-    async with open_endpoint(
-        bind_address_for(address), identity=identity, config=config_for(args.max_message_size, args)
-    ) as ep:
+    config = config_for(args.max_message_size, args, identity)
+    async with open_endpoint(bind_address_for(address), identity=identity, config=config) as ep:
         start = trio.current_time()
         try:
             with trio.fail_after(args.timeout):
@@ -185,6 +194,8 @@ async def open_client(
                 f"the peer at {format_address(peer.address)} proved {actual}, "
                 f"not {peer.node_id}: the peer address is wrong or stale",
             ) from None
+        except AdmissionRefused as exc:
+            raise refused(exc, peer.address) from None
         except HandshakeError as exc:
             raise CliError(
                 ExitCode.UNREACHABLE,
@@ -213,6 +224,15 @@ async def with_progress(
         nursery.cancel_scope.cancel()
     progress.finish()
     return result
+
+
+def refused(exc: AdmissionRefused, address: tuple[str, int]) -> CliError:
+    """The error for a connection a trust policy refused (`ExitCode.REFUSED`)."""
+    if exc.by_peer:
+        why = "it does not admit this node (is it a member of the peer's network: --ca, --cert?)"
+    else:
+        why = "this node does not admit it (--ca, --deny, --allow)"
+    return CliError(ExitCode.REFUSED, f"the peer at {format_address(address)} was refused: {why}")
 
 
 def too_large(exc: MessageTooLarge, size: int) -> CliError:

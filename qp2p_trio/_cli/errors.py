@@ -14,6 +14,7 @@ from typing import Final
 import trio
 
 from qp2p_trio import (
+    AdmissionRefused,
     ConnectError,
     ConnectionClosed,
     EndpointError,
@@ -40,6 +41,7 @@ class ExitCode(enum.IntEnum):
     PEER_FAILED = 8
     MISMATCH = 9
     ENDPOINT = 10
+    REFUSED = 11
     INTERRUPTED = 130
 
 
@@ -57,7 +59,14 @@ EXIT_CODE_HELP: Final = {
         "message, or sent no reply within --timeout"
     ),
     ExitCode.MISMATCH: "the data arrived changed (checksum or echo mismatch)",
-    ExitCode.ENDPOINT: "cannot open the local endpoint (address in use or not available)",
+    ExitCode.ENDPOINT: (
+        "cannot open the local endpoint: address in use or not available, or a "
+        "configuration it cannot use (an unwritable --keylog file or --qlog directory)"
+    ),
+    ExitCode.REFUSED: (
+        "refused by a trust policy: the peer does not admit this node (not a member of its "
+        "CA network, denied), or this node does not admit the peer (--ca)"
+    ),
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); listen stops cleanly with 0 instead",
 }
 
@@ -96,6 +105,8 @@ def _describe_one(exc: BaseException) -> tuple[ExitCode, str]:
         return exc.code, str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
+    if isinstance(exc, AdmissionRefused):
+        return ExitCode.REFUSED, f"refused by a trust policy: {exc}"
     if isinstance(exc, PeerIdentityError):
         return ExitCode.PEER_IDENTITY, f"wrong peer identity: {exc}"
     if isinstance(exc, ConnectError):

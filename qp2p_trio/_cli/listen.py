@@ -20,6 +20,7 @@ from .errors import CliError, ExitCode
 from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, size
 from .output import format_address, format_size
 from .service import Service
+from .trust import trust_options
 
 if TYPE_CHECKING:
     import argparse
@@ -78,6 +79,7 @@ def add_parser(commands: Commands) -> None:
         help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: any "
         "free port; keep it on loopback); needs the qp2p_trio[metrics] extra",
     )
+    trust_options(parser, lists=True)
     debug_options(parser)
 
 
@@ -90,7 +92,7 @@ async def run(args: argparse.Namespace) -> int:
         save_dir = Path(args.save_dir)
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
-    config = config_for(args.max_message_size, args)
+    config = config_for(args.max_message_size, args, identity)
     metrics = _metrics_address(args.metrics)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_endpoint(bind, identity=identity, config=config) as ep:

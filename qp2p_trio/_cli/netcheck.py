@@ -47,9 +47,10 @@ def add_parser(commands: Commands) -> None:
 async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio netcheck PEER [PEER ...]``: exit 0 if any peer answered."""
     peers = [parse_peer(text) for text in args.peers]
-    config = config_for(args.max_message_size, args)
+    identity = load_identity(args.identity)
+    config = config_for(args.max_message_size, args, identity)
     bind = bind_address_for(peers[0].address)
-    async with open_endpoint(bind, identity=load_identity(args.identity), config=config) as ep:
+    async with open_endpoint(bind, identity=identity, config=config) as ep:
         results: dict[str, str | None] = {}
         async with trio.open_nursery() as nursery:
             for peer in peers:

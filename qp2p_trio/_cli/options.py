@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, final
 
 from .errors import ExitCode
 from .output import MiB, format_size, parse_size
+from .trust import trust_options
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -203,4 +204,5 @@ def client_options(parser: argparse.ArgumentParser) -> None:
         help=f"largest reply accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
     )
     json_option(parser)
+    trust_options(parser)
     debug_options(parser)
