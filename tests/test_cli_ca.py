@@ -8,6 +8,7 @@ exit code 11 (see test_cli.py for the process helpers).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from test_cli import EXIT_FILE, EXIT_USAGE, Listener, one_line_error, run
 
-from qp2p_trio import Identity
+from qp2p_trio import Identity, load_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -126,3 +127,15 @@ def test_unwritable_keylog_is_a_configuration_error(net: Path) -> None:
     result = run(net, "listen", "--keylog", str(net / "no" / "such" / "dir" / "keys"))
     assert result.returncode == EXIT_ENDPOINT
     assert "key log file" in one_line_error(result)
+
+
+def test_sign_a_bare_node_id(net: Path) -> None:
+    """The CA's operator needs only the member's node id, never its key."""
+    node_id = run(net, "id", "x.key").stdout.strip()
+    result = run(net, "ca", "sign", node_id, "--ca", "netca", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["node_id"] == node_id
+    assert info["certificate"].endswith(f"{node_id}.crt")
+    cert = load_certificate(info["certificate"])
+    assert f"{cert.serial_number:x}" == info["serial"]

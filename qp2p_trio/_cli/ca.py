@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from qp2p_trio import CertificateAuthority, save_certificate
+from qp2p_trio import CertificateAuthority, NodeId, save_certificate
 
 from .client import load_identity
 from .errors import CliError, ExitCode
@@ -44,7 +44,12 @@ def add_parser(commands: Commands) -> None:
     json_option(new)
     new.set_defaults(handler=run_new)
     sign = actions.add_parser("sign", help="write the node certificate of an identity")
-    sign.add_argument("identity", metavar="IDENTITY-FILE", help="the node's identity file")
+    sign.add_argument(
+        "identity",
+        metavar="IDENTITY-FILE",
+        help="the node's identity file, or just its node id (then -o names the output; "
+        "default: NODE-ID.crt)",
+    )
     sign.add_argument("--ca", required=True, metavar="DIR", help="the CA directory (`ca new`)")
     sign.add_argument("--days", type=days, default=365, help="lifetime in days (default: 365)")
     sign.add_argument(
@@ -86,11 +91,21 @@ def run_new(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _node_id_of(text: str) -> NodeId:
+    """The node id of an identity file, or ``text`` itself when it is a node id and no file."""
+    if not os.path.exists(text):
+        try:
+            return NodeId.parse(text)
+        except ValueError:
+            pass
+    return load_identity(text).node_id
+
+
 def run_sign(args: argparse.Namespace) -> int:
     """``qp2p-trio ca sign IDENTITY-FILE --ca DIR [--days N] [-o FILE]``."""
-    identity = load_identity(args.identity)
+    node_id = _node_id_of(args.identity)
     ca = load_ca(args.ca)
-    certificate = ca.sign(identity.node_id, now=time.time(), days=args.days)
+    certificate = ca.sign(node_id, now=time.time(), days=args.days)
     output = args.output or certificate_beside(args.identity)
     if os.path.abspath(output) == os.path.abspath(args.identity):
         raise CliError(ExitCode.USAGE, f"-o {output!r} would overwrite the identity file")
@@ -102,7 +117,7 @@ def run_sign(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "node_id": str(identity.node_id),
+                "node_id": str(node_id),
                 "certificate": os.path.abspath(output),
                 "serial": f"{certificate.serial_number:x}",
                 "expires": expires,
@@ -111,8 +126,7 @@ def run_sign(args: argparse.Namespace) -> int:
     else:
         print(output)
         print(
-            f"signed {identity.node_id.short()} until {expires} "
-            f"(serial {certificate.serial_number:x})",
+            f"signed {node_id.short()} until {expires} (serial {certificate.serial_number:x})",
             file=sys.stderr,
         )
     return ExitCode.OK
