@@ -47,7 +47,7 @@ from ._events import (
 )
 from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
-from ._metrics import EndpointMetrics as EndpointMetrics
+from ._metrics import EndpointMetrics as EndpointMetrics, Histogram as Histogram
 from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
 from ._peer import PeerAddress as PeerAddress
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
@@ -80,6 +80,7 @@ __all__ = [
     "ExternalAddress",
     "EndpointMetrics",
     "HandshakeError",
+    "Histogram",
     "Identity",
     "LocalProtocolError",
     "Message",

@@ -256,6 +256,7 @@ class Driver:
     def _register(self, conn: Connection, cid: bytes) -> None:
         if conn not in self.connections:
             self.live.add(conn)
+            self.tally.handshake_started(conn, trio.current_time())
         self.connections.add(conn)
         self.route_add(cid, conn)
         conn.session.cids.add(cid)
@@ -304,6 +305,7 @@ class Driver:
         interval = self.config.keep_alive_interval
         if interval is not None:
             conn.next_ping_at = trio.current_time() + interval
+        self.tally.established(conn, trio.current_time())
         if conn.core.is_client:
             self.tally.opened_outgoing += 1
         else:

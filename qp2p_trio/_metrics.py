@@ -15,7 +15,11 @@ plain integer attributes of a `Tally` the driver owns:
   receive queue (`Driver.deliver`), sent ones (messages, requests, replies)
   and received replies by each connection's `StreamIO`, folded into the
   tally when the connection ends; a snapshot adds the live connections';
-- stream refusals by code, pool hits and misses, retries.
+- stream refusals by code, pool hits and misses, retries;
+- two histograms (`Histogram`): how long each established connection's
+  handshake took (its first datagram to established, so a listener that
+  admits after a hook includes the hook), and its smoothed RTT at that moment
+  (one sample per connection; `Connection.statistics` has the current one).
 
 Gauges (buffered bytes, connections alive) are read from their owners when
 the snapshot is taken, so nothing is counted twice and the hot path pays
@@ -24,7 +28,9 @@ nothing.  `snapshot` costs one pass over the live connections.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, final
+import bisect
+import weakref
+from typing import TYPE_CHECKING, Final, final
 
 import attrs
 
@@ -38,7 +44,54 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._endpoint import EndpointStatistics
 
-__all__ = ["EndpointMetrics", "Tally", "snapshot"]
+__all__ = ["HANDSHAKE_BUCKETS", "RTT_BUCKETS", "EndpointMetrics", "Histogram", "Tally", "snapshot"]
+
+#: Upper bounds (seconds) of the handshake-duration histogram's buckets.
+HANDSHAKE_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Upper bounds (seconds) of the RTT histogram's buckets.
+RTT_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@final
+@attrs.frozen
+class Histogram:
+    """Observations counted in buckets, as Prometheus histograms count them.
+
+    Attributes:
+        buckets: the buckets' upper bounds, ascending (a last, implicit one
+            is +Inf).
+        counts: per bound, the observations at or below it (cumulative).
+        count: all observations (the +Inf bucket).
+        sum: the sum of all observations.
+    """
+
+    buckets: tuple[float, ...]
+    counts: tuple[int, ...]
+    count: int
+    sum: float
+
+
+@attrs.define
+class _Buckets:
+    bounds: tuple[float, ...]
+    hits: list[int] = attrs.field()  # per bucket, not cumulative; the last is +Inf
+    total: float = 0.0
+
+    @hits.default
+    def _hits(self) -> list[int]:
+        return [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.hits[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def freeze(self) -> Histogram:
+        counts: list[int] = []
+        running = 0
+        for hits in self.hits[:-1]:
+            running += hits
+            counts.append(running)
+        return Histogram(self.bounds, tuple(counts), sum(self.hits), self.total)
 
 
 @attrs.define
@@ -60,6 +113,24 @@ class Tally:
     reply_bytes_received: int = 0
     closed: dict[DisconnectReason, int] = attrs.Factory(dict)
     stream_refusals: dict[int, int] = attrs.Factory(dict)
+    handshake_seconds: _Buckets = attrs.Factory(lambda: _Buckets(HANDSHAKE_BUCKETS))
+    rtt_seconds: _Buckets = attrs.Factory(lambda: _Buckets(RTT_BUCKETS))
+    # When each connection's handshake began (gone with the connection).
+    _started: weakref.WeakKeyDictionary[Connection, float] = attrs.Factory(
+        weakref.WeakKeyDictionary
+    )
+
+    def handshake_started(self, conn: Connection, now: float) -> None:
+        self._started.setdefault(conn, now)
+
+    def established(self, conn: Connection, now: float) -> None:
+        """Observe the handshake's duration and the connection's RTT now."""
+        started = self._started.pop(conn, None)
+        if started is not None:
+            self.handshake_seconds.observe(now - started)
+        rtt = conn.statistics().rtt
+        if rtt > 0:
+            self.rtt_seconds.observe(rtt)
 
     def connection_ended(self, conn: Connection, reason: DisconnectReason | None) -> None:
         """Fold an ended connection in; ``reason`` if it had been established."""
@@ -122,6 +193,11 @@ class EndpointMetrics:
             held: messages being received or waiting in the receive queue.
         send_unacked_bytes: bytes written on live connections and not yet
             acknowledged by their peers.
+        handshake_seconds: a `Histogram` of how long established
+            connections took to set up, from their first datagram to
+            established (verified, admitted, SETTINGS received).
+        rtt_seconds: a `Histogram` of the smoothed round-trip time of each
+            established connection when it was established.
     """
 
     statistics: EndpointStatistics
@@ -145,6 +221,8 @@ class EndpointMetrics:
     receive_buffered_messages: int
     receive_buffered_bytes: int
     send_unacked_bytes: int
+    handshake_seconds: Histogram
+    rtt_seconds: Histogram
 
 
 def _code_name(code: int) -> str:
@@ -202,4 +280,6 @@ def snapshot(
         receive_buffered_messages=budget.total.messages,
         receive_buffered_bytes=budget.total.bytes,
         send_unacked_bytes=unacked,
+        handshake_seconds=tally.handshake_seconds.freeze(),
+        rtt_seconds=tally.rtt_seconds.freeze(),
     )

@@ -102,6 +102,19 @@ class PrometheusCollector:
                     extra = [] if label is None else [value_label]
                     family.add_metric([self._node_id, *extra], value)
                 yield family
+        for name, doc, histogram in (
+            ("handshake_seconds", "Set-up time of established connections", m.handshake_seconds),
+            ("rtt_seconds", "Smoothed RTT of connections when established", m.rtt_seconds),
+        ):
+            family = core.HistogramMetricFamily(
+                f"{self._namespace}_{name}", doc, labels=["node_id"]
+            )
+            buckets = [
+                (repr(float(bound)), count)
+                for bound, count in zip(histogram.buckets, histogram.counts, strict=True)
+            ]
+            family.add_metric([self._node_id], [*buckets, ("+Inf", histogram.count)], histogram.sum)
+            yield family
 
 
 #: name, help, label (or None), {label value: value}
