@@ -209,9 +209,10 @@ class Config:
     #: or ``None`` for ``time.time``.  It dates our TLS certificates (a fresh one
     #: is minted for new connections 30 days before the current one expires,
     #: so an endpoint may run for years) and checks the validity period of
-    #: peers' certificates.  Trio's clock cannot serve: it has no epoch.  Tests
-    #: under `trio.testing.MockClock` pass a fake that adds a fixed epoch to
-    #: Trio's time, to run an endpoint through years of expiry and renewal.
+    #: peers' certificates and of their node certificates (`trusted_cas`).
+    #: Trio's clock cannot serve: it has no epoch.  Tests under
+    #: `trio.testing.MockClock` pass a fake that adds a fixed epoch to Trio's
+    #: time, to run an endpoint through years of expiry and renewal.
     wall_clock: Callable[[], float] | None = attrs.field(default=None, validator=_optional_callable)
     #: UDP payload size QUIC packets are built to (bytes); 1200 is the QUIC
     #: minimum that every path must carry.  There is no path MTU discovery.

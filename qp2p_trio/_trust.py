@@ -72,8 +72,10 @@ def _ids(node_ids: Iterable[NodeId]) -> set[NodeId]:
 def _revocations(entries: Iterable[NodeId | int]) -> set[NodeId | int]:
     found = set(entries)
     for entry in found:
-        if isinstance(entry, bool) or not isinstance(entry, (NodeId, int)) or entry == -1:
+        if isinstance(entry, bool) or not isinstance(entry, (NodeId, int)):
             raise TypeError(f"revoke a NodeId or a certificate serial number (int), not {entry!r}")
+        if isinstance(entry, int) and entry < 0:
+            raise ValueError(f"a certificate serial number is not negative, got {entry}")
     return found
 
 

@@ -347,3 +347,30 @@ async def test_revocation_cuts_live_connections(autojump_clock: Any, by: str) ->
                 await round_trip(other, server)  # others stay
                 server.trust.unrevoke(*server.trust.revoked)
                 await round_trip(client, server)
+
+
+async def test_trust_api_checks_and_reports(autojump_clock: Any) -> None:
+    net = MemoryNetwork(seed=28)
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            ep = await factory(config=Config(revoked_certificates=[5]))
+            trust = ep.trust
+            assert trust.trusted_cas == ()
+            assert trust.revoked == {5}
+            with pytest.raises(TypeError):
+                trust.revoke(True)
+            with pytest.raises(TypeError):
+                trust.revoke("abc")  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="not negative"):
+                trust.revoke(-1)
+            with pytest.raises(ValueError, match="not a CA certificate"):
+                trust.trust_cas([CA.sign(ALICE.node_id, now=NOW)])
+            trust.trust_cas([CA.certificate])
+            trust.revoke(ALICE.node_id, 9)
+            assert trust.trusted_cas == (CA.certificate,)
+            assert trust.revoked == {5, 9, ALICE.node_id}
+            trust.unrevoke(5, 9)
+            assert trust.revoked == {ALICE.node_id}
+            assert "cas=1 revoked=1" in repr(trust)
+            trust.trust_cas([])
+            assert trust.trusted_cas == ()
