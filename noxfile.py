@@ -100,7 +100,7 @@ def bench(session: nox.Session) -> None:
     Arguments go to ``benchmarks/run.py`` (``-- --help`` lists them).  It runs
     as a script, so it imports the installed package, not the source tree.
     """
-    session.install(".")
+    session.install(".", "iroh>=1.2")  # iroh: the second baseline (--baseline iroh)
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
 

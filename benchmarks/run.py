@@ -1,6 +1,6 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""Benchmark qp2p_trio against aioquic's own asyncio layer, and raw UDP.
+"""Benchmark qp2p_trio against a baseline (aioquic's own asyncio layer, or iroh), and raw UDP.
 
 Usage::
 
@@ -18,7 +18,9 @@ Every run starts a server process and then a client process (``worker.py``),
 both on 127.0.0.1, for one implementation; runs alternate qp2p_trio, aioquic,
 qp2p_trio, aioquic... for ``--pairs`` pairs, and the table gives each
 implementation's median and min-max and the median over pairs of the ratio
-qp2p_trio / aioquic.  Workloads:
+qp2p_trio / aioquic.  ``--baseline iroh`` compares with iroh's Python
+bindings instead (PyPI ``iroh``, relays off, direct loopback path; W1-W5
+only; see ``impl_iroh.py``).  Workloads:
 
 W1   sequential connect + handshake + close (connections/s); then 100
      concurrent setups (wall time).
@@ -71,7 +73,9 @@ from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
-IMPLS = ("qp2p_trio", "aioquic")
+#: The implementations compared: ours, then the baseline (``--baseline``).
+IMPLS: tuple[str, str] = ("qp2p_trio", "aioquic")
+BASELINES = ("aioquic", "iroh")
 MiB = 1024 * 1024
 
 FULL: dict[str, dict[str, Any]] = {
@@ -460,7 +464,7 @@ def table(summary: dict[str, Any]) -> str:
             "unit",
             "better",
             "qp2p_trio median [min-max]",
-            "aioquic median [min-max]",
+            f"{IMPLS[1]} median [min-max]",
             "ratio q/a",
         )
     ]
@@ -508,7 +512,7 @@ def machine() -> dict[str, Any]:
         pass
     from importlib import metadata
 
-    for dist in ("qp2p_trio", "aioquic", "trio", "cryptography"):
+    for dist in ("qp2p_trio", "aioquic", "trio", "cryptography", "iroh"):
         try:
             info[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -526,7 +530,7 @@ def machine() -> dict[str, Any]:
 # ----------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Benchmark qp2p_trio against aioquic's asyncio layer (see the module docstring).",
+        description="Benchmark qp2p_trio against a baseline (see the module docstring).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -536,6 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--pairs", type=int, help="qp2p_trio/aioquic pairs per workload (default 3, smoke 1)"
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default="aioquic",
+        help="what qp2p_trio is compared with (default aioquic; iroh needs PyPI iroh, W1-W5)",
     )
     parser.add_argument("-w", "--workloads", help=f"comma-separated subset of {','.join(FULL)}")
     parser.add_argument("--w5-mib", type=int, help="W5 message size in MiB (default 100, smoke 2)")
@@ -556,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         help="implementations to profile (default qp2p_trio)",
     )
     args = parser.parse_args(argv)
+    global IMPLS
+    IMPLS = ("qp2p_trio", args.baseline)
 
     base = SMOKE if args.smoke else FULL
     params = copy.deepcopy(base)
@@ -567,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in workloads if w not in base]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(base)}")
+    if args.baseline == "iroh":
+        if not args.workloads:
+            workloads = ["W1", "W2", "W3", "W4", "W5"]
+        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5")]
+        if unwritten:
+            parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W5")
     pairs = args.pairs or (1 if args.smoke else 3)
     timeout = args.timeout or (30.0 if args.smoke else 300.0)
     profile_impls = {s.strip() for s in args.profile_impls.split(",")}
@@ -615,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "machine": machine(),
         "pairs": pairs,
+        "baseline": IMPLS[1],
         "smoke": args.smoke,
         "elapsed_s": elapsed,
         "params": {w: params[w] for w in workloads},
@@ -624,7 +643,8 @@ def main(argv: list[str] | None = None) -> int:
     m = result["machine"]
     print(
         f"{m.get('cpu', '?')} x{m['cpus']}, Python {m['python']}, {m['platform']}; "
-        f"qp2p_trio {m['qp2p_trio']}, aioquic {m['aioquic']}, trio {m['trio']}",
+        f"qp2p_trio {m['qp2p_trio']}, aioquic {m['aioquic']}, trio {m['trio']}"
+        + (f", iroh {m['iroh']}" if m.get("iroh") else ""),
         file=table_out,
     )
     print(table(summary), file=table_out, flush=True)
