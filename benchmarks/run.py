@@ -35,6 +35,10 @@ W5   one 100 MiB message: goodput (MB/s = 10^6 bytes/s, first byte sent to
 W6   1,000 connections to one endpoint, keep-alive every 5 s: server memory
      per connection (RSS growth), CPU seconds per second while idle (10 s),
      then W2 latency on one of the connections.
+W7   a swarm on the virtual network under MockClock, qp2p_trio only: N
+     endpoints in one process, each dialling 8 random others and sending 10
+     messages to each; wall time and peak RSS for N = 100 and 1,000, and how
+     they grow (``swarm.py``, one process per size).
 UDP  raw UDP ceiling: 200,000 datagrams of 1,200 bytes, blocking sockets.
 
 W2-W4 also count the datagrams both sides received per operation, and W5
@@ -71,6 +75,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import swarm
+
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
 #: The implementations compared: ours, then the baseline (``--baseline``).
@@ -94,6 +100,7 @@ FULL: dict[str, dict[str, Any]] = {
         "count": 500,
         "size": 1024,
     },
+    "W7": {"sizes": [100, 1000], "degree": 8, "messages": 10},
     "UDP": {"count": 200_000, "size": 1200},
 }
 
@@ -113,6 +120,7 @@ SMOKE: dict[str, dict[str, Any]] = {
         "count": 50,
         "size": 1024,
     },
+    "W7": {"sizes": [10, 20], "degree": 4, "messages": 2},
     "UDP": {"count": 20_000, "size": 1200},
 }
 
@@ -123,6 +131,7 @@ TITLES = {
     "W4": "one-way 1 KiB messages",
     "W5": "bulk message",
     "W6": "idle connections + 1 active",
+    "W7": "swarm on the virtual network",
     "UDP": "raw UDP ceiling",
 }
 
@@ -582,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline == "iroh":
         if not args.workloads:
             workloads = ["W1", "W2", "W3", "W4", "W5"]
-        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5")]
+        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5", "W7")]
         if unwritten:
             parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W5")
     pairs = args.pairs or (1 if args.smoke else 3)
@@ -593,8 +602,17 @@ def main(argv: list[str] | None = None) -> int:
     table_out = sys.stderr if args.json == "-" else sys.stdout
 
     runs: dict[str, dict[str, list[dict[str, float]]]] = {}
+    swarm_result: dict[str, Any] | None = None
     started = time.monotonic()
     for workload in workloads:
+        if workload == "W7":
+            w7 = params["W7"]
+            t = time.monotonic()
+            swarm_result = swarm.run_sizes(
+                w7["sizes"], w7["degree"], w7["messages"], max(timeout, 1800.0)
+            )
+            print(f"W7 swarm {time.monotonic() - t:5.1f}s", file=sys.stderr, flush=True)
+            continue
         impls = ("udp",) if workload == "UDP" else IMPLS
         runs[workload] = {impl: [] for impl in impls}
         for pair in range(pairs):
@@ -639,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         "params": {w: params[w] for w in workloads},
         "workloads": summary,
     }
+    if swarm_result is not None:
+        result["swarm"] = swarm_result
     print(f"\n{command}   ({pairs} pair(s), {elapsed:.0f} s)", file=table_out)
     m = result["machine"]
     print(
@@ -648,6 +668,9 @@ def main(argv: list[str] | None = None) -> int:
         file=table_out,
     )
     print(table(summary), file=table_out, flush=True)
+    if swarm_result is not None:
+        print(f"W7 {TITLES['W7']} (qp2p_trio only)", file=table_out)
+        print(swarm.table(swarm_result), file=table_out, flush=True)
     if args.profile:
         import profile_top
 

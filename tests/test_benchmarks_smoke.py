@@ -47,6 +47,14 @@ def test_smoke_mode_reports_every_workload(tmp_path):
                 if m["must_be_positive"]:
                     assert all(v > 0 for v in values), (name, key, impl, values)
             assert math.isfinite(m["ratio"]), (name, key)
+    swarm = result["swarm"]
+    assert [r["endpoints"] for r in swarm["sizes"]] == [10, 20]
+    for r in swarm["sizes"]:
+        assert r["received"] == r["messages"] == r["endpoints"] * 4 * 2
+        assert r["wall_s"] > 0
+        assert r["peak_rss_mib"] > 0
+    assert swarm["growth"]["endpoints_x"] == 2
+    assert "swarm on the virtual network" in proc.stdout
     udp = workloads["UDP"]["metrics"]
     assert udp["datagrams_per_s"]["udp"]["median"] > 0
     assert udp["mb_per_s"]["udp"]["median"] > 0
