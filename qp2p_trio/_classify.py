@@ -27,13 +27,32 @@ from ._wire import CloseCode, StreamErrorCode
 if TYPE_CHECKING:
     from ._quic import Terminated
 
-__all__ = ["handshake_error", "transient"]
+__all__ = ["connection_closed", "handshake_error", "transient"]
 
 # QUIC's CONNECTION_REFUSED and INVALID_TOKEN (a stale Retry token: a fresh
 # attempt gets a new one) transport errors, and our own limit close codes.
 _REFUSED_CLOSE_CODES: Final = frozenset(
     {0x2, 0xB, CloseCode.LIMIT_EXCEEDED, CloseCode.HANDSHAKE_TIMEOUT}
 )
+
+
+def connection_closed(term: Terminated) -> ConnectionClosed:
+    """What calls on a connection raise once it ended as ``term`` says."""
+    if term.idle_timeout:
+        message = "connection closed: idle timeout"
+    elif term.by_peer:
+        message = f"connection closed by the peer (code 0x{term.error_code:x})"
+    else:
+        message = f"connection closed (code 0x{term.error_code:x})"
+    if term.reason:
+        message += f": {term.reason}"
+    return ConnectionClosed(
+        message,
+        error_code=term.error_code,
+        reason=term.reason,
+        by_peer=term.by_peer,
+        idle_timeout=term.idle_timeout,
+    )
 
 
 def handshake_error(term: Terminated, message: str) -> ConnectError:

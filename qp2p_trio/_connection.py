@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 import trio
 
-from . import _admission, _quic, _session, _wire
+from . import _admission, _quic, _sessionevents, _wire
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
@@ -187,7 +187,7 @@ class Connection(metaclass=NoPublicConstructor):
             bytes_received=self.bytes_received,
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
-            open_streams=len(session.streams) - (session.peer_ctrl_sid is not None),
+            open_streams=len(session.streams) - (session.control.peer_sid is not None),
         )
 
     @property
@@ -199,7 +199,7 @@ class Connection(metaclass=NoPublicConstructor):
         and streams opened on a retired connection go to the kept one; what
         was in flight finishes here, then it closes (code 0).
         """
-        return self.session.goaway_sent
+        return self.session.control.goaway_sent
 
     @property
     def replacement(self) -> Connection | None:
@@ -253,13 +253,13 @@ class Connection(metaclass=NoPublicConstructor):
             self.close_sent_event.set()
         self._progress.unpark_all()
 
-    def _forward(self, ev: _session.SessionEvent) -> None:
+    def _forward(self, ev: _sessionevents.SessionEvent) -> None:
         host = self._host
-        if isinstance(ev, _session.RouteAdded):
+        if isinstance(ev, _sessionevents.RouteAdded):
             host.route_add(ev.cid, self)
-        elif isinstance(ev, _session.RouteRemoved):
+        elif isinstance(ev, _sessionevents.RouteRemoved):
             host.route_remove(ev.cid, self)
-        elif isinstance(ev, _session.MessageArrived):
+        elif isinstance(ev, _sessionevents.MessageArrived):
             msg = Message._create(
                 payload=ev.payload,
                 sender=self.peer_id,
@@ -268,20 +268,20 @@ class Connection(metaclass=NoPublicConstructor):
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
             self.session.message_taken(ev.sid, delivered)
-        elif isinstance(ev, _session.StreamRefused):
+        elif isinstance(ev, _sessionevents.StreamRefused):
             host.count_refused(ev.code)
-        elif isinstance(ev, _session.AdmissionNeeded):
+        elif isinstance(ev, _sessionevents.AdmissionNeeded):
             verdict = host.judge_peer(self)
             if verdict is not None:
                 self.session.decide_admission(verdict, trio.current_time())
-        elif isinstance(ev, _session.Established):
+        elif isinstance(ev, _sessionevents.Established):
             self.established_event.set()
             host.connection_established(self)
-        elif isinstance(ev, _session.PeerGoaway):
+        elif isinstance(ev, _sessionevents.PeerGoaway):
             host.peer_goaway(self)
         elif isinstance(ev, AddressObserved):
             host.address_observed(self, ev.address)
-        elif isinstance(ev, _session.Closed):
+        elif isinstance(ev, _sessionevents.Closed):
             self._closed.set()
             self.established_event.set()  # wake a connect() waiting on the handshake
             self.next_ping_at = None
@@ -524,7 +524,7 @@ class Connection(metaclass=NoPublicConstructor):
 
         :meta private:
         """
-        sid = self.session.ctrl_sid
+        sid = self.session.control.sid
         if sid is None or self.session.close_exc is not None or self.session.closed_locally:
             await trio.lowlevel.checkpoint()
             return

@@ -219,7 +219,7 @@ class Pool:
                     )
                 )
             return actions
-        if old.session.peer_incarnation != conn.session.peer_incarnation:
+        if old.session.control.peer_incarnation != conn.session.control.peer_incarnation:
             # The peer restarted: its old connection is dead.
             self._install(conn, key)
             actions.append(Close(old, "the peer restarted"))

@@ -6,7 +6,7 @@ Theory of operation
 -------------------
 A `Session` sits on one `QuicCore` and owns everything the qp2p_trio
 protocol keeps per connection: the phase, the peer's verified node id, the
-CONTROL streams (SETTINGS, RECEIPT, GOAWAY, OBSERVED_ADDRESS), one `StreamState` per stream
+CONTROL streams (their records are `_control`'s), one `StreamState` per stream
 (stream heads, message payloads, refusals, raw-stream buffers), the share of
 the endpoint's receive budget its streams hold, the peer's raw streams
 waiting to be accepted, and the stream slots our own opens take.
@@ -38,11 +38,10 @@ import enum
 import logging
 from typing import TYPE_CHECKING, final
 
-import attrs
-
 from . import _quic, _wire
 from ._certs import verify_certificate_chain
-from ._classify import handshake_error
+from ._classify import connection_closed, handshake_error
+from ._control import ControlStreams, Violation
 from ._errors import (
     AdmissionRefused,
     ConnectError,
@@ -52,7 +51,16 @@ from ._errors import (
     PeerIdentityError,
     RemoteProtocolError,
 )
-from ._observed import AddressObserved, ObservedAddress, ObservedReporter
+from ._sessionevents import (
+    AdmissionNeeded,
+    Closed,
+    Established,
+    MessageArrived,
+    RouteAdded,
+    RouteRemoved,
+    SessionEvent,
+    StreamRefused,
+)
 from ._streamstate import DELIVERED, QUEUED, StreamState, is_uni
 
 if TYPE_CHECKING:
@@ -62,7 +70,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._identity import NodeId
 
-__all__ = ["DELIVERED", "QUEUED", "Phase", "Session", "SessionEvent", "StreamState", "is_uni"]
+__all__ = ["DELIVERED", "QUEUED", "Phase", "Session", "StreamState", "is_uni"]
 
 _log = logging.getLogger("qp2p_trio")
 
@@ -75,66 +83,6 @@ class Phase(enum.Enum):
     ADMITTING = "admitting"  # the peer proved its id; its data waits for admission
     OPEN = "open"
     CLOSED = "closed"
-
-
-# ----------------------------------------------------------------- events
-@final
-@attrs.frozen
-class RouteAdded:
-    """Route datagrams for this new local connection id here."""
-
-    cid: bytes
-
-
-@final
-@attrs.frozen
-class RouteRemoved:
-    cid: bytes
-
-
-@final
-@attrs.frozen
-class Established:
-    """The peer is verified and its SETTINGS arrived."""
-
-
-@final
-@attrs.frozen
-class AdmissionNeeded:
-    """The peer proved its node id: admit it or not (`Session.decide_admission`)."""
-
-
-@final
-@attrs.frozen
-class PeerGoaway:
-    """The peer retired this connection (a duplicate)."""
-
-
-@final
-@attrs.frozen
-class Closed:
-    """The connection ended; `Session.close_exc` says how."""
-
-
-@final
-@attrs.frozen
-class MessageArrived:
-    """A complete message or request; ``reserved`` bytes of budget go with it."""
-
-    sid: int
-    payload: bytes
-    request: bool
-    reserved: int
-
-
-@final
-@attrs.frozen
-class StreamRefused:
-    code: int
-
-
-_Lifecycle = RouteAdded | RouteRemoved | AdmissionNeeded | Established | PeerGoaway | Closed
-SessionEvent = _Lifecycle | MessageArrived | StreamRefused | AddressObserved
 
 
 @final
@@ -157,7 +105,6 @@ class Session:
         self._early_settings = early_settings  # False while a policy may refuse the peer
         self.config = config
         self._expected_peer = expected_peer
-        self._incarnation = incarnation
         self._wall_clock = wall_clock
         self._budget = budget
         self._budget_key = budget_key
@@ -173,16 +120,11 @@ class Session:
         self.streams: dict[int, StreamState] = {}
         self._held: list[_quic.CoreEvent] = []
         self._held_bytes = 0
-        # Control streams (see _wire): ours carries SETTINGS and RECEIPTs.
-        self.ctrl_sid: int | None = None
-        self.peer_ctrl_sid: int | None = None
-        self._ctrl_parser = _wire.ControlParser()
-        self.observed = ObservedReporter()  # OBSERVED_ADDRESS records, both ways
-        self.peer_max_message_size: int | None = None
-        self.peer_incarnation: int | None = None
-        # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
-        self.goaway_sent = False
-        self.peer_goaway: _wire.GoAway | None = None
+        # Both CONTROL streams: SETTINGS, RECEIPT, GOAWAY (retirement of a
+        # duplicate, see _pool), OBSERVED_ADDRESS.
+        self.control = ControlStreams(
+            max_message_size=config.max_message_size, incarnation=incarnation
+        )
         self._incoming = {True: 0, False: 0}  # distinct streams the peer opened, by uni
         # Our own opens take a slot (Config.max_concurrent_streams), by uni.
         self.slots_free = {
@@ -236,7 +178,7 @@ class Session:
 
     def _process(self, now: float) -> None:
         core = self.core
-        if self.ctrl_sid is None and (
+        if self.control.sid is None and (
             self.phase is Phase.OPEN
             or (
                 self.phase is Phase.HANDSHAKING
@@ -254,12 +196,12 @@ class Session:
             events, self._held = [*self._held, *events], []
         for ev in events:
             self._on_core_event(ev, now)
-        if self.established and (rec := self.observed.report(core.peer_address())):
+        if self.established and (rec := self.control.observed_address(core.peer_address())):
             self.send_control(rec)
         term = core.close_seen()
         if term is not None:
             self._terminated(term)
-        if self.goaway_sent and self._drained():
+        if self.control.goaway_sent and self._drained():
             self.close_locally(_wire.CloseCode.NO_ERROR, "duplicate connection drained", now)
 
     def _on_core_event(self, ev: _quic.CoreEvent, now: float) -> None:
@@ -311,18 +253,11 @@ class Session:
     # -------------------------------------------------------- control stream
     def _open_control_stream(self) -> None:
         sid = self.core.next_stream_id(unidirectional=True)
-        self.ctrl_sid = sid
-        self.core.send(
-            sid,
-            _wire.encode_control_preamble()
-            + _wire.encode_settings(
-                max_message_size=self.config.max_message_size, incarnation=self._incarnation
-            ),
-        )
+        self.core.send(sid, self.control.open(sid))
         self.want_transmit = True
 
     def control_writable(self) -> bool:
-        sid = self.ctrl_sid
+        sid = self.control.sid
         return (
             sid is not None
             and self.close_exc is None
@@ -332,11 +267,11 @@ class Session:
 
     def send_receipt(self, sid: int, code: int) -> None:
         """Tell the peer what became of its message (or reply) on stream ``sid``."""
-        self.send_control(_wire.encode_receipt(sid, code))
+        self.send_control(self.control.receipt(sid, code))
 
     def send_control(self, record: bytes) -> None:
-        if self.control_writable() and self.ctrl_sid is not None:
-            self.core.send(self.ctrl_sid, record)
+        if self.control_writable() and self.control.sid is not None:
+            self.core.send(self.control.sid, record)
             self.want_transmit = True
 
     def _violation(self, reason: str) -> None:
@@ -349,69 +284,52 @@ class Session:
         if term is not None:
             self._terminated(term)
 
-    def _on_control_head(self, st: StreamState) -> bool:
-        if self.peer_ctrl_sid is not None:
-            self._violation("a second control stream")
-            return False
-        self.peer_ctrl_sid = st.sid
-        return True
-
     def _on_control_data(self, data: bytes, fin: bool) -> None:
-        try:
-            records = self._ctrl_parser.feed(data)
-        except RemoteProtocolError as exc:
-            self._violation(f"control stream: {exc}")
-            return
-        for rec in records:
-            if isinstance(rec, _wire.Settings):
-                self.peer_max_message_size = rec.max_message_size
-                self.peer_incarnation = rec.incarnation
-                self.established = True
-                self.events.append(Established())
-            elif isinstance(rec, _wire.GoAway):
-                if self.peer_goaway is None:
-                    self.peer_goaway = rec
-                    self.events.append(PeerGoaway())
-            elif isinstance(rec, ObservedAddress):
-                self.events += self.observed.received_record(rec)
-            else:
-                st = self.streams.get(rec.stream_id)
+        for ev in self.control.receive(data, fin):
+            if isinstance(ev, Violation):
+                self._violation(ev.reason)
+                return
+            if isinstance(ev, _wire.Receipt):
+                st = self.streams.get(ev.stream_id)
                 if (
                     st is not None
                     and st.sending
                     and st.receipt is None
                     and st.kind in (K.MESSAGE, K.REQUEST)
                 ):
-                    st.receipt = rec.code
-        if fin:
-            self._violation("the control stream ended")
+                    st.receipt = ev.code
+                continue
+            if isinstance(ev, Established):
+                self.established = True
+            self.events.append(ev)
 
     # ------------------------------------------------------------ retirement
     def retire(self) -> bool:
         """Send GOAWAY: open no more streams here.  False if it cannot be sent."""
-        if self.goaway_sent or not self.control_writable():
+        if self.control.goaway_sent or not self.control_writable():
             return False
-        self.goaway_sent = True
         core = self.core
         base_uni = 2 if core.is_client else 3
         base_bidi = 0 if core.is_client else 1
-        uni = (core.next_stream_id(unidirectional=True) - base_uni) // 4
-        bidi = (core.next_stream_id(unidirectional=False) - base_bidi) // 4
-        self.send_control(_wire.encode_goaway(uni_opened=uni, bidi_opened=bidi))
+        record = self.control.goaway(
+            uni_opened=(core.next_stream_id(unidirectional=True) - base_uni) // 4,
+            bidi_opened=(core.next_stream_id(unidirectional=False) - base_bidi) // 4,
+        )
+        if record is not None:
+            self.send_control(record)
         return True
 
     def _drained(self) -> bool:
-        goaway = self.peer_goaway
-        if not self.goaway_sent or goaway is None or self.close_exc is not None:
+        control = self.control
+        if not control.goaway_sent or self.close_exc is not None:
             return False
-        if self._incoming[True] < goaway.uni_opened or self._incoming[False] < goaway.bidi_opened:
-            return False  # a stream the peer opened has not arrived yet
-        for sid in self.streams:
-            if sid != self.peer_ctrl_sid:
-                return False
+        if not control.peer_streams_arrived(self._incoming):
+            return False  # no GOAWAY yet, or a stream the peer opened has not arrived
+        if any(sid != control.peer_sid for sid in self.streams):
+            return False
         # Our receipts must have reached the peer before we close.
-        assert self.ctrl_sid is not None
-        return self.core.send_progress(self.ctrl_sid).unacked == 0
+        assert control.sid is not None
+        return self.core.send_progress(control.sid).unacked == 0
 
     # ---------------------------------------------------------------- closing
     @property
@@ -437,23 +355,9 @@ class Session:
     def _terminated(self, term: _quic.Terminated) -> None:
         if self.close_exc is not None:
             return
-        if term.idle_timeout:
-            message = "connection closed: idle timeout"
-        elif term.by_peer:
-            message = f"connection closed by the peer (code 0x{term.error_code:x})"
-        else:
-            message = f"connection closed (code 0x{term.error_code:x})"
-        if term.reason:
-            message += f": {term.reason}"
-        self.close_exc = ConnectionClosed(
-            message,
-            error_code=term.error_code,
-            reason=term.reason,
-            by_peer=term.by_peer,
-            idle_timeout=term.idle_timeout,
-        )
+        self.close_exc = connection_closed(term)
         if not self.established and self.handshake_error is None:
-            self.handshake_error = handshake_error(term, message)
+            self.handshake_error = handshake_error(term, str(self.close_exc))
             self.handshake_error.__cause__ = self.close_exc
         self.phase = Phase.CLOSED
         for st in self.streams.values():
@@ -468,7 +372,11 @@ class Session:
         or refused set-up) was never used: once its CONNECTION_CLOSE left,
         nothing is kept, so a flood of failed handshakes holds no memory.
         """
-        return self.close_sent and self.peer_max_message_size is None and self.close_exc is not None
+        return (
+            self.close_sent
+            and self.control.peer_max_message_size is None
+            and self.close_exc is not None
+        )
 
     def before_transmit(self) -> None:
         """The core is about to build datagrams: a close queued by now goes with them."""
@@ -484,7 +392,7 @@ class Session:
         if isinstance(ev, _quic.StreamData):
             self._on_stream_data(ev.stream_id, ev.data, ev.fin, now)
         elif isinstance(ev, _quic.StreamReset):
-            if ev.stream_id == self.peer_ctrl_sid:
+            if ev.stream_id == self.control.peer_sid:
                 self._violation("the control stream was reset")
                 return
             st = self.streams.get(ev.stream_id)
@@ -499,7 +407,7 @@ class Session:
                     self.forget(st)
                 self.maybe_forget(st)
         elif isinstance(ev, _quic.StopSending):
-            if ev.stream_id == self.ctrl_sid:
+            if ev.stream_id == self.control.sid:
                 self._violation("the peer stopped our control stream")
                 return
             st = self.streams.get(ev.stream_id)
@@ -579,7 +487,10 @@ class Session:
         if head.kind is K.REPLY:
             return True
         if head.kind is K.CONTROL:
-            return self._on_control_head(st)
+            violation = self.control.peer_stream(st.sid)
+            if violation is not None:
+                self._violation(violation.reason)
+            return violation is None
         # A raw stream opened by the peer: queued for accept_uni / accept_bi.
         uni = head.kind is K.RAW_UNI
         queue = self.accept_queue[uni]

@@ -374,7 +374,7 @@ class StreamIO:
             await self._progress.park()
 
     def check_peer_limit(self, size: int, what: str) -> None:
-        limit = self.session.peer_max_message_size
+        limit = self.session.control.peer_max_message_size
         if limit is not None and size > limit:
             raise MessageTooLarge(
                 f"{what} of {size} bytes is over the peer's limit of {limit} bytes",

@@ -194,12 +194,12 @@ async def test_control_stream_violation_closes_only_that_connection(autojump_clo
             bad = await a.connect(b.local_address)
             good = await c.connect(b.local_address)
             if end_ours:
-                bad._core.send(bad.session.ctrl_sid, b"", end_stream=True)
+                bad._core.send(bad.session.control.sid, b"", end_stream=True)
             elif case == "second_control_stream":
                 sid = bad._core.next_stream_id(unidirectional=True)
                 bad._core.send(sid, data)
             else:
-                bad._core.send(bad.session.ctrl_sid, data)
+                bad._core.send(bad.session.control.sid, data)
             bad._dirty()
             closed = await bad.wait_closed()
             assert closed.by_peer

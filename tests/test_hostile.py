@@ -79,7 +79,7 @@ async def test_stop_sending_on_control_stream_against_a_dialler(autojump_clock: 
             pair = await factory.pair()
             other = await factory()
             core = pair.conn_ba._core  # the listener plays the hostile part by hand
-            ctrl = pair.conn_ba.session.peer_ctrl_sid
+            ctrl = pair.conn_ba.session.control.peer_sid
             assert ctrl is not None
             core.stop(ctrl, 0)
             msg_sid = core.next_stream_id(unidirectional=True)

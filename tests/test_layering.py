@@ -27,6 +27,8 @@ SANS_IO = [
     "_admission",
     "_budget",
     "_session",
+    "_sessionevents",
+    "_control",
     "_classify",
     "_streamstate",
     "_observed",
@@ -116,6 +118,7 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 #: `_host.ConnectionHost` interface.
 FORBIDDEN_UPWARD = {
     "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
+    "_control": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_streamstate": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
     "_host": {"_driver", "_dial", "_endpoint"},
