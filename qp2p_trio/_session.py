@@ -61,7 +61,7 @@ from ._sessionevents import (
     SessionEvent,
     StreamRefused,
 )
-from ._streamstate import DELIVERED, QUEUED, StreamState, is_uni
+from ._streamstate import DELIVERED, QUEUED, RecvState, StreamState, is_uni
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -293,7 +293,7 @@ class Session:
                 st = self.streams.get(ev.stream_id)
                 if (
                     st is not None
-                    and st.sending
+                    and st.send.started
                     and st.receipt is None
                     and st.kind in (K.MESSAGE, K.REQUEST)
                 ):
@@ -397,11 +397,10 @@ class Session:
                 return
             st = self.streams.get(ev.stream_id)
             if st is not None:
-                st.reset_code = ev.error_code
+                st.recv.peer_reset(ev.error_code)  # its unread bytes go too
                 self.release(st)
-                st.recv_buf = bytearray()  # a reset stream's unread bytes go too
                 if (st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None) or (
-                    st.local_recv_closed and st.handle is None and not st.sending
+                    st.recv.stopped and st.handle is None and not st.ours
                 ):
                     # An incoming message abandoned half-way: forget it.
                     self.forget(st)
@@ -412,13 +411,13 @@ class Session:
                 return
             st = self.streams.get(ev.stream_id)
             if st is not None:
-                st.stop_code = ev.error_code
+                st.send.peer_stop(ev.error_code)
                 self.maybe_forget(st)
 
     def _new_incoming(self, sid: int) -> StreamState | None:
         if (sid & 1) == (0 if self.core.is_client else 1):
             return None  # one of ours that we already forgot
-        st = StreamState(sid, None)
+        st = StreamState(sid, None, ours=False)
         uni = is_uni(sid)
         self._incoming[uni] += 1
         allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI}
@@ -435,13 +434,13 @@ class Session:
             if st is None:
                 return
         st.received += len(data) + fin
-        if st.local_recv_closed:
+        if st.recv.stopped:
             # Refused or no longer read: drop what is still in flight, and
             # forget a refused stream once the peer finished it.
-            if fin and st.handle is None and not st.sending:
+            if fin and st.handle is None and not st.ours:
                 self.forget(st)
             elif fin:
-                st.recv_fin = True
+                st.recv.peer_fin()
                 self.maybe_forget(st)
             return
         if st.parser is None:
@@ -468,7 +467,7 @@ class Session:
                 self._on_raw_data(st, pev.data, pev.fin)
 
     def _forget_refused(self, st: StreamState, fin: bool) -> None:
-        if fin and st.local_recv_closed and st.handle is None and not st.sending:
+        if fin and st.recv.stopped and st.handle is None and not st.ours:
             self.forget(st)
 
     def _on_head(self, st: StreamState, head: _wire.Head, now: float) -> bool:
@@ -497,7 +496,8 @@ class Session:
         if len(queue) >= self.config.stream_accept_queue_size:
             self.refuse(st, E.REFUSED, None)
             return False
-        st.sending = not uni  # our direction of the peer's bidi stream
+        if not uni:
+            st.send.open()  # our direction of the peer's bidi stream
         st.handle = QUEUED
         queue.append(st)
         return True
@@ -506,17 +506,19 @@ class Session:
         """Stop reading a stream with ``code``; reset our side of a bidi one."""
         self.events.append(StreamRefused(code))
         core = self.core
-        if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or (st.sending and st.kind is K.REQUEST):
+        our_request = st.ours and st.kind is K.REQUEST
+        if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or our_request:
             # A message (or our request's reply) refused: its sender waits for this.
             self.send_receipt(st.sid, code)
         self.release(st)
         core.stop(st.sid, code)
-        st.local_recv_closed = True
+        if not st.recv.stopped:
+            st.recv.stop()
         st.parser = None
-        if not is_uni(st.sid) and not st.local_send_closed:
+        if not is_uni(st.sid) and not st.send.closed:
             core.reset(st.sid, code)
-            st.local_send_closed = True
-        if st.sending and st.kind is K.REQUEST:
+            st.send.reset()
+        if our_request:
             # Our own request: the reply was too large or malformed.
             if code == E.TOO_LARGE:
                 st.error = MessageTooLarge(
@@ -556,25 +558,24 @@ class Session:
     def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
         if data:
             n = len(data)
-            if len(st.recv_buf) + n > self.config.stream_receive_buffer:
+            if len(st.recv.buf) + n > self.config.stream_receive_buffer:
                 self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
                 return
             if not self._budget.reserve(self._budget_key, messages=0, nbytes=n):
                 self._overrun(st, E.BUSY, "its share of the receive budget (Config.receive_share)")
                 return
-            st.recv_buf += data
+            st.recv.buf += data
             st.reserved += n
         if fin:
-            st.recv_fin = True
+            st.recv.peer_fin()
             self.maybe_forget(st)
 
     def _overrun(self, st: StreamState, code: int, what: str) -> None:
         """The peer sent more raw bytes than it may have unread: stop the stream."""
         st.overrun = f"the peer sent more than {what} ahead of the reader"
         self.core.stop(st.sid, code)
-        st.local_recv_closed = True
+        st.recv.stop()  # its unread bytes go too
         self.release(st)
-        st.recv_buf = bytearray()
         self.want_transmit = True
         self.maybe_forget(st)
 
@@ -608,8 +609,8 @@ class Session:
         """A new stream of ours; ``slot``: it keeps a stream slot until forgotten."""
         uni = kind in (K.MESSAGE, K.RAW_UNI)
         sid = self.core.next_stream_id(unidirectional=uni)
-        st = StreamState(sid, kind)
-        st.sending = True
+        st = StreamState(sid, kind, ours=True)
+        st.send.open()
         st.holds_slot = slot
         self.streams[sid] = st
         return st
@@ -625,41 +626,39 @@ class Session:
         """Drop a raw stream's record once both directions are over."""
         if st.kind not in (K.RAW_BIDI, K.RAW_UNI):
             return
-        uni = is_uni(st.sid)
-        send_done = (uni and not st.sending) or st.local_send_closed or st.stop_code is not None
+        send, recv = st.send, st.recv
+        send_done = (is_uni(st.sid) and not st.ours) or send.closed or send.stop_code is not None
         # A stream the peer opened stays (a tombstone) until its FIN or reset:
         # data still in flight must not look like a new stream.
-        peer_done = st.recv_fin or st.reset_code is not None
         recv_done = (
-            (uni and st.sending)
-            or (peer_done and (st.local_recv_closed or not st.recv_buf))
-            or (st.local_recv_closed and (st.sid & 1) == (0 if self.core.is_client else 1))
+            recv.state is RecvState.NONE
+            or (recv.peer_done and (recv.stopped or not recv.buf))
+            or (recv.stopped and st.ours)
         )
         if send_done and recv_done:
             self.forget(st)
 
     def close_send(self, st: StreamState) -> None:
         """Finish our sending side of a raw stream (FIN), once."""
-        if st.local_send_closed or not st.sending:
-            st.local_send_closed = True
+        if st.send.closed or not st.send.started:
             self.maybe_forget(st)
             return
-        st.local_send_closed = True
-        if self.close_exc is None and st.stop_code is None:
+        st.send.finish()
+        if self.close_exc is None and st.send.stop_code is None:
             self.core.send(st.sid, b"", end_stream=True)
             self.want_transmit = True
         self.maybe_forget(st)
 
     def close_receive(self, st: StreamState) -> None:
         """Stop reading a raw stream: STOP_SENDING unless it already ended."""
-        if st.local_recv_closed:
+        recv = st.recv
+        if recv.stopped:
             return
-        st.local_recv_closed = True
-        if self.close_exc is None and not st.recv_fin and st.reset_code is None:
+        if self.close_exc is None and recv.state is RecvState.RECV:
             self.core.stop(st.sid, E.CLOSED)
             self.want_transmit = True
+        recv.stop()  # its unread bytes go too
         self.release(st)
-        st.recv_buf = bytearray()
         self.maybe_forget(st)
 
     def send_room(self, st: StreamState) -> int:
@@ -675,9 +674,9 @@ class Session:
         """Reset and stop a stream of ours (a cancelled or failed call), and forget it."""
         core = self.core
         if self.close_exc is None:
-            if not st.local_send_closed or not core.send_progress(st.sid).finished:
+            if not st.send.closed or not core.send_progress(st.sid).finished:
                 core.reset(st.sid, code)
-            if not is_uni(st.sid) and not st.local_recv_closed:
+            if not is_uni(st.sid) and not st.recv.stopped:
                 core.stop(st.sid, code)
             self.want_transmit = True
         self.forget(st)
@@ -685,9 +684,9 @@ class Session:
     def reject(self, sid: int, code: int) -> None:
         """Reset the reply side of the peer's request ``sid`` (no reply) and forget it."""
         st = self.streams.get(sid)
-        if st is None or st.local_send_closed:
+        if st is None or st.send.closed:
             return
-        st.local_send_closed = True
+        st.send.reset()
         if self.close_exc is None and self.core.writable(sid):
             self.core.reset(sid, code or E.NO_REPLY)
             self.want_transmit = True

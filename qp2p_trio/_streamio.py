@@ -27,6 +27,7 @@ import trio
 from . import _wire
 from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
 from ._streams import stream_error
+from ._streamstate import RecvState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,8 +85,8 @@ class StreamIO:
             raise self.session.close_exc
 
     def raise_if_send_broken(self, st: StreamState, what: str) -> None:
-        if st.stop_code is not None:
-            raise stream_error(st.stop_code, what)
+        if st.send.stop_code is not None:
+            raise stream_error(st.send.stop_code, what)
         self.check_usable()
 
     async def write(
@@ -128,7 +129,7 @@ class StreamIO:
             self.raise_if_send_broken(st, what)
             p = self._core.send_progress(st.sid)
             if p.reset_code is not None:
-                raise stream_error(st.stop_code or p.reset_code, what)
+                raise stream_error(st.send.stop_code or p.reset_code, what)
             await self._progress.park()
 
     async def wait_reply_acked(self, st: StreamState) -> None:
@@ -141,7 +142,7 @@ class StreamIO:
                 return
             self.raise_if_send_broken(st, "reply")
             if p.reset_code is not None:
-                raise stream_error(st.stop_code or p.reset_code, "reply")
+                raise stream_error(st.send.stop_code or p.reset_code, "reply")
             await self._progress.park()
 
     def abandon(self, st: StreamState) -> None:
@@ -165,7 +166,7 @@ class StreamIO:
             try:
                 self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
                 await self.write(st, view, end=True, what="message")
-                st.local_send_closed = True
+                st.send.finish()
                 await self.wait_receipt(st, "message")
             except BaseException:
                 # Whether the peer's QUIC stack had every byte: a retry must
@@ -193,12 +194,12 @@ class StreamIO:
             try:
                 self._core.send(sid, _wire.encode_message_head(K.REQUEST, len(view)))
                 await self.write(st, view, end=True, what="request")
-                st.local_send_closed = True
+                st.send.finish()
                 while st.reply is None:
                     if st.error is not None:
                         raise st.error
-                    if st.reset_code is not None:
-                        raise stream_error(st.reset_code, "request")
+                    if st.recv.reset_code is not None:
+                        raise stream_error(st.recv.reset_code, "request")
                     self.raise_if_send_broken(st, "request")
                     await self._progress.park()
             except BaseException:
@@ -229,8 +230,8 @@ class StreamIO:
         # Queued whole, never waiting on the requester: a slow or hostile one
         # cannot stall the caller (a handler loop serving everyone).  Memory
         # stays bounded by _reply_problem's check of unacknowledged bytes.
-        st.sending = True
-        st.local_send_closed = True
+        st.send.open()
+        st.send.finish()
         self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
         self._core.send(sid, view, end_stream=True)
         if len(self.session.streams) <= 2:
@@ -254,10 +255,10 @@ class StreamIO:
             return trio.ClosedResourceError("this connection was closed")
         if self.session.close_exc is not None:
             return self.session.close_exc
-        if st is None or st.local_send_closed:
+        if st is None or st.send.closed:
             return StreamReset("reply: the requester abandoned the request", error_code=E.CANCELLED)
-        if st.stop_code is not None or not self._core.writable(st.sid):
-            return stream_error(st.stop_code or E.CANCELLED, "reply")
+        if st.send.stop_code is not None or not self._core.writable(st.sid):
+            return stream_error(st.send.stop_code or E.CANCELLED, "reply")
         try:
             self.check_peer_limit(size, "reply")
         except MessageTooLarge as exc:
@@ -315,7 +316,7 @@ class StreamIO:
             await self._progress.park()
 
     async def raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
-        if st.local_send_closed:
+        if st.send.closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
         try:
             await self.write(st, data, end=False, what="stream")
@@ -324,18 +325,19 @@ class StreamIO:
 
     async def raw_wait_writable(self, st: StreamState) -> None:
         await trio.lowlevel.checkpoint()
-        if st.local_send_closed:
+        send = st.send
+        if send.closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
-        while not st.local_send_closed and st.stop_code is None and self.session.close_exc is None:
+        while not send.closed and send.stop_code is None and self.session.close_exc is None:
             if self.session.closed_locally or self.session.send_room(st) > 0:
                 return
             await self._progress.park()
 
     def raw_send_eof(self, st: StreamState) -> None:
-        if st.local_send_closed:
+        if st.send.closed:
             return
-        if st.stop_code is not None:
-            raise stream_error(st.stop_code, "stream")
+        if st.send.stop_code is not None:
+            raise stream_error(st.send.stop_code, "stream")
         if self.session.close_exc is not None:
             raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
         self.session.close_send(st)
@@ -351,22 +353,23 @@ class StreamIO:
 
     async def raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
         await trio.lowlevel.checkpoint()
+        recv = st.recv
         while True:
-            if st.local_recv_closed:
+            if recv.stopped:
                 if st.overrun is not None:
                     raise trio.BrokenResourceError(st.overrun)
                 raise trio.ClosedResourceError("this stream's receiving side was closed")
-            if st.recv_buf:
-                chunk = bytes(st.recv_buf[:max_bytes])
-                del st.recv_buf[:max_bytes]
+            if recv.buf:
+                chunk = bytes(recv.buf[:max_bytes])
+                del recv.buf[:max_bytes]
                 self.session.release(st, len(chunk))
-                if not st.recv_buf:
+                if not recv.buf:
                     self.session.maybe_forget(st)
                 return chunk
-            if st.recv_fin:
+            if recv.state is RecvState.FIN:
                 return b""
-            if st.reset_code is not None:
-                raise stream_error(st.reset_code, "stream")
+            if recv.reset_code is not None:
+                raise stream_error(recv.reset_code, "stream")
             if self.session.close_exc is not None:
                 raise trio.BrokenResourceError(
                     str(self.session.close_exc)

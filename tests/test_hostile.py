@@ -269,7 +269,7 @@ async def test_unread_raw_streams_hold_only_one_share(autojump_clock: Any):
                 assert set(stop_codes(evil).values()) == {E.BUSY}
                 held = server._driver.budget.usage("127.0.0.66").bytes
                 buffered = sum(
-                    len(st.recv_buf)
+                    len(st.recv.buf)
                     for c in server._driver.connections
                     for st in c.session.streams.values()
                 )

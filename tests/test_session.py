@@ -155,7 +155,7 @@ def send_message(side: Side, payload: bytes) -> Any:
     """What `Connection.send` does to the session, without the waiting."""
     st = side.session.open_stream(K.MESSAGE, slot=False)
     side.core.send(st.sid, _wire.encode_message_head(K.MESSAGE, len(payload)) + payload, True)
-    st.local_send_closed = True
+    st.send.finish()
     return st
 
 
