@@ -19,14 +19,15 @@ of `_streams` call the ``raw_*`` methods directly.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from . import _wire
+from . import _classify, _wire
 from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
-from ._streams import stream_error
+from ._streams import RawStreamReset
 from ._streamstate import RecvState
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ __all__ = ["SendOutcome", "StreamIO", "payload_view"]
 
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
+#: What a reset code becomes for a caller (a raw stream's: a `RawStreamReset`).
+stream_error = functools.partial(_classify.stream_error, raw=RawStreamReset)
 
 
 @attrs.define
