@@ -25,57 +25,25 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, final
 
-import attrs
 import trio
 
 from . import _admission, _quic, _sessionevents, _wire
+from ._connstats import ConnectionStatistics
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
 from ._peer import PeerAddress
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
-from ._streams import BidirectionalStream, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
     from ._host import ConnectionHost
     from ._identity import NodeId
     from ._quic import Address
+    from ._streams import BidirectionalStream, ReceiveStream, SendStream
 
 __all__ = ["Connection", "ConnectionStatistics"]
-
-
-K = _wire.StreamKind
-E = _wire.StreamErrorCode
-
-
-@final
-@attrs.frozen
-class ConnectionStatistics:
-    """A snapshot of a connection's counters (`Connection.statistics`).
-
-    Attributes:
-        rtt: smoothed round-trip time in seconds (0 before the first sample).
-        rtt_min: lowest RTT seen.
-        congestion_window: bytes the congestion controller allows in flight.
-        bytes_in_flight: bytes sent and not yet acknowledged or lost.
-        datagrams_sent / datagrams_received: UDP datagrams.
-        bytes_sent / bytes_received: UDP payload bytes.
-        packets_lost: QUIC packets declared lost.
-        open_streams: streams this connection still tracks.
-    """
-
-    rtt: float
-    rtt_min: float
-    congestion_window: int
-    bytes_in_flight: int
-    datagrams_sent: int
-    datagrams_received: int
-    bytes_sent: int
-    bytes_received: int
-    packets_lost: int
-    open_streams: int
 
 
 @final
@@ -432,7 +400,9 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is opened.
         """
-        return await self._open_raw(K.RAW_BIDI)  # type: ignore[return-value]
+        if self._replaced_by is not None:
+            return await self._replaced_by.open_bi()
+        return await self.io.open_bi()
 
     async def open_uni(self) -> SendStream:
         """Open a raw unidirectional stream; the peer gets it from `accept_uni`.
@@ -447,19 +417,9 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is opened.
         """
-        return await self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
-
-    async def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
         if self._replaced_by is not None:
-            return await self._replaced_by._open_raw(kind)
-        st = await self.io.open_raw(kind)
-        handle: SendStream | BidirectionalStream = (
-            SendStream._create(self.io, st)
-            if kind is K.RAW_UNI
-            else BidirectionalStream._create(self.io, st)
-        )
-        st.handle = handle
-        return handle
+            return await self._replaced_by.open_uni()
+        return await self.io.open_uni()
 
     async def accept_bi(self) -> BidirectionalStream:
         """Wait for the next raw bidirectional stream the peer opened.
@@ -473,20 +433,14 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is lost; the stream stays queued.
         """
-        st = await self.io.accept(uni=False)
-        handle = BidirectionalStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        return await self.io.accept_bi()
 
     async def accept_uni(self) -> ReceiveStream:
         """Wait for the next raw unidirectional stream the peer opened.
 
         Same limits, errors and cancellation as `accept_bi`.
         """
-        st = await self.io.accept(uni=True)
-        handle = ReceiveStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        return await self.io.accept_uni()
 
     # -------------------------------------------------------------- closing
     async def aclose(self, code: int = 0, reason: str = "") -> None:
@@ -517,26 +471,11 @@ class Connection(metaclass=NoPublicConstructor):
             await self.close_sent_event.wait()
 
     async def flush_control(self, limit: float) -> None:
-        """Let the receipts already queued reach the peer before a close.
-
-        A CONNECTION_CLOSE ends the connection at once: without this, a peer
-        whose reply we just read would never learn that it arrived.
+        """`StreamIO.flush_control`: receipts reach the peer before a close.
 
         :meta private:
         """
-        sid = self.session.control.sid
-        if sid is None or self.session.close_exc is not None or self.session.closed_locally:
-            await trio.lowlevel.checkpoint()
-            return
-        # Acknowledge what arrived first: a peer whose reply we just read must
-        # not see its reply fail because our ACK was still delayed.
-        self._core.ack_now(trio.current_time())
-        self._dirty()
-        with trio.move_on_after(limit):
-            while self.session.close_exc is None and (
-                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
-            ):
-                await self._progress.park()
+        await self.io.flush_control(limit)
 
     def close_locally(self, code: int, reason: str) -> None:
         self.session.close_locally(code, reason, trio.current_time())

@@ -27,7 +27,7 @@ import trio
 
 from . import _classify, _wire
 from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
-from ._streams import RawStreamReset
+from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
 from ._streamstate import RecvState
 
 if TYPE_CHECKING:
@@ -276,8 +276,31 @@ class StreamIO:
             )
         return None
 
-    async def open_raw(self, kind: _wire.StreamKind) -> StreamState:
-        """Open a raw stream of ours (the handle is the connection's to make)."""
+    async def open_bi(self) -> BidirectionalStream:
+        """`Connection.open_bi`."""
+        st = await self._open_raw(K.RAW_BIDI)
+        st.handle = handle = BidirectionalStream._create(self, st)
+        return handle
+
+    async def open_uni(self) -> SendStream:
+        """`Connection.open_uni`."""
+        st = await self._open_raw(K.RAW_UNI)
+        st.handle = handle = SendStream._create(self, st)
+        return handle
+
+    async def accept_bi(self) -> BidirectionalStream:
+        """`Connection.accept_bi`."""
+        st = await self._accept(uni=False)
+        st.handle = handle = BidirectionalStream._create(self, st)
+        return handle
+
+    async def accept_uni(self) -> ReceiveStream:
+        """`Connection.accept_uni`."""
+        st = await self._accept(uni=True)
+        st.handle = handle = ReceiveStream._create(self, st)
+        return handle
+
+    async def _open_raw(self, kind: _wire.StreamKind) -> StreamState:
         self.check_usable()
         uni = kind is K.RAW_UNI
         # Raw streams share Config.max_concurrent_streams with messages: an
@@ -290,7 +313,7 @@ class StreamIO:
         self._transmit(False)
         return st
 
-    async def accept(self, *, uni: bool) -> StreamState:
+    async def _accept(self, *, uni: bool) -> StreamState:
         queue = self.session.accept_queue[uni]
         self.check_usable()
         if queue:
@@ -301,6 +324,28 @@ class StreamIO:
             if queue:
                 return queue.popleft()
             await self._progress.park()
+
+    async def flush_control(self, limit: float) -> None:
+        """Let the receipts already queued reach the peer before a close.
+
+        A CONNECTION_CLOSE ends the connection at once: without this, a peer
+        whose reply we just read would never learn that it arrived.
+        """
+        session = self.session
+        sid = session.control.sid
+        if sid is None or session.close_exc is not None or session.closed_locally:
+            await trio.lowlevel.checkpoint()
+            return
+        # Acknowledge what arrived first: a peer whose reply we just read must
+        # not see its reply fail because our ACK was still delayed.
+        self._core.ack_now(trio.current_time())
+        session.want_transmit = True
+        self._sync()
+        with trio.move_on_after(limit):
+            while session.close_exc is None and (
+                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
+            ):
+                await self._progress.park()
 
     async def take_slot(self, *, uni: bool) -> None:
         """Wait for one of our stream slots (`Config.max_concurrent_streams`).

@@ -29,6 +29,7 @@ SANS_IO = [
     "_session",
     "_sessionevents",
     "_control",
+    "_connstats",
     "_classify",
     "_streamstate",
     "_observed",
