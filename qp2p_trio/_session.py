@@ -5,11 +5,14 @@
 Theory of operation
 -------------------
 A `Session` sits on one `QuicCore` and owns everything the qp2p_trio
-protocol keeps per connection: the phase, the peer's verified node id, the
-CONTROL streams (their records are `_control`'s), one `StreamState` per stream
-(stream heads, message payloads, refusals, raw-stream buffers), the share of
-the endpoint's receive budget its streams hold, the peer's raw streams
-waiting to be accepted, and the stream slots our own opens take.
+protocol keeps per connection: the phase, the peer's verified node id,
+admission, the close, and the message protocol on the streams (heads,
+messages, requests and replies, refusals and receipts, stalls, raw-stream
+data).  It delegates the records: the CONTROL streams' state and records
+to `_control.ControlStreams`, the stream records (each a `StreamState`
+with its two direction machines), the receive budget they hold, our stream
+slots and the accept queues to `_streamtable.StreamTable`.  Its events are
+`_sessionevents`'; what a close or reset means to a caller is `_classify`'s.
 
 It waits for nothing and reads no clock: `process` takes ``now`` (Trio's
 time, for stalled-message checks) and the wall clock is an injected function
@@ -33,7 +36,6 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
 from typing import TYPE_CHECKING, final
@@ -61,7 +63,8 @@ from ._sessionevents import (
     SessionEvent,
     StreamRefused,
 )
-from ._streamstate import DELIVERED, QUEUED, RecvState, StreamState, is_uni
+from ._streamstate import DELIVERED, RecvState, StreamState, is_uni
+from ._streamtable import StreamTable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,7 +73,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._identity import NodeId
 
-__all__ = ["DELIVERED", "QUEUED", "Phase", "Session", "StreamState", "is_uni"]
+__all__ = ["Phase", "Session", "StreamState"]
 
 _log = logging.getLogger("qp2p_trio")
 
@@ -106,8 +109,6 @@ class Session:
         self.config = config
         self._expected_peer = expected_peer
         self._wall_clock = wall_clock
-        self._budget = budget
-        self._budget_key = budget_key
         self.phase = Phase.HANDSHAKING
         self.peer_id: NodeId | None = None
         self.handshake_error: ConnectError | None = None
@@ -117,7 +118,13 @@ class Session:
         self.close_sent = False
         self._close_in_flight = False  # a close went into the datagrams being sent
         self.broken = False  # aioquic raised: forget without a close (see contain)
-        self.streams: dict[int, StreamState] = {}
+        # Every stream's record, the budget they hold, our slots, the accept queues.
+        self.table = StreamTable(
+            config, budget=budget, budget_key=budget_key, is_client=core.is_client
+        )
+        self.streams = self.table.streams
+        self.slots_free = self.table.slots_free
+        self.accept_queue = self.table.accept_queue
         self._held: list[_quic.CoreEvent] = []
         self._held_bytes = 0
         # Both CONTROL streams: SETTINGS, RECEIPT, GOAWAY (retirement of a
@@ -125,17 +132,6 @@ class Session:
         self.control = ControlStreams(
             max_message_size=config.max_message_size, incarnation=incarnation
         )
-        self._incoming = {True: 0, False: 0}  # distinct streams the peer opened, by uni
-        # Our own opens take a slot (Config.max_concurrent_streams), by uni.
-        self.slots_free = {
-            True: config.max_concurrent_streams,
-            False: config.max_concurrent_streams,
-        }
-        # The peer's raw streams waiting for accept_uni / accept_bi, by uni.
-        self.accept_queue: dict[bool, collections.deque[StreamState]] = {
-            True: collections.deque(),
-            False: collections.deque(),
-        }
         self.cids: set[bytes] = set()
         self.stall_at: float | None = None  # next check for stalled messages
         self.events: list[SessionEvent] = []
@@ -323,7 +319,7 @@ class Session:
         control = self.control
         if not control.goaway_sent or self.close_exc is not None:
             return False
-        if not control.peer_streams_arrived(self._incoming):
+        if not control.peer_streams_arrived(self.table.incoming):
             return False  # no GOAWAY yet, or a stream the peer opened has not arrived
         if any(sid != control.peer_sid for sid in self.streams):
             return False
@@ -361,7 +357,7 @@ class Session:
             self.handshake_error.__cause__ = self.close_exc
         self.phase = Phase.CLOSED
         for st in self.streams.values():
-            self.release(st)
+            self.table.release(st)
         self._held.clear()
         self.events.append(Closed())
 
@@ -398,13 +394,13 @@ class Session:
             st = self.streams.get(ev.stream_id)
             if st is not None:
                 st.recv.peer_reset(ev.error_code)  # its unread bytes go too
-                self.release(st)
+                self.table.release(st)
                 if (st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None) or (
                     st.recv.stopped and st.handle is None and not st.ours
                 ):
                     # An incoming message abandoned half-way: forget it.
-                    self.forget(st)
-                self.maybe_forget(st)
+                    self.table.forget(st)
+                self.table.maybe_forget(st)
         elif isinstance(ev, _quic.StopSending):
             if ev.stream_id == self.control.sid:
                 self._violation("the peer stopped our control stream")
@@ -412,25 +408,12 @@ class Session:
             st = self.streams.get(ev.stream_id)
             if st is not None:
                 st.send.peer_stop(ev.error_code)
-                self.maybe_forget(st)
-
-    def _new_incoming(self, sid: int) -> StreamState | None:
-        if (sid & 1) == (0 if self.core.is_client else 1):
-            return None  # one of ours that we already forgot
-        st = StreamState(sid, None, ours=False)
-        uni = is_uni(sid)
-        self._incoming[uni] += 1
-        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI}
-        st.parser = _wire.StreamParser(
-            allowed=allowed, max_message_size=self.config.max_message_size
-        )
-        self.streams[sid] = st
-        return st
+                self.table.maybe_forget(st)
 
     def _on_stream_data(self, sid: int, data: bytes, fin: bool, now: float) -> None:
         st = self.streams.get(sid)
         if st is None:
-            st = self._new_incoming(sid)
+            st = self.table.add_incoming(sid)
             if st is None:
                 return
         st.received += len(data) + fin
@@ -438,10 +421,10 @@ class Session:
             # Refused or no longer read: drop what is still in flight, and
             # forget a refused stream once the peer finished it.
             if fin and st.handle is None and not st.ours:
-                self.forget(st)
+                self.table.forget(st)
             elif fin:
                 st.recv.peer_fin()
-                self.maybe_forget(st)
+                self.table.maybe_forget(st)
             return
         if st.parser is None:
             if st.kind is K.RAW_BIDI:
@@ -468,18 +451,16 @@ class Session:
 
     def _forget_refused(self, st: StreamState, fin: bool) -> None:
         if fin and st.recv.stopped and st.handle is None and not st.ours:
-            self.forget(st)
+            self.table.forget(st)
 
     def _on_head(self, st: StreamState, head: _wire.Head, now: float) -> bool:
         if st.kind is None:
             st.kind = head.kind
         if head.kind in (K.MESSAGE, K.REQUEST):
             assert head.length is not None
-            if not self._budget.reserve(self._budget_key, messages=1, nbytes=head.length):
+            if not self.table.reserve_message(st, head.length):
                 self.refuse(st, E.BUSY, None)
                 return False
-            st.reserved = head.length
-            st.holds_message = True
             if self.stall_at is None:
                 self.stall_at = now + self.config.message_stall_timeout
             return True
@@ -491,15 +472,9 @@ class Session:
                 self._violation(violation.reason)
             return violation is None
         # A raw stream opened by the peer: queued for accept_uni / accept_bi.
-        uni = head.kind is K.RAW_UNI
-        queue = self.accept_queue[uni]
-        if len(queue) >= self.config.stream_accept_queue_size:
+        if not self.table.queue_for_accept(st, uni=head.kind is K.RAW_UNI):
             self.refuse(st, E.REFUSED, None)
             return False
-        if not uni:
-            st.send.open()  # our direction of the peer's bidi stream
-        st.handle = QUEUED
-        queue.append(st)
         return True
 
     def refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
@@ -510,7 +485,7 @@ class Session:
         if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or our_request:
             # A message (or our request's reply) refused: its sender waits for this.
             self.send_receipt(st.sid, code)
-        self.release(st)
+        self.table.release(st)
         core.stop(st.sid, code)
         if not st.recv.stopped:
             st.recv.stop()
@@ -538,8 +513,7 @@ class Session:
             # is saved.
             st.reply = done.payload
             return
-        reserved, st.reserved = st.reserved, 0  # the receive queue holds it now
-        st.holds_message = False
+        reserved = self.table.hand_over(st)  # the receive queue holds it now
         st.handle = DELIVERED
         st.parser = None
         self.events.append(MessageArrived(st.sid, done.payload, done.kind is K.REQUEST, reserved))
@@ -553,101 +527,49 @@ class Session:
         st = self.streams.get(sid)
         if st is not None and st.kind is K.MESSAGE:
             self.send_receipt(sid, 0 if delivered else E.CLOSED)
-            self.forget(st)
+            self.table.forget(st)
 
     def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
-        if data:
-            n = len(data)
-            if len(st.recv.buf) + n > self.config.stream_receive_buffer:
-                self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
-                return
-            if not self._budget.reserve(self._budget_key, messages=0, nbytes=n):
-                self._overrun(st, E.BUSY, "its share of the receive budget (Config.receive_share)")
-                return
-            st.recv.buf += data
-            st.reserved += n
+        if data and (overrun := self.table.buffer_raw(st, data)) is not None:
+            self._overrun(st, *overrun)
+            return
         if fin:
             st.recv.peer_fin()
-            self.maybe_forget(st)
+            self.table.maybe_forget(st)
 
     def _overrun(self, st: StreamState, code: int, what: str) -> None:
         """The peer sent more raw bytes than it may have unread: stop the stream."""
         st.overrun = f"the peer sent more than {what} ahead of the reader"
         self.core.stop(st.sid, code)
         st.recv.stop()  # its unread bytes go too
-        self.release(st)
+        self.table.release(st)
         self.want_transmit = True
-        self.maybe_forget(st)
+        self.table.maybe_forget(st)
 
     # ------------------------------------------------------------ bookkeeping
-    def release(self, st: StreamState, nbytes: int | None = None) -> None:
-        """Give back ``st``'s receive budget: all of it, or ``nbytes`` of a raw stream's."""
-        if not st.reserved and not st.holds_message:
-            return
-        n = st.reserved if nbytes is None else min(nbytes, st.reserved)
-        st.reserved -= n
-        messages = 1 if st.holds_message and nbytes is None else 0
-        if messages:
-            st.holds_message = False
-        self._budget.release(self._budget_key, messages=messages, nbytes=n)
-
     def check_stalls(self, now: float) -> None:
         """Reset messages that hold budget and got no byte since the last check."""
-        waiting = False
-        for st in list(self.streams.values()):
-            if not st.holds_message:
-                continue
-            if st.received == st.checked:
-                self.refuse(st, E.STALLED, None)
-            else:
-                st.checked = st.received
-                waiting = True
+        stalled, waiting = self.table.stalled()
+        for st in stalled:
+            self.refuse(st, E.STALLED, None)
         timeout = self.config.message_stall_timeout
         self.stall_at = now + timeout if waiting and self.close_exc is None else None
 
     def open_stream(self, kind: _wire.StreamKind, *, slot: bool) -> StreamState:
         """A new stream of ours; ``slot``: it keeps a stream slot until forgotten."""
-        uni = kind in (K.MESSAGE, K.RAW_UNI)
-        sid = self.core.next_stream_id(unidirectional=uni)
-        st = StreamState(sid, kind, ours=True)
-        st.send.open()
-        st.holds_slot = slot
-        self.streams[sid] = st
-        return st
-
-    def forget(self, st: StreamState) -> None:
-        self.release(st)
-        self.streams.pop(st.sid, None)
-        if st.holds_slot:
-            st.holds_slot = False
-            self.slots_free[is_uni(st.sid)] += 1
-
-    def maybe_forget(self, st: StreamState) -> None:
-        """Drop a raw stream's record once both directions are over."""
-        if st.kind not in (K.RAW_BIDI, K.RAW_UNI):
-            return
-        send, recv = st.send, st.recv
-        send_done = (is_uni(st.sid) and not st.ours) or send.closed or send.stop_code is not None
-        # A stream the peer opened stays (a tombstone) until its FIN or reset:
-        # data still in flight must not look like a new stream.
-        recv_done = (
-            recv.state is RecvState.NONE
-            or (recv.peer_done and (recv.stopped or not recv.buf))
-            or (recv.stopped and st.ours)
-        )
-        if send_done and recv_done:
-            self.forget(st)
+        sid = self.core.next_stream_id(unidirectional=kind in (K.MESSAGE, K.RAW_UNI))
+        return self.table.add_ours(sid, kind, slot=slot)
 
     def close_send(self, st: StreamState) -> None:
         """Finish our sending side of a raw stream (FIN), once."""
         if st.send.closed or not st.send.started:
-            self.maybe_forget(st)
+            self.table.maybe_forget(st)
             return
         st.send.finish()
         if self.close_exc is None and st.send.stop_code is None:
             self.core.send(st.sid, b"", end_stream=True)
             self.want_transmit = True
-        self.maybe_forget(st)
+        self.table.maybe_forget(st)
 
     def close_receive(self, st: StreamState) -> None:
         """Stop reading a raw stream: STOP_SENDING unless it already ended."""
@@ -658,8 +580,8 @@ class Session:
             self.core.stop(st.sid, E.CLOSED)
             self.want_transmit = True
         recv.stop()  # its unread bytes go too
-        self.release(st)
-        self.maybe_forget(st)
+        self.table.release(st)
+        self.table.maybe_forget(st)
 
     def send_room(self, st: StreamState) -> int:
         """Bytes a writer may queue on ``st`` now (the send-buffer limits)."""
@@ -679,7 +601,7 @@ class Session:
             if not is_uni(st.sid) and not st.recv.stopped:
                 core.stop(st.sid, code)
             self.want_transmit = True
-        self.forget(st)
+        self.table.forget(st)
 
     def reject(self, sid: int, code: int) -> None:
         """Reset the reply side of the peer's request ``sid`` (no reply) and forget it."""
@@ -690,4 +612,4 @@ class Session:
         if self.close_exc is None and self.core.writable(sid):
             self.core.reset(sid, code or E.NO_REPLY)
             self.want_transmit = True
-        self.forget(st)
+        self.table.forget(st)

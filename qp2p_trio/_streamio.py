@@ -177,7 +177,7 @@ class StreamIO:
                 outcome.acked = self._core.send_progress(sid).finished
                 self.abandon(st)
                 raise
-            self.session.forget(st)
+            self.session.table.forget(st)
             self.messages_sent += 1
             self.message_bytes_sent += len(view)
         finally:
@@ -208,7 +208,7 @@ class StreamIO:
             except BaseException:
                 self.abandon(st)
                 raise
-            self.session.forget(st)
+            self.session.table.forget(st)
             self.messages_sent += 1
             self.message_bytes_sent += len(view)
             self.replies_received += 1
@@ -247,7 +247,7 @@ class StreamIO:
             except BaseException:
                 self.abandon(st)
                 raise
-        self.session.forget(st)
+        self.session.table.forget(st)
         self.messages_sent += 1
         self.message_bytes_sent += len(view)
         return True
@@ -410,9 +410,9 @@ class StreamIO:
             if recv.buf:
                 chunk = bytes(recv.buf[:max_bytes])
                 del recv.buf[:max_bytes]
-                self.session.release(st, len(chunk))
+                self.session.table.release(st, len(chunk))
                 if not recv.buf:
-                    self.session.maybe_forget(st)
+                    self.session.table.maybe_forget(st)
                 return chunk
             if recv.state is RecvState.FIN:
                 return b""

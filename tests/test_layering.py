@@ -32,6 +32,7 @@ SANS_IO = [
     "_connstats",
     "_classify",
     "_streamstate",
+    "_streamtable",
     "_observed",
     "testing/_types",
     "testing/_impairment",
@@ -120,6 +121,7 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 FORBIDDEN_UPWARD = {
     "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
     "_control": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
+    "_streamtable": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_streamstate": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
     "_host": {"_driver", "_dial", "_endpoint"},
