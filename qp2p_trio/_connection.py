@@ -255,9 +255,6 @@ class Connection(metaclass=NoPublicConstructor):
             self.next_ping_at = None
             host.connection_closed(self)
 
-    def _dirty(self) -> None:
-        self._host.mark_dirty(self)
-
     def _transmit(self, lone: bool) -> None:
         """Queued data goes out: from this task for a lone exchange (no wake-up
         of the send task on the latency path), else packed by the send task."""
