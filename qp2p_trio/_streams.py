@@ -34,8 +34,8 @@ from ._errors import StreamReset
 from ._util import ConflictDetector, NoPublicConstructor
 
 if TYPE_CHECKING:
-    from ._session import StreamState
     from ._streamio import StreamIO
+    from ._streamstate import StreamState
 
 __all__ = ["BidirectionalStream", "RawStreamReset", "ReceiveStream", "SendStream"]
 
