@@ -6,7 +6,8 @@ The one place that maps codes to errors:
 
 - `connection_closed`: the `ConnectionClosed` a connection's close becomes;
 - `handshake_error`: what `Endpoint.connect` raises for a connection that
-  closed before it was established;
+  closed before it was established, and `refused_by_tls` whether TLS
+  refused it;
 - `stream_error`: what a stream's reset or STOP_SENDING code, or a refusal
   in a RECEIPT, becomes for the caller waiting on that stream;
 - `disconnect_reason`: the `DisconnectReason` a `Disconnected` event carries;
@@ -27,6 +28,7 @@ from ._errors import (
     HandshakeError,
     MessageRefused,
     MessageTooLarge,
+    PeerIdentityError,
     StreamReset,
 )
 from ._wire import CloseCode, StreamErrorCode
@@ -39,6 +41,7 @@ __all__ = [
     "connection_closed",
     "disconnect_reason",
     "handshake_error",
+    "refused_by_tls",
     "stream_error",
     "transient",
 ]
@@ -101,6 +104,13 @@ def handshake_error(term: Terminated, message: str) -> ConnectError:
         )
     return HandshakeError(
         f"handshake failed: {message}", error_code=term.error_code, tls_alert=term.tls_alert
+    )
+
+
+def refused_by_tls(error: ConnectError | None) -> bool:
+    """Whether TLS refused a handshake: a TLS alert (either way) or a bad identity."""
+    return isinstance(error, PeerIdentityError) or (
+        isinstance(error, HandshakeError) and error.tls_alert is not None
     )
 
 

@@ -326,7 +326,7 @@ class Driver:
         self.gate.forget(conn)
         _observe.connection_closed(conn)
         session = conn.session
-        if session.handshake_failed:
+        if _classify.refused_by_tls(session.handshake_error):
             self.counters.handshake_failures += 1
         tally = self.tally
         if session.established:

@@ -48,7 +48,6 @@ from ._errors import (
     AdmissionRefused,
     ConnectError,
     ConnectionClosed,
-    HandshakeError,
     MessageTooLarge,
     PeerIdentityError,
     RemoteProtocolError,
@@ -328,14 +327,6 @@ class Session:
         return self.core.send_progress(control.sid).unacked == 0
 
     # ---------------------------------------------------------------- closing
-    @property
-    def handshake_failed(self) -> bool:
-        """Whether TLS refused the handshake: a TLS alert (either way) or a bad identity."""
-        err = self.handshake_error
-        return isinstance(err, PeerIdentityError) or (
-            isinstance(err, HandshakeError) and err.tls_alert is not None
-        )
-
     def close_locally(self, code: int, reason: str, now: float) -> None:
         """Close the connection ourselves (idempotent)."""
         if self.closed_locally:

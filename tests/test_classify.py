@@ -20,6 +20,7 @@ from qp2p_trio._classify import (
     connection_closed,
     disconnect_reason,
     handshake_error,
+    refused_by_tls,
     stream_error,
     transient,
 )
@@ -101,5 +102,8 @@ def test_handshake_error_and_transient_agree() -> None:
     assert type(tls) is HandshakeError
     assert tls.tls_alert == 120
     assert not transient(tls)
+    assert refused_by_tls(tls)
+    assert not refused_by_tls(refused)
+    assert not refused_by_tls(None)
     assert transient(stream_error(E.BUSY, "message"))
     assert not transient(stream_error(E.TOO_LARGE, "message"))
