@@ -19,6 +19,7 @@ import pytest
 from qp2p_trio import AdmissionRefused, Config, Identity, PeerIdentityError, _quic, _wire
 from qp2p_trio._budget import ReceiveBudget
 from qp2p_trio._certs import make_certificate
+from qp2p_trio._classify import refused_by_tls
 from qp2p_trio._session import Phase, Session
 from qp2p_trio._sessionevents import (
     AdmissionNeeded,
@@ -258,7 +259,7 @@ def test_stop_sending_on_the_control_stream_is_a_violation() -> None:
 def test_the_wrong_node_id_fails_the_handshake() -> None:
     pair = Pair(expect_server=Identity.generate())
     assert isinstance(pair.client.session.handshake_error, PeerIdentityError)
-    assert pair.client.session.handshake_failed
+    assert refused_by_tls(pair.client.session.handshake_error)
     assert pair.client.session.close_exc is not None
     assert pair.client.session.close_exc.error_code == C.PEER_IDENTITY
     assert pair.of(pair.client, Established) == []
@@ -272,7 +273,7 @@ def test_a_refused_client_gets_admission_refused_before_it_is_established() -> N
     assert error.by_peer
     assert error.error_code == C.ADMISSION_REFUSED
     assert pair.of(pair.client, Established) == []
-    assert not pair.client.session.handshake_failed  # not a TLS failure
+    assert not refused_by_tls(pair.client.session.handshake_error)  # not a TLS failure
     server_error = pair.server.session.handshake_error
     assert isinstance(server_error, AdmissionRefused)
     assert not server_error.by_peer
