@@ -27,8 +27,12 @@ SANS_IO = [
     "_admission",
     "_budget",
     "_session",
+    "_sessionevents",
+    "_control",
+    "_connstats",
     "_classify",
     "_streamstate",
+    "_streamtable",
     "_observed",
     "testing/_types",
     "testing/_impairment",
@@ -116,6 +120,8 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 #: `_host.ConnectionHost` interface.
 FORBIDDEN_UPWARD = {
     "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
+    "_control": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
+    "_streamtable": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_streamstate": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
     "_host": {"_driver", "_dial", "_endpoint"},
