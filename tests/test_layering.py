@@ -278,6 +278,12 @@ def test_modules_and_functions_are_small(path: Path) -> None:
             assert length <= 80, f"{path.name}: {node.name} has {length} lines"
 
 
+def test_connection_module_stays_under_500_lines() -> None:
+    """Issue 11: the public Connection handle stays thin; protocol work belongs to the session."""
+    lines = (PACKAGE / "_connection.py").read_text(encoding="utf-8").count("\n")
+    assert lines < 500, f"_connection.py has {lines} lines: move work into _streamio or _session"
+
+
 def _names_defined(tree: ast.AST) -> set[str]:
     """Names a module defines: functions, classes, globals, and ``self.x`` attributes."""
     names: set[str] = set()
