@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hostile_peer import HostilePeer
 
+import qp2p_trio._driver
 from qp2p_trio import (
     AdmissionRefused,
     CertificateAuthority,
@@ -374,3 +375,26 @@ async def test_trust_api_checks_and_reports(autojump_clock: Any) -> None:
             assert "cas=1 revoked=1" in repr(trust)
             trust.trust_cas([])
             assert trust.trusted_cas == ()
+
+
+async def test_a_dialler_presenting_another_node_s_certificate_gets_admission_refused(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A qp2p_trio endpoint made to present a member's node certificate (not its own key)."""
+    net = MemoryNetwork(seed=29)
+    a, member_id, thief = Identity.generate(), Identity.generate(), Identity.generate()
+    stolen = CA.sign(member_id.node_id, now=time.time())
+    with net.activate():
+        async with open_endpoint_factory(net) as factory:
+            server = await factory(identity=a, config=member(a))
+            monkeypatch.setattr(qp2p_trio._driver, "own_chain", lambda config, node_id: (stolen,))
+            client = await factory(
+                identity=thief,
+                config=attrs.evolve(NO_RETRY, retry=Config().retry, trusted_cas=[CA.certificate]),
+            )
+            start = trio.current_time()
+            with pytest.raises(AdmissionRefused) as info:
+                await client.connect(server.peer_address)
+            assert info.value.by_peer
+            assert trio.current_time() - start < 1.0  # not retried
+            assert server.statistics().peers_refused == 1
