@@ -90,6 +90,9 @@ def test_outsiders_exit_11(net: Path, node_a: Listener, args: tuple[str, ...]) -
     result = run(net, "request", *args, node_a.peer, "hi")
     assert result.returncode == EXIT_REFUSED, result.stderr
     assert "was refused" in one_line_error(result)
+    if "otherca" not in args:  # node_a refused it, and says so
+        node_id = run(net, "id", args[1]).stdout.strip()
+        node_a.wait_for(lambda line: line.startswith(f"refused:      {node_id[:10]} from"))
 
 
 def test_allow_and_deny(net: Path) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TextIO, final
 
 import trio
 
-from qp2p_trio import ConnectionClosed, QP2PError
+from qp2p_trio import AdmissionRefused, ConnectionClosed, HandshakeFailed, QP2PError
 
 from .output import format_address, format_size, preview, print_json
 from .protocol import BULK_TAG, PROBE_TAG, decode_file_request, sha256
@@ -92,9 +92,30 @@ class Service:
         """Accept connections and serve messages until cancelled or the endpoint closes."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._accept_loop, nursery)
+            nursery.start_soon(self._report_refusals)
             async for msg in self.endpoint.messages():
                 await self.limiter.acquire_on_behalf_of(msg)
                 nursery.start_soon(self._handle, msg)
+
+    async def _report_refusals(self) -> None:
+        """Print the peers our trust policy (``--ca``, ``--allow``, ``--deny``) refused."""
+        async with self.endpoint.events() as events:
+            async for event in events:
+                if not (
+                    isinstance(event, HandshakeFailed)
+                    and event.incoming
+                    and isinstance(event.error, AdmissionRefused)
+                    and not event.error.by_peer
+                ):
+                    continue
+                peer = "" if event.peer is None else str(event.peer)
+                address = format_address(event.address)
+                self.event(
+                    "refused",
+                    f"refused:      {peer[:10]} from {address} (trust policy; -v says why)",
+                    peer=peer,
+                    address=address,
+                )
 
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
         while True:
