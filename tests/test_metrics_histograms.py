@@ -4,16 +4,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import signal
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from test_cli import WAIT, Listener, Process
 
 import qp2p_trio
 from qp2p_trio._metrics import RTT_BUCKETS, _Buckets
 from qp2p_trio.testing import LinkConfig, MemoryNetwork
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ADDR = ("127.0.0.1", 0)
 
@@ -65,3 +71,31 @@ async def test_handshake_and_rtt_histograms(autojump_clock: Any) -> None:
         assert samples[(f"{name}_bucket", "+Inf")] == 1
         assert samples[(f"{name}_bucket", "0.005")] == 0
     assert samples[("qp2p_rtt_seconds_bucket", "0.1")] == 1
+
+
+def test_cli_ping_serves_metrics(tmp_path: Path) -> None:
+    """``ping --metrics``: the pinger's own metrics, RTT histogram included, while it runs."""
+    node = Listener(tmp_path)
+    pinger = Process(
+        tmp_path, "ping", "-c", "0", "-i", "0.2", "--metrics", "127.0.0.1:0", node.peer
+    )
+    try:
+        pinger.wait_for(lambda line: "bytes from" in line)
+        (url,) = [
+            line.split("metrics: ", 1)[1]
+            for line in pinger.stderr().splitlines()
+            if line.startswith("metrics: ")
+        ]
+        assert url.startswith("http://127.0.0.1:")
+        body = urllib.request.urlopen(url, timeout=WAIT).read().decode()
+        families = {f.name: f for f in text_string_to_metric_families(body)}
+        samples = {
+            (s.name, s.labels.get("le")): s.value for s in families["qp2p_rtt_seconds"].samples
+        }
+        assert samples[("qp2p_rtt_seconds_count", None)] == 1
+        assert families["qp2p_handshake_seconds"].type == "histogram"
+        pinger.proc.send_signal(signal.SIGINT)
+        assert pinger.finish() == 0
+    finally:
+        pinger.close()
+        node.close()

@@ -4,19 +4,19 @@
 
 from __future__ import annotations
 
-import importlib
+import functools
 import ipaddress
 import signal
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
-from qp2p_trio import PeerAddress, open_endpoint, serve_metrics
+from qp2p_trio import PeerAddress, open_endpoint
 
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
+from .metrics import metrics_address, metrics_option, serving_metrics
 from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, size
 from .output import format_address, format_size
 from .service import Service
@@ -24,7 +24,6 @@ from .trust import trust_options
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import AsyncIterator
 
     from qp2p_trio import Endpoint
 
@@ -73,12 +72,7 @@ def add_parser(commands: Commands) -> None:
         help=f"largest message accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
-    parser.add_argument(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: any "
-        "free port; keep it on loopback); needs the qp2p_trio[metrics] extra",
-    )
+    metrics_option(parser)
     trust_options(parser, lists=True)
     debug_options(parser)
 
@@ -93,13 +87,16 @@ async def run(args: argparse.Namespace) -> int:
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
     config = config_for(args.max_message_size, args, identity)
-    metrics = _metrics_address(args.metrics)
+    metrics = metrics_address(args.metrics)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_endpoint(bind, identity=identity, config=config) as ep:
             service = Service(ep, reply=args.reply, json=args.json, save_dir=save_dir)
             _announce(args, ep, service)
             received = "none"
-            async with _serving_metrics(ep, metrics, service), trio.open_nursery() as nursery:
+            async with (
+                serving_metrics(ep, metrics, functools.partial(_announce_metrics, service)),
+                trio.open_nursery() as nursery,
+            ):
                 nursery.start_soon(service.run)
                 async for signum in signals:
                     received = signal.Signals(signum).name
@@ -124,42 +121,8 @@ async def run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _metrics_address(text: str | None) -> tuple[str, int] | None:
-    """``--metrics HOST:PORT``, checked before anything starts (the extra is installed)."""
-    if text is None:
-        return None
-    address = parse_bind_address(text)
-    try:
-        importlib.import_module("prometheus_client")
-    except ImportError:
-        raise CliError(
-            ExitCode.USAGE,
-            "--metrics needs the prometheus_client package: pip install 'qp2p_trio[metrics]'",
-        ) from None
-    return address
-
-
-@asynccontextmanager
-async def _serving_metrics(
-    ep: Endpoint, address: tuple[str, int] | None, service: Service
-) -> AsyncIterator[None]:
-    """Serve the metrics while the node runs (the server thread stops on exit)."""
-    if address is None:
-        yield
-        return
-    try:
-        server = serve_metrics(ep, address)
-        host, port = await server.__aenter__()
-    except OSError as exc:
-        raise CliError(
-            ExitCode.ENDPOINT, f"cannot serve metrics on {format_address(address)}: {exc}"
-        ) from None
-    try:
-        url = f"http://{format_address((host, port))}/metrics"
-        service.event("metrics", f"  metrics:      {url}", url=url)
-        yield
-    finally:
-        await server.__aexit__(None, None, None)
+def _announce_metrics(service: Service, url: str) -> None:
+    service.event("metrics", f"  metrics:      {url}", url=url)
 
 
 def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import math
 import signal
 import statistics
+import sys
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .client import open_client, parse_peer
 from .errors import CliError, ExitCode
+from .metrics import metrics_address, metrics_option, serving_metrics
 from .options import client_options, count, interval, seconds, size
 from .output import format_duration, print_json
 from .protocol import PROBE_TAG, SEQ
@@ -70,11 +72,17 @@ def add_parser(commands: Commands) -> None:
         help="probe size in bytes (default and minimum: 32)",
     )
     client_options(parser)
+    metrics_option(parser)
+
+
+def _announce_metrics(url: str) -> None:
+    print(f"metrics: {url}", file=sys.stderr, flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio ping PEER``: handshake time, then one probe request per round."""
     peer = parse_peer(args.peer)
+    metrics = metrics_address(args.metrics)
     probe_size = max(args.size, len(PROBE_TAG) + SEQ.size)
     human = not args.json
     rounds: list[dict[str, Any]] = []
@@ -91,7 +99,10 @@ async def run(args: argparse.Namespace) -> int:
                     return
 
             nursery.start_soon(stop_on_signal)
-            async with open_client(args, peer) as (_ep, conn, handshake):
+            async with (
+                open_client(args, peer) as (ep, conn, handshake),
+                serving_metrics(ep, metrics, _announce_metrics),
+            ):
                 if human:
                     print(
                         f"PING {peer}: {probe_size}-byte probes over a verified QUIC connection\n"
