@@ -37,8 +37,10 @@ from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
+from ._observed import ExternalAddress
 from ._peer import PeerAddress
 from ._pool import Pool
+from ._portmap_io import PortMapper, PortMappingStatus
 from ._quic import Address
 from ._serve import serve_messages
 from ._streamio import SendOutcome, payload_view
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._message import Message
-    from ._observed import ExternalAddress, NatMapping
+    from ._observed import NatMapping
     from ._trust import Trust
 
 
@@ -179,6 +181,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Shielded: when the code around `open_endpoint` is cancelled, the
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
+        self._portmapper: PortMapper | None = None  # see _start_port_mapping
 
     # ------------------------------------------------------------ properties
     @property
@@ -248,9 +251,57 @@ class Endpoint(metaclass=NoPublicConstructor):
         once `Config.observed_address_quorum` of them agree.  At most 64
         peers' reports are kept (the least recent dropped), also after their
         connections closed.
+
+        With `Config.port_mapping`, the address the gateway forwards to this
+        endpoint comes right after the bound one (``source="mapped"``,
+        ``confirmed`` while the gateway's lease lasts) for as long as the
+        mapping is kept.
         """
-        return self._driver.observations.external_addresses(
+        found = self._driver.observations.external_addresses(
             self._local_address, self._config.observed_address_quorum
+        )
+        lease = None if self._portmapper is None else self._portmapper.lease
+        if lease is None:
+            return found
+        seen = [a for a in found if a.address == lease.external]
+        mapped = ExternalAddress(lease.external, "mapped", seen[0].observers if seen else 0, True)
+        rest = [a for a in found if a.address != lease.external]
+        local = [a for a in rest if a.source == "local"]
+        return [*local, mapped, *(a for a in rest if a.source != "local")]
+
+    def port_mapping(self) -> PortMappingStatus:
+        """The port mapping of this endpoint: gateway, protocols that answered, mapped address.
+
+        Empty (no gateway, no probes) unless `Config.port_mapping` is on;
+        see `probe_port_mapping` to probe without mapping.
+        """
+        if self._portmapper is None:
+            return PortMappingStatus(gateway=self._config.port_mapping_gateway)
+        return self._portmapper.status()
+
+    async def probe_port_mapping(self) -> PortMappingStatus:
+        """Ask the gateway which port mapping protocols it speaks, mapping nothing.
+
+        Sends NAT-PMP's external address request, PCP's ANNOUNCE and UPnP's
+        SSDP search and GetExternalIPAddress to the gateway
+        (`Config.port_mapping_gateway`, else the default route's) at once;
+        takes at most about 2 s.  Gateways that do not answer, or answer
+        garbage, are reported as such: nothing is raised for them.
+
+        Cancellation: safe; nothing is left behind.
+        """
+        mapper = self._new_port_mapper()
+        return await mapper.probe()
+
+    def _new_port_mapper(self) -> PortMapper:
+        local = self._local_address
+        ip = str(local[0])
+        if ipaddress.ip_address(ip).version != 4:
+            ip = "0.0.0.0"
+        return PortMapper(
+            self._config.port_mapping_gateway,
+            (ip, int(local[1])),
+            self._config.port_mapping_lifetime,
         )
 
     def nat_mapping(self) -> NatMapping:
@@ -551,6 +602,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             return
         driver.closing = True
         grace = self._config.close_grace
+        if self._portmapper is not None:  # delete the mapping while the peers still hear us
+            await self._portmapper.aclose(min(grace, 2.0))
         conns = list(driver.connections)
         # Receipts already queued first (bounded), then the closes.
         with trio.move_on_after(grace / 2):
@@ -667,6 +720,9 @@ async def open_endpoint(
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 try:
                     await nursery.start(endpoint._run_background)
+                    if config.port_mapping:
+                        endpoint._portmapper = endpoint._new_port_mapper()
+                        nursery.start_soon(endpoint._portmapper.run)
                     _log.info("endpoint %s open on %r", identity.node_id, endpoint.local_address)
                     yield endpoint
                 finally:

@@ -204,16 +204,18 @@ class ExternalAddress:
 
     Attributes:
         address: ``(ip, port)``.
-        source: ``"local"`` (the bound address, when it is not a wildcard) or
-            ``"observed"`` (reported by peers on their connections).
+        source: ``"local"`` (the bound address, when it is not a wildcard),
+            ``"observed"`` (reported by peers on their connections) or
+            ``"mapped"`` (forwarded to us by the gateway: `Config.port_mapping`).
         observers: how many distinct observers (peers at distinct IPs)
             report this address now.
         confirmed: whether ``observers`` reached
-            `Config.observed_address_quorum`.
+            `Config.observed_address_quorum` (for a mapped address: whether
+            the gateway's lease is live).
     """
 
     address: tuple[str, int]
-    source: Literal["local", "observed"]
+    source: Literal["local", "observed", "mapped"]
     observers: int
     confirmed: bool
 
