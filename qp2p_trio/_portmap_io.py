@@ -7,8 +7,9 @@
 probes the three protocols at once with harmless requests (NAT-PMP's
 external address, PCP's ANNOUNCE, UPnP's SSDP search and
 GetExternalIPAddress), each bounded by `PROBE_TIMEOUT`; the first to answer
-is asked for the mapping (the others in the order they answered if it
-refuses), which is then kept: renewed at half its lease, asked for again
+and any other answering within `ANSWER_WINDOW`, the most preferred
+(`PROTOCOLS`: PCP, NAT-PMP, UPnP) is asked for the mapping (the others
+next if it refuses), which is then kept: renewed at half its lease, asked for again
 after a gateway restart, and retried every `RETRY_INTERVAL` after a
 failure.  `PortMapper.aclose` deletes the mapping, bounded in time.
 
@@ -57,6 +58,11 @@ PROBE_TIMEOUT: Final = 2.0
 RETRY_INTERVAL: Final = 300.0
 """Seconds between attempts after every protocol failed to map."""
 PROTOCOLS: Final = ("pcp", "natpmp", "upnp")
+"""The protocols, most preferred first (PCP is NAT-PMP's successor; UPnP is the
+heaviest and the least often trusted)."""
+ANSWER_WINDOW: Final = 0.2
+"""Seconds the other probes get after the first answer: then the most
+preferred protocol that answered is used."""
 _HTTP_TIMEOUT: Final = 3.0
 _MAX_DATAGRAM: Final = 2048
 
@@ -231,7 +237,7 @@ class PortMapper:
         """Send ``request`` to the gateway (retransmitted) until a reply decodes."""
         assert self.gateway is not None
         target = (self.gateway, self._ports["natpmp"])
-        with await _udp_socket("0.0.0.0") as sock:
+        with await _udp_socket(self.internal_ip) as sock:
             for wait in (0.25, 0.5, 1.0):
                 await sock.sendto(request, target)
                 with trio.move_on_after(wait):
@@ -269,7 +275,7 @@ class PortMapper:
     # -------------------------------------------------------------- UPnP
     async def _discover(self) -> _upnp.ControlPoint:
         assert self.gateway is not None
-        with await _udp_socket("0.0.0.0") as sock:
+        with await _udp_socket(self.internal_ip) as sock:
             targets = [(self.gateway, self._ports["ssdp"])]
             if self._multicast:
                 targets.append(_upnp.SSDP_ADDRESS)
@@ -372,13 +378,21 @@ class PortMapper:
     async def _round(self) -> None:
         self._order.clear()
         self._answered = trio.Event()
+        probed = trio.Event()
+
+        async def probe_all() -> None:
+            await self.probe()
+            probed.set()
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.probe)
+            nursery.start_soon(probe_all)
             with trio.move_on_after(PROBE_TIMEOUT + 0.5):
                 await self._answered.wait()
+            with trio.move_on_after(ANSWER_WINDOW):  # the others' answers, if they come
+                await probed.wait()
             tried: set[str] = set()
             while True:  # at most one try per protocol
-                pending = [p for p in self._order if p not in tried]
+                pending = [p for p in sorted(self._order, key=PROTOCOLS.index) if p not in tried]
                 if not pending:
                     break
                 tried.add(pending[0])
@@ -415,7 +429,7 @@ class PortMapper:
         """Run ``client``'s exchanges with the gateway until ``done()``."""
         assert self.gateway is not None
         target = (self.gateway, self._ports["natpmp"])
-        with await _udp_socket("0.0.0.0") as sock:
+        with await _udp_socket(self.internal_ip) as sock:
             while not done() and client.phase is not Phase.CLOSED:
                 for datagram in client.poll(trio.current_time()):
                     await sock.sendto(datagram, target)

@@ -1,0 +1,279 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""Port mapping against the kit's fake NAT-PMP / PCP gateway, and NATs behind NATs.
+
+Endpoints behind a kit NAT (port-restricted cone: unreachable unasked) with
+`Config.port_mapping` on map their port on a `FakeGateway`, whose mappings
+are the NAT's port forwards: a public peer then reaches them at the mapped
+address.  Add, renew, delete, gateway restart, refusal, a hostile gateway.
+Everything under the autojump clock.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trio
+
+import qp2p_trio
+from qp2p_trio import Config, ExternalAddress, NatMapping
+from qp2p_trio._portmap import CHECK_INTERVAL
+from qp2p_trio.testing import FakeGateway, LinkConfig, MemoryNetwork, NatBehaviour, NatConfig
+
+PUBLIC = "127.203.0.9"
+INSIDE = "127.1.0.10"
+OUTSIDE = "127.0.2.1"
+
+
+def setup(**gateway: object) -> tuple[MemoryNetwork, FakeGateway]:
+    net = MemoryNetwork(seed=3, default_link=LinkConfig(delay=0.01))
+    nat = net.add_nat(PUBLIC, NatConfig())
+    net.add_host(INSIDE, behind=nat)
+    net.add_host(OUTSIDE)
+    return net, FakeGateway(net, nat, "127.1.0.1", **gateway)  # type: ignore[arg-type]
+
+
+def mapping_config(gateway: FakeGateway, lifetime: int = 7200) -> Config:
+    return Config(
+        port_mapping=True,
+        port_mapping_gateway=gateway.address,
+        port_mapping_lifetime=lifetime,
+    )
+
+
+async def wait_mapped(ep: qp2p_trio.Endpoint, limit: float = 10.0) -> tuple[str, int]:
+    with trio.fail_after(limit):
+        while ep.port_mapping().external is None:  # noqa: ASYNC110 - no event for it
+            await trio.sleep(0.05)
+    external = ep.port_mapping().external
+    assert external is not None
+    return external
+
+
+@pytest.mark.parametrize(("natpmp", "pcp", "used"), [(True, True, "pcp"), (True, False, "natpmp")])
+async def test_mapped_address_is_reachable_from_outside(
+    autojump_clock: object, natpmp: bool, pcp: bool, used: str
+) -> None:
+    net, gateway = setup(natpmp=natpmp, pcp=pcp)
+    with trio.fail_after(60), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with qp2p_trio.open_endpoint((OUTSIDE, 0)) as outside:
+                # Unasked, the NAT drops an outside peer's handshake.
+                async with qp2p_trio.open_endpoint((INSIDE, 0)) as unmapped:
+                    with trio.move_on_after(1.0) as scope:
+                        address = (PUBLIC, unmapped.local_address[1])
+                        await outside.connect(address, node_id=unmapped.node_id)
+                    assert scope.cancelled_caught
+                    assert unmapped.port_mapping().probes == ()
+                config = mapping_config(gateway)
+                async with qp2p_trio.open_endpoint((INSIDE, 0), config=config) as inside:
+                    await check_mapped(gateway, inside, outside, used, pcp)
+                nursery.cancel_scope.cancel()
+    # Deleted on close: the gateway forgot it.
+    assert gateway.nat.port_forwards == {}
+
+
+async def check_mapped(
+    gateway: FakeGateway,
+    inside: qp2p_trio.Endpoint,
+    outside: qp2p_trio.Endpoint,
+    used: str,
+    pcp: bool,
+) -> None:
+    external = await wait_mapped(inside)
+    port = inside.local_address[1]
+    assert external == (PUBLIC, port)  # the port we suggested was free
+    status = inside.port_mapping()
+    assert status.protocol == used
+    assert set(status.answered) == ({"natpmp", "pcp"} if pcp else {"natpmp"})
+    assert gateway.nat.port_forwards == {(INSIDE, port): port}
+    assert ExternalAddress(external, "mapped", 0, True) in inside.external_addresses()
+    conn = await outside.connect(external, node_id=inside.node_id)
+    await conn.send(b"through the mapping")
+    assert (await inside.receive()).payload == b"through the mapping"
+
+
+async def test_lease_is_renewed_at_half_its_lifetime(autojump_clock: object) -> None:
+    net, gateway = setup(max_lifetime=40)
+    with trio.fail_after(600), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with qp2p_trio.open_endpoint((INSIDE, 0), config=mapping_config(gateway)) as ep:
+                external = await wait_mapped(ep)
+                before = gateway.requests["pcp"]
+                await trio.sleep(200)  # five lifetimes
+                assert ep.port_mapping().external == external
+                assert gateway.nat.port_forwards == {(INSIDE, external[1]): external[1]}
+                # A renewal every 20 s (half of 40), no more (checks are due only every 60 s).
+                renewals = gateway.requests["pcp"] - before
+                assert 8 <= renewals <= 11
+            nursery.cancel_scope.cancel()
+    assert gateway.nat.port_forwards == {}
+
+
+@pytest.mark.parametrize("pcp", [True, False])
+async def test_gateway_restart_is_detected_and_the_port_mapped_again(
+    autojump_clock: object, pcp: bool
+) -> None:
+    net, gateway = setup(pcp=pcp)
+    with trio.fail_after(600), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with qp2p_trio.open_endpoint((INSIDE, 0), config=mapping_config(gateway)) as ep:
+                external = await wait_mapped(ep)
+                await trio.sleep(100)
+                gateway.restart()  # epoch 0, mappings gone
+                assert gateway.nat.port_forwards == {}
+                await trio.sleep(CHECK_INTERVAL + 5)  # the next epoch check
+                assert gateway.nat.port_forwards == {(INSIDE, external[1]): external[1]}
+                assert ep.port_mapping().external == external
+            nursery.cancel_scope.cancel()
+
+
+async def test_refusing_gateway_maps_nothing_and_the_endpoint_carries_on(
+    autojump_clock: object,
+) -> None:
+    net, gateway = setup()
+    gateway.refusing = True
+    with trio.fail_after(60), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with (
+                qp2p_trio.open_endpoint((INSIDE, 0), config=mapping_config(gateway)) as ep,
+                qp2p_trio.open_endpoint((OUTSIDE, 0)) as outside,
+            ):
+                await trio.sleep(10)
+                status = ep.port_mapping()
+                assert status.external is None
+                assert status.answered == ("pcp", "natpmp")
+                assert status.error is not None
+                assert "not authorized" in status.error
+                assert gateway.nat.port_forwards == {}
+                assert [a.source for a in ep.external_addresses()] == ["local"]
+                conn = await ep.connect(outside.local_address, node_id=outside.node_id)
+                await conn.send(b"still fine")
+                assert (await outside.receive()).payload == b"still fine"
+            nursery.cancel_scope.cancel()
+
+
+async def test_hostile_gateway_replies_are_ignored(autojump_clock: object) -> None:
+    net, gateway = setup()
+    rng = random.Random(7)
+
+    def garbage(reply: bytes) -> bytes:
+        choice = rng.randrange(4)
+        if choice == 0:
+            return reply[: rng.randrange(len(reply))]
+        if choice == 1:
+            return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80)))
+        flipped = bytearray(reply)
+        flipped[rng.randrange(len(reply))] ^= 1 << rng.randrange(8)
+        return bytes(flipped)
+
+    gateway.mangle = garbage
+    with trio.fail_after(120), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with (
+                qp2p_trio.open_endpoint((INSIDE, 0), config=mapping_config(gateway)) as ep,
+                qp2p_trio.open_endpoint((OUTSIDE, 0)) as outside,
+            ):
+                await trio.sleep(30)
+                conn = await ep.connect(outside.local_address, node_id=outside.node_id)
+                await conn.send(b"unharmed")
+                assert (await outside.receive()).payload == b"unharmed"
+                status = ep.port_mapping()
+                # Whatever the garbage made of it, a mapping is ours or none.
+                assert status.external in (None, (PUBLIC, ep.local_address[1])) or (
+                    status.external is not None and status.external[0] == PUBLIC
+                )
+            nursery.cancel_scope.cancel()
+
+
+async def test_no_gateway_answers(autojump_clock: object) -> None:
+    net, gateway = setup()  # never served
+    with trio.fail_after(60), net.activate():
+        async with qp2p_trio.open_endpoint((INSIDE, 0), config=mapping_config(gateway)) as ep:
+            await trio.sleep(5)
+            status = ep.port_mapping()
+            assert status.external is None
+            assert status.answered == ()
+            assert {p.protocol for p in status.probes} == {"natpmp", "pcp", "upnp"}
+            probe = await ep.probe_port_mapping()
+            assert probe.answered == ()
+
+
+async def test_probe_without_mapping(autojump_clock: object) -> None:
+    net, gateway = setup()
+    with trio.fail_after(60), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            config = Config(port_mapping_gateway=gateway.address)
+            async with qp2p_trio.open_endpoint((INSIDE, 0), config=config) as ep:
+                assert ep.port_mapping().probes == ()
+                status = await ep.probe_port_mapping()
+                assert status.answered == ("pcp", "natpmp")
+                natpmp = next(p for p in status.probes if p.protocol == "natpmp")
+                assert natpmp.external_ip == PUBLIC
+                assert gateway.nat.port_forwards == {}  # a probe maps nothing
+            nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------ NAT behind NAT
+async def test_nat_behind_nat(autojump_clock: object) -> None:
+    net = MemoryNetwork(seed=9, default_link=LinkConfig(delay=0.01))
+    carrier = net.add_nat("127.100.0.1", NatConfig(port_preservation=False))
+    home = net.add_nat("127.64.0.2", NatConfig(), behind=carrier)
+    net.add_host(INSIDE, behind=home)
+    neighbour = "127.64.0.3"
+    net.add_host(neighbour, behind=carrier)
+    observers = ["127.0.2.1", "127.0.2.2"]
+    for ip in observers:
+        net.add_host(ip)
+    with trio.fail_after(60), net.activate():
+        async with (
+            qp2p_trio.open_endpoint((INSIDE, 0)) as a,
+            qp2p_trio.open_endpoint((observers[0], 0)) as b,
+            qp2p_trio.open_endpoint((observers[1], 0)) as c,
+            qp2p_trio.open_endpoint((neighbour, 0)) as d,
+        ):
+            # Unasked, nobody outside reaches the inner host.
+            with trio.move_on_after(1.0) as scope:
+                await b.connect((INSIDE, a.local_address[1]), node_id=a.node_id)
+            assert scope.cancelled_caught
+            for peer in (b, c):
+                await a.connect(peer.local_address, node_id=peer.node_id)
+            await trio.sleep(1)
+            seen = {e.address for e in a.external_addresses() if e.source == "observed"}
+            assert {ip for ip, _ in seen} == {"127.100.0.1"}  # the outer NAT's address
+            assert a.nat_mapping() is NatMapping.ENDPOINT_INDEPENDENT
+            # A neighbour behind the carrier sees the home router's address.
+            await a.connect(d.local_address, node_id=d.node_id)
+            await trio.sleep(1)
+            seen = {e.address for e in a.external_addresses() if e.source == "observed"}
+            assert {ip for ip, _ in seen} == {"127.100.0.1", "127.64.0.2"}
+
+
+async def test_nat_behind_nat_symmetric_carrier(autojump_clock: object) -> None:
+    net = MemoryNetwork(seed=9, default_link=LinkConfig(delay=0.01))
+    carrier = net.add_nat(
+        "127.100.0.1",
+        NatConfig(mapping=NatBehaviour.ADDRESS_AND_PORT_DEPENDENT, port_preservation=False),
+    )
+    home = net.add_nat("127.64.0.2", NatConfig(), behind=carrier)
+    net.add_host(INSIDE, behind=home)
+    observers = ["127.0.2.1", "127.0.2.2"]
+    for ip in observers:
+        net.add_host(ip)
+    with trio.fail_after(60), net.activate():
+        async with (
+            qp2p_trio.open_endpoint((INSIDE, 0)) as a,
+            qp2p_trio.open_endpoint((observers[0], 0)) as b,
+            qp2p_trio.open_endpoint((observers[1], 0)) as c,
+        ):
+            for peer in (b, c):
+                await a.connect(peer.local_address, node_id=peer.node_id)
+            await trio.sleep(1)
+            assert a.nat_mapping() is NatMapping.ADDRESS_DEPENDENT
