@@ -396,9 +396,9 @@ class PortMapper:
                 if not pending:
                     break
                 tried.add(pending[0])
-                await self._keep(pending[0])
+                await self.keep(pending[0])
 
-    async def _keep(self, protocol: str) -> None:
+    async def keep(self, protocol: str) -> None:
         """Map with ``protocol`` and keep the mapping while it works."""
         try:
             if protocol == "upnp":
