@@ -4,9 +4,9 @@
 
 Connects to every PEER at once, waits (bounded) for each to report the
 address it sees us at (the OBSERVED_ADDRESS control record), and prints
-this endpoint's external addresses and the NAT mapping they imply; meanwhile
-it probes the gateway for NAT-PMP, PCP and UPnP-IGD (mapping nothing) and
-prints which answered.
+this endpoint's external addresses and the NAT mapping they imply.  With
+``--port-mapping`` it also probes the gateway for NAT-PMP, PCP and UPnP-IGD
+(mapping nothing) and prints which answered.
 """
 
 from __future__ import annotations
@@ -45,14 +45,15 @@ def add_parser(commands: Commands) -> None:
     )
     parser.add_argument("peers", metavar="PEER", nargs="+", help="peer addresses")
     parser.add_argument(
-        "--gateway",
-        metavar="IP",
-        help="the gateway to probe for port mapping (default: the default route's)",
+        "--port-mapping",
+        action="store_true",
+        help="also ask the gateway which of NAT-PMP, PCP and UPnP-IGD it speaks "
+        "(harmless requests: nothing is mapped; up to 2 s)",
     )
     parser.add_argument(
-        "--no-port-mapping",
-        action="store_true",
-        help="do not probe the gateway for NAT-PMP, PCP and UPnP-IGD",
+        "--gateway",
+        metavar="IP",
+        help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
     )
     client_options(parser)
 
@@ -70,7 +71,7 @@ async def run(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             for peer in peers:
                 nursery.start_soon(_dial, ep, peer, args.timeout, results)
-            if not args.no_port_mapping:
+            if args.port_mapping:
                 nursery.start_soon(_probe, ep, probes)
         reached = sum(error is None for error in results.values())
         await _wait_for_reports(ep, reached, min(args.timeout, 5.0))
