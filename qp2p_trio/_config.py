@@ -317,6 +317,11 @@ class Config:
     #: address alone, and a small network still gets there (libp2p's
     #: identify uses 4).
     observed_address_quorum: int = attrs.field(default=3, validator=_positive_int)
+    #: Seconds a peer's report of our address still counts after its last
+    #: connection closed (while connected it counts, and the peer reports
+    #: again if the address changes).  Half an hour: NAT mappings and DHCP
+    #: leases change, and a peer long gone says nothing about now.
+    observed_address_max_age: float = attrs.field(default=1800.0, validator=_positive)
 
     # ---- port mapping (NAT-PMP, PCP, UPnP-IGD; see `Endpoint.port_mapping`)
     #: Ask the gateway in front of this machine to forward the endpoint's

@@ -250,16 +250,16 @@ class Endpoint(metaclass=NoPublicConstructor):
         observers are counted by IP address, and an address is ``confirmed``
         once `Config.observed_address_quorum` of them agree.  At most 64
         peers' reports are kept (the least recent dropped), also after their
-        connections closed.
+        connections closed, for `Config.observed_address_max_age` seconds.
 
         With `Config.port_mapping`, the address the gateway forwards to this
         endpoint comes right after the bound one (``source="mapped"``,
         ``confirmed`` while the gateway's lease lasts) for as long as the
         mapping is kept.
         """
-        found = self._driver.observations.external_addresses(
-            self._local_address, self._config.observed_address_quorum
-        )
+        book = self._driver.observations
+        book.expire(trio.current_time())
+        found = book.external_addresses(self._local_address, self._config.observed_address_quorum)
         lease = None if self._portmapper is None else self._portmapper.lease
         if lease is None:
             return found
@@ -316,7 +316,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         says nothing about the NAT's filtering, nor whether anyone can reach
         the address unasked.
         """
-        return self._driver.observations.nat_mapping(self._local_address)
+        book = self._driver.observations
+        book.expire(trio.current_time())
+        return book.nat_mapping(self._local_address)
 
     def metrics(self) -> EndpointMetrics:
         """Return an immutable snapshot of what an operator watches (see `EndpointMetrics`).

@@ -277,3 +277,46 @@ async def test_nat_behind_nat_symmetric_carrier(autojump_clock: object) -> None:
                 await a.connect(peer.local_address, node_id=peer.node_id)
             await trio.sleep(1)
             assert a.nat_mapping() is NatMapping.ADDRESS_DEPENDENT
+
+
+# ------------------------------------------------------ observation expiry
+def test_observation_book_expires_reports_of_peers_gone_for_max_age() -> None:
+    from qp2p_trio._observed import ObservationBook
+
+    book = ObservationBook(max_age=100.0)
+    book.record("p1", ("127.0.2.1", 1), ("198.51.100.1", 5))
+    book.record("p2", ("127.0.2.2", 1), ("198.51.100.1", 5))
+    book.ended("p1", 10.0)
+    book.expire(109.9)
+    assert book.external_addresses(("0.0.0.0", 5), 1)[0].observers == 2
+    book.ended("p1", 50.0)  # the first end counts
+    book.expire(110.0)
+    assert len(book) == 1  # p1 gone; p2 still connected: no expiry
+    book.expire(1e9)
+    assert len(book) == 1
+    book.ended("p2", 1e9)
+    book.record("p2", ("127.0.2.2", 1), ("198.51.100.1", 5))  # reconnected, reported again
+    book.expire(2e9)
+    assert len(book) == 1
+
+
+async def test_endpoint_forgets_observers_gone_for_max_age(autojump_clock: object) -> None:
+    net = MemoryNetwork(seed=5, default_link=LinkConfig(delay=0.01))
+    net.add_host(INSIDE, behind=net.add_nat(PUBLIC))
+    net.add_host(OUTSIDE)
+    config = Config(observed_address_max_age=60.0)
+    with trio.fail_after(300), net.activate():
+        async with (
+            qp2p_trio.open_endpoint((INSIDE, 0), config=config) as a,
+            qp2p_trio.open_endpoint((OUTSIDE, 0)) as b,
+        ):
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            await trio.sleep(1)
+            assert [e.source for e in a.external_addresses()] == ["local", "observed"]
+            await trio.sleep(100)  # connected: the report still counts
+            assert [e.source for e in a.external_addresses()] == ["local", "observed"]
+            await conn.aclose()
+            await trio.sleep(59)
+            assert [e.source for e in a.external_addresses()] == ["local", "observed"]
+            await trio.sleep(2)
+            assert [e.source for e in a.external_addresses()] == ["local"]
