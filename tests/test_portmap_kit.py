@@ -320,3 +320,20 @@ async def test_endpoint_forgets_observers_gone_for_max_age(autojump_clock: objec
             assert [e.source for e in a.external_addresses()] == ["local", "observed"]
             await trio.sleep(2)
             assert [e.source for e in a.external_addresses()] == ["local"]
+
+
+def test_the_tutorial_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/examples/behind_nat.py, as the "Behind a NAT" tutorial shows it."""
+    import pathlib
+    import runpy
+
+    import trio.testing
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "examples" / "behind_nat.py"
+    main = runpy.run_path(str(path))["main"]
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    out = capsys.readouterr().out
+    assert "NAT mapping: ENDPOINT_INDEPENDENT" in out
+    assert "mapped by pcp at ('127.203.0.1', 4433)" in out
+    assert "node got: hello through the router" in out
+    assert out.endswith("mappings left on the router: {}\n")
