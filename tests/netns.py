@@ -30,7 +30,8 @@ import select
 import shutil
 import subprocess
 import time
-from typing import TYPE_CHECKING
+import weakref
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -218,29 +219,35 @@ def topology(state_dir: str) -> Iterator[Topology]:
         topo.close()
 
 
+# Bytes read past a returned line, by pipe.
+_pending: weakref.WeakKeyDictionary[IO[bytes], bytes] = weakref.WeakKeyDictionary()
+
+
 def read_line(
     proc: subprocess.Popen[bytes], want: str, limit: float, *, stderr: bool = False
 ) -> str:
-    """The first line of ``proc``'s output containing ``want`` (within ``limit`` s)."""
+    """The next line of ``proc``'s output containing ``want`` (within ``limit`` s)."""
     pipe = proc.stderr if stderr else proc.stdout
     assert pipe is not None
+    fd = pipe.fileno()
     deadline = time.monotonic() + limit
     seen: list[str] = []
-    buffer = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(pipe.fileno(), 65536)
-        if not chunk:
-            break
-        buffer += chunk
+    buffer = _pending.pop(pipe, b"")
+    while True:  # bounded by the deadline
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             text = line.decode(errors="replace")
             seen.append(text)
             if want in text:
+                _pending[pipe] = buffer
                 return text
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([pipe], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buffer += chunk
     raise AssertionError(f"no line with {want!r} within {limit} s; saw: {seen[-20:]}")
 
 

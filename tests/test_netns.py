@@ -178,6 +178,15 @@ def test_listening_node_is_reachable_at_its_mapped_address(gateway: Topology, st
     identity = Identity.generate()
     path = state / "mapped.key"
     identity.save(str(path))
+    # Without a mapping the cone NAT drops strangers: the control.
+    plain = gateway.spawn("a", *CLI, "listen", "0.0.0.0:6300", "--identity", str(path), "--json")
+    read_line(plain, '"listening"', 15)
+    ping = gateway.spawn("pub", *CLI, "ping", f"{identity.node_id}@10.99.0.11:6300", "-c", "1",
+                         "--json", "--timeout", "1.5", limit=30)  # fmt: skip
+    ping.communicate(timeout=40)
+    assert ping.returncode == 6  # unreachable
+    plain.send_signal(signal.SIGTERM)
+    plain.wait(timeout=15)
     node = gateway.spawn(
         "a", *CLI, "listen", "0.0.0.0:6200", "--identity", str(path), "--port-mapping", "--json"
     )
