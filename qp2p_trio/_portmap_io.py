@@ -224,8 +224,9 @@ class PortMapper:
         with trio.move_on_after(PROBE_TIMEOUT):
             try:
                 result = await probe[protocol]()
-            except (PortMappingError, OSError) as exc:
-                result = GatewayProbe(protocol, answered=False, detail=str(exc))
+            except (PortMappingError, OSError, ValueError, trio.TooSlowError) as exc:
+                detail = str(exc) or type(exc).__name__
+                result = GatewayProbe(protocol, answered=False, detail=detail)
         self.probes[protocol] = result
         if result.answered:
             self._order.append(protocol)
@@ -405,8 +406,8 @@ class PortMapper:
                 await self._keep_upnp()
             else:
                 await self._keep_udp(protocol)
-        except (PortMappingError, OSError, trio.TooSlowError) as exc:
-            self.error = str(exc)
+        except (PortMappingError, OSError, ValueError, trio.TooSlowError) as exc:
+            self.error = str(exc) or type(exc).__name__
             _log.info("port mapping with %s failed: %s", protocol, exc)
         finally:
             self.lease = None
@@ -461,17 +462,26 @@ class PortMapper:
             await trio.sleep_until(lease.renew_at)
 
     async def aclose(self, limit: float) -> None:
-        """Stop and delete the mapping, within ``limit`` seconds (shielded)."""
+        """Stop and delete the mapping, within ``limit`` seconds (shielded).
+
+        A gateway that fails to delete it is logged, not raised: the lease
+        runs out on its own.
+        """
         self._scope.cancel()
         lease, self.lease = self.lease, None
         with trio.CancelScope(shield=True), trio.move_on_after(limit):
-            if lease is None:
-                return
-            if lease.protocol == "upnp":
-                args = [("NewRemoteHost", ""), ("NewExternalPort", str(lease.external[1]))]
-                await self._soap("DeletePortMapping", [*args, ("NewProtocol", "UDP")])
-            elif self._client is not None:
-                client = self._client
-                client.close(trio.current_time())
-                await self._drive(client, lambda: False)
-        await trio.lowlevel.checkpoint()
+            try:
+                await self._delete(lease)
+            except (PortMappingError, OSError, ValueError, trio.TooSlowError) as exc:
+                _log.info("could not delete the port mapping: %s", exc)
+
+    async def _delete(self, lease: Lease | None) -> None:
+        if lease is None:
+            await trio.lowlevel.checkpoint()
+        elif lease.protocol == "upnp":
+            args = [("NewRemoteHost", ""), ("NewExternalPort", str(lease.external[1]))]
+            await self._soap("DeletePortMapping", [*args, ("NewProtocol", "UDP")])
+        elif self._client is not None:
+            client = self._client
+            client.close(trio.current_time())
+            await self._drive(client, lambda: False)

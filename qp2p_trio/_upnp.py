@@ -114,6 +114,8 @@ def parse_ssdp_response(data: bytes, source_ip: str) -> str:
 
 def _url_on(url: str, ip: str) -> tuple[str, int, str]:
     """``(host, port, path)`` of an ``http://`` URL, which must be on ``ip``."""
+    if not url.isascii() or any(c in url for c in "\r\n "):
+        raise _bad(f"URL {url[:100]!r} (not plain ASCII)")
     try:
         parts = urllib.parse.urlsplit(url)
         host, port = parts.hostname, parts.port or 80
@@ -170,17 +172,22 @@ def parse_http_response(raw: bytes) -> HttpResponse:
         raise _bad("an HTTP response without the end of its headers")
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0].split(" ", 2)
-    if len(status) < 2 or not status[0].startswith("HTTP/1.") or not status[1].isdigit():
+    if len(status) < 2 or not status[0].startswith("HTTP/1.") or not _digits(status[1]):
         raise _bad(f"HTTP status line {lines[0][:60]!r}")
     headers = _headers(lines[1:])
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _dechunk(body)
     elif "content-length" in headers:
         length = headers["content-length"]
-        if not length.isdigit() or int(length) > len(body):
+        if not _digits(length) or int(length) > len(body):
             raise _bad(f"Content-Length {length[:20]!r} for a body of {len(body)} bytes")
         body = body[: int(length)]
     return HttpResponse(int(status[1]), headers, body)
+
+
+def _digits(text: str) -> bool:
+    """Whether ``text`` is a decimal number in ASCII digits (``"²".isdigit()`` is true)."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
 
 
 def _dechunk(data: bytes) -> bytes:
@@ -307,7 +314,7 @@ def _fault(fault: ET.Element, action: str) -> PortMappingError:
     text = ""
     for element in fault.iter():
         name = _local(element.tag)
-        if name == "errorCode" and (element.text or "").strip().isdigit():
+        if name == "errorCode" and _digits((element.text or "").strip()):
             code = int((element.text or "").strip())
         elif name == "errorDescription":
             text = (element.text or "").strip()[:100]

@@ -349,6 +349,17 @@ def test_http_responses() -> None:
         ),
         (lambda: upnp.parse_ssdp_response(b"\xff" * 10, "10.0.0.1"), "not ASCII"),
         (lambda: upnp.parse_http_response(b"HTTP/1.1 200 OK\r\n"), "end of its headers"),
+        (lambda: upnp.parse_http_response(b"HTTP/1.1 \xb2 OK\r\n\r\n"), "status line"),
+        (
+            lambda: upnp.parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n"),
+            "Content-Length",
+        ),
+        (
+            lambda: upnp.parse_ssdp_response(
+                "HTTP/1.1 200 OK\r\nLOCATION: http://10.0.0.1/\u20ac\r\n\r\n".encode(), "10.0.0.1"
+            ),
+            "not ASCII",
+        ),
         (lambda: upnp.parse_http_response(b"junk\r\n\r\n"), "status line"),
         (
             lambda: upnp.parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab"),
@@ -427,6 +438,7 @@ class FakeIgd:
         self.taken = {5000}  # ports someone else holds: AddPortMapping -> 718
         self.hostile_location: bytes | None = None
         self.permanent_only = False
+        self.refuse_delete = False
         self.calls: list[str] = []
 
     async def serve_ssdp(self, sock: trio.socket.SocketType, http_port: int) -> None:
@@ -462,6 +474,8 @@ class FakeIgd:
             return 200, soap_answer(action, {"NewExternalIPAddress": "203.0.113.5"})
         port = int(args["NewExternalPort"])
         if action == "DeletePortMapping":
+            if self.refuse_delete:
+                return 500, soap_fault(714)  # NoSuchEntryInArray
             self.mappings.pop(port, None)
             return 200, soap_answer(action, {})
         if port in self.taken:
@@ -536,7 +550,9 @@ async def test_upnp_permanent_only_gateway() -> None:
                 await trio.sleep(0.01)
             assert mapper.lease.lifetime == 0
             assert igd.mappings == {4434: ("127.0.0.1", 4434, 0)}
-            await mapper.aclose(5)
+            igd.refuse_delete = True
+            await mapper.aclose(5)  # logged, not raised: closing goes on
+            assert mapper.lease is None
             nursery.cancel_scope.cancel()
 
 
