@@ -303,7 +303,10 @@ class PortMapper:
         (host, port), request = _upnp.encode_http_request(method, url, self.gateway, headers, body)
         raw = bytearray()
         with trio.fail_after(_HTTP_TIMEOUT):
-            stream = await trio.open_tcp_stream(host, port)
+            local = (
+                None if ipaddress.ip_address(self.internal_ip).is_unspecified else self.internal_ip
+            )
+            stream = await trio.open_tcp_stream(host, port, local_address=local)
             async with stream:
                 await stream.send_all(request)
                 while len(raw) <= _upnp.MAX_HTTP_SIZE:

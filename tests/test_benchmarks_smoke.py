@@ -63,7 +63,9 @@ def test_smoke_mode_reports_every_workload(tmp_path):
 @pytest.mark.slow
 def test_smoke_mode_against_the_iroh_baseline(tmp_path):
     """``--baseline iroh`` runs W1-W5 against iroh's Python bindings and gives ratios."""
-    pytest.importorskip("iroh", reason="the iroh baseline needs PyPI iroh (nox -s tests installs it)")
+    pytest.importorskip(
+        "iroh", reason="the iroh baseline needs PyPI iroh (nox -s tests installs it)"
+    )
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--baseline", "iroh", "--json", str(out)],

@@ -51,11 +51,14 @@ async def wait_mapped(ep: qp2p_trio.Endpoint, limit: float = 10.0) -> tuple[str,
     return external
 
 
-@pytest.mark.parametrize(("natpmp", "pcp", "used"), [(True, True, "pcp"), (True, False, "natpmp")])
+@pytest.mark.parametrize(
+    ("natpmp", "pcp", "upnp", "used"),
+    [(True, True, True, "pcp"), (True, False, False, "natpmp"), (False, False, True, "upnp")],
+)
 async def test_mapped_address_is_reachable_from_outside(
-    autojump_clock: object, natpmp: bool, pcp: bool, used: str
+    autojump_clock: object, natpmp: bool, pcp: bool, upnp: bool, used: str
 ) -> None:
-    net, gateway = setup(natpmp=natpmp, pcp=pcp)
+    net, gateway = setup(natpmp=natpmp, pcp=pcp, upnp=upnp)
     with trio.fail_after(60), net.activate():
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.serve)
@@ -69,7 +72,10 @@ async def test_mapped_address_is_reachable_from_outside(
                     assert unmapped.port_mapping().probes == ()
                 config = mapping_config(gateway)
                 async with qp2p_trio.open_endpoint((INSIDE, 0), config=config) as inside:
-                    await check_mapped(gateway, inside, outside, used, pcp)
+                    expected = {
+                        p for p, on in [("natpmp", natpmp), ("pcp", pcp), ("upnp", upnp)] if on
+                    }
+                    await check_mapped(gateway, inside, outside, used, expected)
                 nursery.cancel_scope.cancel()
     # Deleted on close: the gateway forgot it.
     assert gateway.nat.port_forwards == {}
@@ -80,14 +86,14 @@ async def check_mapped(
     inside: qp2p_trio.Endpoint,
     outside: qp2p_trio.Endpoint,
     used: str,
-    pcp: bool,
+    expected: set[str],
 ) -> None:
     external = await wait_mapped(inside)
     port = inside.local_address[1]
     assert external == (PUBLIC, port)  # the port we suggested was free
     status = inside.port_mapping()
     assert status.protocol == used
-    assert set(status.answered) == ({"natpmp", "pcp"} if pcp else {"natpmp"})
+    assert set(status.answered) == expected
     assert gateway.nat.port_forwards == {(INSIDE, port): port}
     assert ExternalAddress(external, "mapped", 0, True) in inside.external_addresses()
     conn = await outside.connect(external, node_id=inside.node_id)
@@ -147,9 +153,10 @@ async def test_refusing_gateway_maps_nothing_and_the_endpoint_carries_on(
                 await trio.sleep(10)
                 status = ep.port_mapping()
                 assert status.external is None
-                assert status.answered == ("pcp", "natpmp")
+                assert status.answered == ("pcp", "natpmp", "upnp")
                 assert status.error is not None
-                assert "not authorized" in status.error
+                assert "error 606" in status.error  # the last one tried: UPnP
+                assert gateway.requests["upnp"] >= 2  # GetExternalIPAddress, AddPortMapping
                 assert gateway.nat.port_forwards == {}
                 assert [a.source for a in ep.external_addresses()] == ["local"]
                 conn = await ep.connect(outside.local_address, node_id=outside.node_id)
@@ -214,7 +221,7 @@ async def test_probe_without_mapping(autojump_clock: object) -> None:
             async with qp2p_trio.open_endpoint((INSIDE, 0), config=config) as ep:
                 assert ep.port_mapping().probes == ()
                 status = await ep.probe_port_mapping()
-                assert status.answered == ("pcp", "natpmp")
+                assert status.answered == ("pcp", "natpmp", "upnp")
                 natpmp = next(p for p in status.probes if p.protocol == "natpmp")
                 assert natpmp.external_ip == PUBLIC
                 assert gateway.nat.port_forwards == {}  # a probe maps nothing
@@ -337,3 +344,57 @@ def test_the_tutorial_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "mapped by pcp at ('127.203.0.1', 4433)" in out
     assert "node got: hello through the router" in out
     assert out.endswith("mappings left on the router: {}\n")
+
+
+@pytest.mark.parametrize("protocol", ["pcp", "natpmp", "upnp"])
+async def test_second_host_wanting_the_same_port_gets_another(
+    autojump_clock: object, protocol: str
+) -> None:
+    net, gateway = setup(
+        natpmp=protocol == "natpmp", pcp=protocol == "pcp", upnp=protocol == "upnp"
+    )
+    neighbour = "127.1.0.11"
+    net.add_host(neighbour, behind=gateway.nat)
+    with trio.fail_after(60), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            config = mapping_config(gateway)
+            async with (
+                qp2p_trio.open_endpoint((INSIDE, 4433), config=config) as a,
+                qp2p_trio.open_endpoint((neighbour, 4433), config=config) as b,
+                qp2p_trio.open_endpoint((OUTSIDE, 0)) as outside,
+            ):
+                mapped = {await wait_mapped(a), await wait_mapped(b)}
+                assert len(mapped) == 2
+                assert (PUBLIC, 4433) in mapped
+                for ep in (a, b):
+                    external = ep.port_mapping().external
+                    assert external is not None
+                    conn = await outside.connect(external, node_id=ep.node_id)
+                    await conn.send(b"which one?")
+                    assert (await ep.receive()).payload == b"which one?"
+            nursery.cancel_scope.cancel()
+    assert gateway.nat.port_forwards == {}
+
+
+async def test_kit_tcp_carries_streams_between_hosts() -> None:
+    net = MemoryNetwork()
+    net.add_host("127.0.2.1")
+    with trio.fail_after(5), net.activate():
+        listener = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+        with listener:
+            await listener.bind(("127.0.2.1", 80))
+            listener.listen()
+            with pytest.raises(OSError, match="all attempts to connect"):
+                await trio.open_tcp_stream("127.0.2.1", 81)  # nobody listens: refused
+            client = await trio.open_tcp_stream("127.0.2.1", 80, local_address="127.0.0.1")
+            conn, peer = await listener.accept()
+            assert peer == client.socket.getsockname()
+            server = trio.SocketStream(conn)
+            async with client, server:
+                await client.send_all(b"GET / HTTP/1.1\r\n\r\n")
+                assert await server.receive_some(100) == b"GET / HTTP/1.1\r\n\r\n"
+                await server.send_all(b"ok")
+                await server.send_eof()
+                assert await client.receive_some(100) == b"ok"
+                assert await client.receive_some(100) == b""

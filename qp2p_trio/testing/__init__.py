@@ -8,8 +8,8 @@ duplication; corruption; a rate cap with a queue; an MTU), partitions,
 blackholes, on/off link schedules, NAT rebinding and NATs (RFC 4787
 mapping and filtering behaviours, port preservation or seeded random ports,
 mapping timeouts, hairpinning, NATs behind NATs: `MemoryNetwork.add_nat`,
-`NatConfig`) with NAT-PMP / PCP gateways that map ports (`FakeGateway`), and
-no real sockets.
+`NatConfig`) with NAT-PMP / PCP / UPnP-IGD gateways that map ports
+(`FakeGateway`; UPnP's HTTP rides a minimal TCP), and no real sockets.
 `open_endpoint_factory` opens endpoints that live until its block ends.
 With pytest-trio, this package's pytest plugin gives each test the
 ``memory_network``, ``endpoint_factory`` and ``endpoint_pair`` fixtures.

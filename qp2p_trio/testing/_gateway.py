@@ -1,19 +1,18 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""A fake NAT-PMP / PCP gateway for a NAT of a `MemoryNetwork`.
+"""A fake port mapping gateway (NAT-PMP, PCP, UPnP-IGD) for a NAT of a `MemoryNetwork`.
 
-Owns `FakeGateway`: a task answering NAT-PMP (RFC 6886) and PCP (RFC 6887)
-requests on port 5351 of a LAN address behind a kit `Nat`, whose mappings
-are real port forwards of that NAT (`Nat.add_port_forward`): once mapped,
-anyone can reach the inside socket at the NAT's public address.  A test can
-make it refuse (`refusing`), restart it (`restart`: a new epoch, every
-mapping forgotten), switch either protocol off, or mangle its replies
-(`mangle`) to play a hostile gateway.  It speaks the gateway side of just
-what qp2p_trio's client sends: external address, UDP MAP, ANNOUNCE.
-
-UPnP-IGD needs TCP (HTTP, SOAP), which a `MemoryNetwork` does not carry:
-tests of the UPnP client run a fake over loopback sockets instead, and
-against a real miniupnpd in network namespaces.
+Owns `FakeGateway`: tasks answering NAT-PMP (RFC 6886) and PCP (RFC 6887)
+requests on UDP port 5351, and UPnP-IGD (SSDP on UDP port 1900, the device
+description and SOAP over the network's minimal TCP on port 5555) of a LAN
+address behind a kit `Nat`, whose mappings are real port forwards of that
+NAT (`Nat.add_port_forward`): once mapped, anyone can reach the inside
+socket at the NAT's public address.  A test can make it refuse
+(`refusing`), restart it (`restart`: a new epoch, every mapping
+forgotten), switch each protocol off, or mangle its UDP replies (`mangle`)
+to play a hostile gateway.  It speaks the gateway side of just what
+qp2p_trio's client sends: external address, UDP MAP, ANNOUNCE; M-SEARCH,
+GetExternalIPAddress, AddPortMapping, DeletePortMapping.
 
 May import Trio, the standard library and this package's modules.
 """
@@ -21,6 +20,7 @@ May import Trio, the standard library and this package's modules.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket as _stdlib_socket
 import struct
 from typing import TYPE_CHECKING, Final, final
@@ -35,12 +35,21 @@ if TYPE_CHECKING:
 __all__ = ["FakeGateway"]
 
 PORT: Final = 5351
+SSDP_PORT: Final = 1900
+HTTP_PORT: Final = 5555
+_SERVICE: Final = "urn:schemas-upnp-org:service:WANIPConnection:1"
+_DESCRIPTION: Final = (
+    '<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
+    "<deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType>"
+    f"<serviceList><service><serviceType>{_SERVICE}</serviceType>"
+    "<controlURL>/ctl/IPConn</controlURL></service></serviceList></device></root>"
+)
 _NOT_AUTHORIZED: Final = {0: 2, 2: 2}  # NAT-PMP and PCP: "not authorized"
 
 
 @final
 class FakeGateway:
-    """NAT-PMP and PCP for a kit NAT, on port 5351 of a LAN host behind it.
+    """NAT-PMP, PCP and UPnP-IGD for a kit NAT, on a LAN host behind it.
 
     Example::
 
@@ -58,13 +67,15 @@ class FakeGateway:
         natpmp: Whether it speaks NAT-PMP.
         pcp: Whether it speaks PCP (if not, it answers PCP requests as a
             NAT-PMP-only gateway does: "unsupported version").
+        upnp: Whether it speaks UPnP-IGD.
         max_lifetime: The longest lease it grants, seconds.
 
     Attributes:
         refusing: While true, map requests are answered "not authorized".
         mangle: ``None``, or a function through which every reply goes
             (return ``None`` to drop it): a hostile gateway.
-        requests: Requests received, by protocol (``"natpmp"``, ``"pcp"``).
+        requests: Requests received, by protocol (``"natpmp"``, ``"pcp"``,
+            ``"upnp"``: SOAP calls).
     """
 
     def __init__(
@@ -75,6 +86,7 @@ class FakeGateway:
         *,
         natpmp: bool = True,
         pcp: bool = True,
+        upnp: bool = True,
         max_lifetime: int = 3600,
     ) -> None:
         self._network = network
@@ -82,10 +94,11 @@ class FakeGateway:
         self.host: Host = network.add_host(address, behind=nat)
         self.natpmp = natpmp
         self.pcp = pcp
+        self.upnp = upnp
         self.max_lifetime = max_lifetime
         self.refusing = False
         self.mangle: Callable[[bytes], bytes | None] | None = None
-        self.requests = {"natpmp": 0, "pcp": 0}
+        self.requests = {"natpmp": 0, "pcp": 0, "upnp": 0}
         self._started = 0.0
 
     @property
@@ -110,19 +123,112 @@ class FakeGateway:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Answer requests until cancelled (start it with ``nursery.start``)."""
         self._started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._serve_udp, PORT, self._answer)
+            if self.upnp:
+                await nursery.start(self._serve_udp, SSDP_PORT, self._ssdp)
+                await nursery.start(self._serve_http)
+            task_status.started()
+
+    def _socket(self, kind: int) -> trio.socket.SocketType:
         with self._network.use_host(self.host):
-            sock = trio.socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_DGRAM)
-        with sock:
-            await sock.bind((self.address, PORT))
+            return trio.socket.socket(_stdlib_socket.AF_INET, kind)
+
+    async def _serve_udp(
+        self,
+        port: int,
+        answer: Callable[[bytes, tuple[str, int]], bytes | None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with self._socket(_stdlib_socket.SOCK_DGRAM) as sock:
+            await sock.bind((self.address, port))
             task_status.started()
             while True:
                 data, addr = await sock.recvfrom(2048)
-                reply = self._answer(data, (str(addr[0]), int(addr[1])))
+                reply = answer(data, (str(addr[0]), int(addr[1])))
                 if reply is not None and self.mangle is not None:
                     reply = self.mangle(reply)
                 if reply is not None:
                     await sock.sendto(reply, addr)
 
+    # --------------------------------------------------------------- UPnP
+    def _ssdp(self, data: bytes, source: tuple[str, int]) -> bytes | None:
+        if not data.startswith(b"M-SEARCH"):
+            return None
+        location = f"http://{self.address}:{HTTP_PORT}/rootDesc.xml"
+        return f"HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\nLOCATION: {location}\r\n\r\n".encode()
+
+    async def _serve_http(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        with self._socket(_stdlib_socket.SOCK_STREAM) as sock:
+            await sock.bind((self.address, HTTP_PORT))
+            sock.listen(16)
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                while True:
+                    conn, _ = await sock.accept()
+                    nursery.start_soon(self._http, trio.SocketStream(conn))
+
+    async def _http(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            raw = b""
+            with trio.move_on_after(5):
+                while len(raw) < 65536:  # bounded
+                    head, sep, body = raw.partition(b"\r\n\r\n")
+                    length = re.search(rb"(?i)content-length: *(\d+)", head)
+                    if sep and len(body) >= (int(length.group(1)) if length else 0):
+                        break
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    raw += chunk
+            client = stream.socket.getpeername()[0]
+            status, answer = self._soap(raw, str(client))
+            top = f"HTTP/1.1 {status} X\r\nContent-Length: {len(answer)}\r\n\r\n"
+            await stream.send_all(top.encode() + answer)
+
+    def _soap(self, raw: bytes, client: str) -> tuple[int, bytes]:
+        if raw.startswith(b"GET"):
+            return 200, _DESCRIPTION.encode()
+        found = re.search(rb'SOAPAction: *"[^#"]*#(\w+)"', raw)
+        if found is None:
+            return 400, b""
+        self.requests["upnp"] += 1
+        action = found.group(1).decode()
+        args = {k.decode(): v.decode() for k, v in re.findall(rb"<(New\w+)>([^<]*)</New\w+>", raw)}
+        if action == "GetExternalIPAddress":
+            return 200, _soap_answer(action, {"NewExternalIPAddress": self._nat.public_ip})
+        try:
+            port = int(args.get("NewExternalPort", ""))
+        except ValueError:
+            return 500, _soap_fault(402)  # invalid args
+        if action == "DeletePortMapping":
+            internal = next((i for i, p in self._nat.port_forwards.items() if p == port), None)
+            if internal is None:
+                return 500, _soap_fault(714)  # NoSuchEntryInArray
+            self._nat.remove_port_forward(internal)
+            return 200, _soap_answer(action, {})
+        if action != "AddPortMapping":
+            return 500, _soap_fault(401)  # invalid action
+        if self.refusing or args.get("NewInternalClient") != client:
+            return 500, _soap_fault(606)  # action not authorized
+        internal = (client, int(args.get("NewInternalPort", "0") or 0))
+        held = self._nat.port_forwards
+        if held.get(internal, port) != port or any(
+            p == port and i != internal for i, p in held.items()
+        ):
+            return 500, _soap_fault(718)  # conflict
+        lease = int(args.get("NewLeaseDuration", "0") or 0)
+        got = self._nat.add_port_forward(internal, port, lease or self.max_lifetime)
+        if got != port:
+            if got is not None:
+                self._nat.remove_port_forward(internal)
+            return 500, _soap_fault(718)
+        return 200, _soap_answer(action, {})
+
+    # -------------------------------------------------------- NAT-PMP, PCP
     def _answer(self, data: bytes, source: tuple[str, int]) -> bytes | None:
         if len(data) < 2:
             return None
@@ -187,3 +293,22 @@ class FakeGateway:
             return head(8) + body  # no resources
         public = ipaddress.IPv6Address("::ffff:" + self._nat.public_ip).packed
         return head(0, lifetime) + struct.pack(">12sB3xHH16s", nonce, proto, internal, got, public)
+
+
+def _soap_answer(action: str, args: dict[str, str]) -> bytes:
+    inner = "".join(f"<{k}>{v}</{k}>" for k, v in args.items())
+    return (
+        '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        f'<s:Body><u:{action}Response xmlns:u="{_SERVICE}">{inner}</u:{action}Response>'
+        "</s:Body></s:Envelope>"
+    ).encode()
+
+
+def _soap_fault(code: int) -> bytes:
+    return (
+        '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        "<s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>"
+        '<detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0">'
+        f"<errorCode>{code}</errorCode><errorDescription>error {code}</errorDescription>"
+        "</UPnPError></detail></s:Fault></s:Body></s:Envelope>"
+    ).encode()

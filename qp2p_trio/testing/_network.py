@@ -182,7 +182,9 @@ class MemoryNetwork:
     """A virtual UDP network of hosts, for tests: no real sockets are used.
 
     Call `activate` inside `trio.run` to make ``trio.socket.socket(family,
-    trio.socket.SOCK_DGRAM)`` create sockets on this network.  They support
+    trio.socket.SOCK_DGRAM)`` create sockets on this network (and IPv4
+    ``SOCK_STREAM`` ones: a minimal TCP, without NATs, impairments or
+    partitions, for LAN services such as `FakeGateway`'s UPnP).  They support
     ``bind``, ``sendto``, ``recvfrom``, ``getsockname``, ``setsockopt``
     (``IPV6_V6ONLY`` is honoured; a new IPv6 socket is dual-stack, as on Linux;
     other options are stored and ignored), ``close`` and the ``family``,
