@@ -37,7 +37,7 @@ import trio
 from . import _natpmp, _upnp
 from ._errors import GatewayReplyError, PortMappingError
 from ._observe import get_logger
-from ._portmap import Lease, MappingClient, Phase
+from ._portmap import CHECK_INTERVAL, Lease, MappingClient, Phase
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -457,12 +457,34 @@ class PortMapper:
                 _log.info("port mapped by %s: %s", client.protocol, client.lease.external)
 
     async def _keep_upnp(self) -> None:
-        while True:  # renews at half the lease (bounded by RETRY_INTERVAL on failures)
+        """Map, then renew at half the lease; between renewals, check every
+        `CHECK_INTERVAL` that the gateway still has the mapping (UPnP has no
+        epoch: a gateway that restarted just forgot it) and map again if not."""
+        while True:  # one round per renewal or lost mapping
             lease = await self._map_upnp()
             if lease != self.lease:
                 _log.info("port mapped by upnp: %s", lease.external)
             self.lease, self.error = lease, None
-            await trio.sleep_until(lease.renew_at)
+            while trio.current_time() + CHECK_INTERVAL < lease.renew_at:  # bounded by the lease
+                await trio.sleep(CHECK_INTERVAL)
+                if not await self._upnp_has(lease):
+                    _log.info("the upnp gateway lost our mapping %s", lease.external)
+                    break
+            else:
+                await trio.sleep_until(lease.renew_at)
+
+    async def _upnp_has(self, lease: Lease) -> bool:
+        """Whether the gateway still forwards ``lease``'s port to us."""
+        args = [("NewRemoteHost", ""), ("NewExternalPort", str(lease.external[1]))]
+        try:
+            entry = await self._soap("GetSpecificPortMappingEntry", [*args, ("NewProtocol", "UDP")])
+        except PortMappingError as exc:
+            if exc.code == 714 and not isinstance(exc, GatewayReplyError):  # NoSuchEntryInArray
+                return False
+            raise
+        return entry.get("NewInternalClient") in (None, self.internal_ip) and entry.get(
+            "NewInternalPort"
+        ) in (None, str(self.internal_port))
 
     async def aclose(self, limit: float) -> None:
         """Stop and delete the mapping, within ``limit`` seconds (shielded).

@@ -119,11 +119,13 @@ async def test_lease_is_renewed_at_half_its_lifetime(autojump_clock: object) -> 
     assert gateway.nat.port_forwards == {}
 
 
-@pytest.mark.parametrize("pcp", [True, False])
+@pytest.mark.parametrize("protocol", ["pcp", "natpmp", "upnp"])
 async def test_gateway_restart_is_detected_and_the_port_mapped_again(
-    autojump_clock: object, pcp: bool
+    autojump_clock: object, protocol: str
 ) -> None:
-    net, gateway = setup(pcp=pcp)
+    net, gateway = setup(
+        natpmp=protocol == "natpmp", pcp=protocol == "pcp", upnp=protocol == "upnp"
+    )
     with trio.fail_after(600), net.activate():
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.serve)
@@ -135,6 +137,7 @@ async def test_gateway_restart_is_detected_and_the_port_mapped_again(
                 await trio.sleep(CHECK_INTERVAL + 5)  # the next epoch check
                 assert gateway.nat.port_forwards == {(INSIDE, external[1]): external[1]}
                 assert ep.port_mapping().external == external
+                assert ep.port_mapping().protocol == protocol
             nursery.cancel_scope.cancel()
 
 

@@ -204,10 +204,13 @@ class FakeGateway:
             port = int(args.get("NewExternalPort", ""))
         except ValueError:
             return 500, _soap_fault(402)  # invalid args
-        if action == "DeletePortMapping":
-            internal = next((i for i, p in self._nat.port_forwards.items() if p == port), None)
-            if internal is None:
-                return 500, _soap_fault(714)  # NoSuchEntryInArray
+        internal = next((i for i, p in self._nat.port_forwards.items() if p == port), None)
+        if action in ("DeletePortMapping", "GetSpecificPortMappingEntry") and internal is None:
+            return 500, _soap_fault(714)  # NoSuchEntryInArray
+        if action == "GetSpecificPortMappingEntry" and internal is not None:
+            entry = {"NewInternalPort": str(internal[1]), "NewInternalClient": internal[0]}
+            return 200, _soap_answer(action, entry)
+        if action == "DeletePortMapping" and internal is not None:
             self._nat.remove_port_forward(internal)
             return 200, _soap_answer(action, {})
         if action != "AddPortMapping":
