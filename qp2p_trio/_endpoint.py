@@ -181,7 +181,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Shielded: when the code around `open_endpoint` is cancelled, the
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
-        self._portmapper: PortMapper | None = None  # see _start_port_mapping
+        self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
 
     # ------------------------------------------------------------ properties
     @property

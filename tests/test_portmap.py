@@ -593,3 +593,16 @@ def test_netcheck_port_mapping_probe_on_loopback(tmp_path: object) -> None:
     text = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout
     assert "gateway:        127.0.0.1" in text
     assert "port mapping:   upnp: no" in text
+
+
+@pytest.mark.parametrize("command", ["listen", "netcheck"])
+def test_cli_gateway_must_be_ipv4(command: str) -> None:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "qp2p_trio", command, "--port-mapping", "--gateway", "junk"]
+    if command == "netcheck":
+        argv.append(f"{'a' * 52}@127.0.0.1:9")
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result.stderr  # a usage error
+    assert "--gateway: must be an IPv4 address: 'junk'" in result.stderr

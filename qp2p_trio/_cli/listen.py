@@ -18,7 +18,7 @@ from qp2p_trio import PeerAddress, open_endpoint, serve_metrics
 
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
-from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, size
+from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, ipv4, size
 from .output import format_address, format_size
 from .service import Service
 
@@ -87,6 +87,7 @@ def add_parser(commands: Commands) -> None:
     )
     parser.add_argument(
         "--gateway",
+        type=ipv4,
         metavar="IP",
         help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
     )

@@ -20,7 +20,7 @@ from qp2p_trio import QP2PError, open_endpoint
 
 from .client import bind_address_for, config_for, load_identity, parse_peer
 from .errors import ExitCode
-from .options import client_options
+from .options import client_options, ipv4
 from .output import format_address, print_json
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def add_parser(commands: Commands) -> None:
     )
     parser.add_argument(
         "--gateway",
+        type=ipv4,
         metavar="IP",
         help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
     )
