@@ -233,7 +233,7 @@ class PortMapper:
             self._answered.set()
 
     async def _exchange(
-        self, request: bytes, decode: Callable[[bytes], _natpmp.GatewayReply]
+        self, protocol: str, request: bytes, decode: Callable[[bytes], _natpmp.GatewayReply]
     ) -> _natpmp.GatewayReply:
         """Send ``request`` to the gateway (retransmitted) until a reply decodes."""
         assert self.gateway is not None
@@ -251,17 +251,19 @@ class PortMapper:
                         except GatewayReplyError as exc:
                             self.malformed += 1
                             _log.info("ignoring a gateway reply: %s", exc)
-        raise PortMappingError("no reply", protocol="natpmp")
+        raise PortMappingError("no reply", protocol=protocol)
 
     async def _probe_natpmp(self) -> GatewayProbe:
-        reply = await self._exchange(_natpmp.encode_natpmp_address_request(), _natpmp.decode_natpmp)
+        reply = await self._exchange(
+            "natpmp", _natpmp.encode_natpmp_address_request(), _natpmp.decode_natpmp
+        )
         if reply.result != 0:
             return GatewayProbe("natpmp", True, None, _natpmp.natpmp_result_text(reply.result))
         return GatewayProbe("natpmp", True, reply.external_ip, "answered")
 
     async def _probe_pcp(self) -> GatewayProbe:
         reply = await self._exchange(
-            _natpmp.encode_pcp_announce(self.internal_ip), _natpmp.decode_pcp
+            "pcp", _natpmp.encode_pcp_announce(self.internal_ip), _natpmp.decode_pcp
         )
         if reply.result == 1:  # a NAT-PMP-only gateway: no PCP
             return GatewayProbe("pcp", False, None, "unsupported version (NAT-PMP only)")
