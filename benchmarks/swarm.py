@@ -16,8 +16,10 @@ each on its own virtual host (``127.x.y.z``), seeded: every endpoint dials
 messages of 256 bytes to each of them (each ``send`` waits for its receipt),
 all endpoints at once.  Reported per size: wall seconds (total, and the
 connect and message phases), messages per wall second, peak RSS (MiB), and
-RSS per endpoint; then how wall time and RSS grow from the smallest size to
-the largest, against linear growth.
+RSS per endpoint, and the seconds spent in Python's cyclic garbage collector
+(its full collections scan the whole heap, so their cost grows faster than
+the swarm); then how wall time and RSS grow from the smallest size to the
+largest, against linear growth.
 
 qp2p_trio only: the baselines cannot run on the virtual network.
 """
@@ -25,6 +27,7 @@ qp2p_trio only: the baselines cannot run on the virtual network.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import resource
@@ -118,12 +121,36 @@ async def _swarm(n: int, degree: int, messages: int) -> dict[str, Any]:
     }
 
 
+class _GcTimer:
+    """Counts the cyclic garbage collector's full collections and the time all collections take."""
+
+    def __init__(self) -> None:
+        self.full = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.full += info["generation"] == 2
+
+
 def run_one(n: int, degree: int = DEGREE, messages: int = MESSAGES) -> dict[str, Any]:
     """Run one swarm of ``n`` endpoints in this process."""
     import trio
     import trio.testing
 
-    return trio.run(_swarm, n, degree, messages, clock=trio.testing.MockClock(autojump_threshold=0))
+    timer = _GcTimer()
+    gc.callbacks.append(timer)
+    try:
+        result: dict[str, Any] = trio.run(
+            _swarm, n, degree, messages, clock=trio.testing.MockClock(autojump_threshold=0)
+        )
+    finally:
+        gc.callbacks.remove(timer)
+    return {**result, "gc_s": timer.seconds, "gc_full_collections": timer.full}
 
 
 def run_sizes(
@@ -172,6 +199,7 @@ def table(result: dict[str, Any]) -> str:
         "msg/s",
         "peak RSS MiB",
         "KiB/endpoint",
+        "GC s",
     )
     rows = [head] + [
         (
@@ -183,6 +211,7 @@ def table(result: dict[str, Any]) -> str:
             f"{r['msgs_per_wall_s']:,.0f}",
             f"{r['peak_rss_mib']:.0f}",
             f"{r['rss_kib_per_endpoint']:.0f}",
+            f"{r['gc_s']:.1f}",
         )
         for r in result["sizes"]
     ]
