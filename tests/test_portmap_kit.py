@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 
+import attrs
 import pytest
 import trio
 
@@ -401,3 +402,21 @@ async def test_kit_tcp_carries_streams_between_hosts() -> None:
                 await server.send_eof()
                 assert await client.receive_some(100) == b"ok"
                 assert await client.receive_some(100) == b""
+
+
+@pytest.mark.parametrize("protocol", ["pcp", "natpmp"])
+async def test_close_is_bounded_when_the_gateway_went_silent(
+    autojump_clock: object, protocol: str
+) -> None:
+    net, gateway = setup(natpmp=protocol == "natpmp", pcp=protocol == "pcp", upnp=False)
+    config = attrs.evolve(mapping_config(gateway), close_grace=10.0)
+    with trio.fail_after(60), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with qp2p_trio.open_endpoint((INSIDE, 0), config=config) as ep:
+                await wait_mapped(ep)
+                net.blackhole(gateway.host)  # the gateway hears nothing any more
+                start = trio.current_time()
+            assert trio.current_time() - start <= 2.0 + 1e-6  # the deletion's bound
+            nursery.cancel_scope.cancel()
+    assert gateway.nat.port_forwards != {}  # nobody deleted it: its lease will run out
