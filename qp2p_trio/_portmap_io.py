@@ -345,7 +345,8 @@ class PortMapper:
     async def _map_upnp(self) -> Lease:
         """AddPortMapping: our port, else a few others on a conflict (718)."""
         if self._upnp is None:
-            self._upnp = await self._discover()
+            with trio.fail_after(PROBE_TIMEOUT):
+                self._upnp = await self._discover()
         ip = (await self._soap("GetExternalIPAddress", [])).get("NewExternalIPAddress", "")
         try:
             ipaddress.IPv4Address(ip)

@@ -606,3 +606,14 @@ def test_cli_gateway_must_be_ipv4(command: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2, result.stderr  # a usage error
     assert "--gateway: must be an IPv4 address: 'junk'" in result.stderr
+
+
+async def test_keep_without_a_gateway_gives_up_in_bounded_time() -> None:
+    mapper = PortMapper("127.0.0.1", ("127.0.0.1", 4436), 600, ports={"ssdp": 9, "natpmp": 9})
+    start = trio.current_time()
+    with trio.fail_after(10):
+        await mapper.keep("upnp")  # nobody answers the search
+        await mapper.keep("pcp")  # nobody answers the MAP
+    assert trio.current_time() - start < 2.0 + sum(RETRY_DELAYS) + 1.0
+    assert mapper.lease is None
+    assert mapper.error == "no pcp reply from the gateway after 4 tries"
