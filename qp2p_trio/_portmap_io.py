@@ -428,19 +428,21 @@ class PortMapper:
         )
         self._client = client
         client.start(trio.current_time())
-        await self._drive(client, lambda: client.phase is Phase.FAILED)
+        await self._drive(client)
         if client.error is not None:
             raise client.error
 
-    async def _drive(self, client: MappingClient, done: Callable[[], bool]) -> None:
-        """Run ``client``'s exchanges with the gateway until ``done()``."""
+    async def _drive(self, client: MappingClient) -> None:
+        """Run ``client``'s exchanges with the gateway until it is closed or failed."""
         assert self.gateway is not None
         target = (self.gateway, self._ports["natpmp"])
         with await _udp_socket(self.internal_ip) as sock:
-            while not done() and client.phase is not Phase.CLOSED:
+            while True:  # each pass waits for a datagram or the client's next deadline
                 for datagram in client.poll(trio.current_time()):
                     await sock.sendto(datagram, target)
                 self._publish(client)
+                if client.phase in (Phase.CLOSED, Phase.FAILED):
+                    return
                 with trio.move_on_at(client.deadline):
                     data, addr = await sock.recvfrom(_MAX_DATAGRAM)
                     if addr[:2] == target:
@@ -512,4 +514,4 @@ class PortMapper:
         elif self._client is not None:
             client = self._client
             client.close(trio.current_time())
-            await self._drive(client, lambda: False)
+            await self._drive(client)
