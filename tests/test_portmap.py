@@ -617,3 +617,22 @@ async def test_keep_without_a_gateway_gives_up_in_bounded_time() -> None:
     assert trio.current_time() - start < 2.0 + sum(RETRY_DELAYS) + 1.0
     assert mapper.lease is None
     assert mapper.error == "no pcp reply from the gateway after 4 tries"
+
+
+def test_a_changed_external_address_is_mapped_again() -> None:
+    client = MappingClient("natpmp", 4433, 7200)
+    client.start(0.0)
+    client.poll(0.0)
+    client.receive(natpmp_address_reply("203.0.113.5", 100), 0.01)
+    client.receive(natpmp_map_reply(4433, 4433, 7200, 100), 0.01)
+    assert client.phase is Phase.MAPPED
+    assert client.poll(client.deadline) == [pmp.encode_natpmp_address_request()]
+    client.receive(natpmp_address_reply("198.51.100.9", 160), CHECK_INTERVAL + 0.01)
+    assert client.phase is Phase.RENEWING  # same epoch run, new address: ask again
+    assert client.restarts == 0
+    sent = client.poll(CHECK_INTERVAL + 0.01)
+    assert pmp.encode_natpmp_address_request() in sent
+    client.receive(natpmp_address_reply("198.51.100.9", 160), CHECK_INTERVAL + 0.02)
+    client.receive(natpmp_map_reply(4433, 4433, 7200, 160), CHECK_INTERVAL + 0.02)
+    assert client.lease is not None
+    assert client.lease.external == ("198.51.100.9", 4433)
