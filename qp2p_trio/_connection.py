@@ -318,14 +318,14 @@ class Connection(metaclass=NoPublicConstructor):
         self.session.decide_admission(admitted, trio.current_time())
         self._sync()
 
-    def fail_handshake(self, error: ConnectError) -> None:
-        """Give up on the handshake with ``error`` (the dialler's timeout).
+    def fail_handshake(self, error: ConnectError, reason: str = "handshake timed out") -> None:
+        """Give up on the handshake with ``error`` (the dialler's timeout, an ICMP report).
 
         :meta private:
         """
         if self.session.handshake_error is None:
             self.session.handshake_error = error
-        self.close_locally(_wire.CloseCode.NO_ERROR, "handshake timed out")
+        self.close_locally(_wire.CloseCode.NO_ERROR, reason)
 
     # ------------------------------------------------------------ waiting
     async def wait_established(self) -> None:

@@ -128,6 +128,11 @@ class EndpointStatistics:
             peer certificate that proves no node id or not the expected one.
             The listener answers a refused ClientHello with its alert within
             one round trip; these are not counted as `dropped_malformed`.
+        unreachable_reports: ICMP destination-unreachable reports the
+            socket delivered (Linux ``IP_RECVERR``).
+        dials_unreachable: dials those reports failed with
+            `PeerUnreachable`: handshakes to the reported address that had
+            heard nothing from their peer yet (every other report is ignored).
     """
 
     connections: int
@@ -156,6 +161,8 @@ class EndpointStatistics:
     peers_refused: int
     admission_hook_failures: int
     addresses_refused: int
+    unreachable_reports: int = 0
+    dials_unreachable: int = 0
 
 
 @final
