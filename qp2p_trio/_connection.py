@@ -23,12 +23,13 @@ the peer's) every waiter fails promptly.
 from __future__ import annotations
 
 import math
+from contextlib import aclosing
 from typing import TYPE_CHECKING, final
 
 import attrs
 import trio
 
-from . import _admission, _quic, _session, _wire
+from . import _admission, _quic, _session, _streamed, _wire
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
@@ -39,6 +40,8 @@ from ._streams import BidirectionalStream, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
+    import os
+
     from ._host import ConnectionHost
     from ._identity import NodeId
     from ._quic import Address
@@ -265,9 +268,14 @@ class Connection(metaclass=NoPublicConstructor):
                 sender=self.peer_id,
                 connection=self,
                 stream_id=ev.sid if ev.request else None,
+                stream=None if ev.streamed is None else self.session.streams[ev.sid],
+                size=ev.streamed,
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
-            self.session.message_taken(ev.sid, delivered)
+            if ev.streamed is None:
+                self.session.message_taken(ev.sid, delivered)
+            elif not delivered:
+                msg.discard()
         elif isinstance(ev, _session.StreamRefused):
             host.count_refused(ev.code)
         elif isinstance(ev, _session.AdmissionNeeded):
@@ -401,6 +409,48 @@ class Connection(metaclass=NoPublicConstructor):
         if self._replaced_by is not None:
             return await self._replaced_by.request(view)
         return await self.io.request(view)
+
+    async def send_stream(self, chunks: _streamed.Chunks, size: int) -> None:
+        """Send one message of ``size`` bytes from ``chunks``, never holding it whole.
+
+        Like `send`, for a message larger than memory (or than the peer's
+        `Config.max_message_size`, if its `Config.max_streamed_message_size`
+        allows it: the peer then reads it with `Message.receive_some`).
+        Each chunk is written as it comes, within the send-buffer limits.
+        Returns once the peer read the whole message (a message the peer
+        buffers, under its `Config.max_message_size`, once it is queued).
+
+        Args:
+            chunks: bytes-like chunks, an iterable or an async iterable.
+            size: the message's length; the chunks must add up to it.
+
+        Raises:
+            ValueError: the chunks add up to another size (the stream is
+                reset; the peer discards the message).
+            MessageTooLarge: over the peer's limits (refused from the head).
+            Others: as `send`.
+
+        Cancellation: as `send`.
+        """
+        await _streamed.send(self.io, chunks, size, request=False)
+
+    async def request_stream(self, chunks: _streamed.Chunks, size: int) -> bytes:
+        """`request` with a payload of ``size`` bytes from ``chunks`` (see `send_stream`)."""
+        reply = await _streamed.send(self.io, chunks, size, request=True)
+        assert reply is not None
+        return reply
+
+    async def send_file(self, path: str | os.PathLike[str]) -> None:
+        """Send a file's content as one message with `send_stream`, in 256 KiB chunks.
+
+        Raises:
+            OSError: the file cannot be read.
+            ValueError: the file changed size while it was sent.
+            Others: as `send_stream`.
+        """
+        size, chunks = await _streamed.file_chunks(path)
+        async with aclosing(chunks):
+            await self.send_stream(chunks, size)
 
     async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool

@@ -41,6 +41,12 @@ private access is here, listed below, and each has a test in
     then insists on a CRYPTO frame in it), not junk; see `QuicCore.decrypted`.
     Nothing public tells it: a ClientHello spanning several datagrams yields
     no event, no keys and no answer until its last part arrives.
+11. ``QuicConnection._write_stream_limits`` is overridden, and
+    ``QuicStream.max_stream_data_local`` / ``receiver.highest_offset`` read,
+    for streams whose receive window we hold (`QuicCore.hold_window`):
+    aioquic doubles a stream's window as bytes arrive, whether anybody read
+    them or not; a held window only grows as the application consumes
+    (`QuicCore.consumed`), so a streamed message is bounded in memory.
 """
 
 from __future__ import annotations
@@ -357,6 +363,28 @@ class _QuicConnection(QuicConnection):
             lost(packets=packets, **kw)
 
         self._loss._on_packets_lost = counting  # type: ignore[method-assign]
+        #: Streams whose receive window we hold: id -> [bytes consumed, window].
+        self.qp2p_held: dict[int, list[int]] = {}
+
+    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        held = self.qp2p_held.get(stream.stream_id)
+        if held is None:
+            super()._write_stream_limits(builder, space, stream)
+            return
+        consumed, window = held
+        limit = consumed + window
+        # Grant in half-window steps, not a frame per read.
+        if limit - stream.max_stream_data_local >= window // 2:
+            stream.max_stream_data_local = limit
+        # aioquic would double the window because bytes arrived: hide them
+        # for the call (it only compares them), so only the frame is written.
+        receiver = stream.receiver
+        highest = receiver.highest_offset
+        receiver.highest_offset = 0
+        try:
+            super()._write_stream_limits(builder, space, stream)
+        finally:
+            receiver.highest_offset = highest
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
@@ -528,6 +556,26 @@ class QuicCore:
         self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool = False
     ) -> None:
         self._quic.send_stream_data(stream_id, data, end_stream=end_stream)  # type: ignore[arg-type]  # bytearray += memoryview works
+
+    def hold_window(self, stream_id: int, window: int, *, consumed: int) -> None:
+        """Let the peer send at most ``window`` bytes past what was consumed.
+
+        ``consumed``: the stream's bytes the application has already taken
+        (say, a head); `consumed` adds the rest as it reads.  From now on
+        the stream's receive window grows only as the application reads
+        (it never shrinks below what was already granted).
+        """
+        held = self._quic.qp2p_held
+        streams = self._quic._streams
+        for gone in [sid for sid in held if sid not in streams]:
+            del held[gone]  # ended (aioquic discarded it): forget its window too
+        held[stream_id] = [consumed, window]
+
+    def consumed(self, stream_id: int, nbytes: int) -> None:
+        """The application took ``nbytes`` more of a held stream: the window may grow."""
+        held = self._quic.qp2p_held.get(stream_id)
+        if held is not None:
+            held[0] += nbytes
 
     def reset(self, stream_id: int, error_code: int) -> None:
         if stream_id in self._quic._streams:

@@ -125,6 +125,7 @@ class MessageArrived:
     payload: bytes
     request: bool
     reserved: int
+    streamed: int | None = None  # the declared size of a message read in chunks
 
 
 @final
@@ -515,7 +516,9 @@ class Session:
         self._incoming[uni] += 1
         allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI}
         st.parser = _wire.StreamParser(
-            allowed=allowed, max_message_size=self.config.max_message_size
+            allowed=allowed,
+            max_message_size=self.config.max_message_size,
+            max_streamed_size=self.config.max_streamed_message_size,
         )
         self.streams[sid] = st
         return st
@@ -568,6 +571,8 @@ class Session:
             st.kind = head.kind
         if head.kind in (K.MESSAGE, K.REQUEST):
             assert head.length is not None
+            if head.length > self.config.max_message_size:
+                return self._on_streamed_head(st, head)
             if not self._budget.reserve(self._budget_key, messages=1, nbytes=head.length):
                 self.refuse(st, E.BUSY, None)
                 return False
@@ -589,6 +594,17 @@ class Session:
         st.sending = not uni  # our direction of the peer's bidi stream
         st.handle = QUEUED
         queue.append(st)
+        return True
+
+    def _on_streamed_head(self, st: StreamState, head: _wire.Head) -> bool:
+        # Over max_message_size: delivered now, read in chunks (see `_streamed`).
+        if not self._budget.reserve(self._budget_key, messages=1, nbytes=0):
+            self.refuse(st, E.BUSY, None)
+            return False
+        st.streamed, st.handle = True, DELIVERED
+        window = self.config.stream_receive_buffer
+        self.core.hold_window(st.sid, window, consumed=_wire.MESSAGE_HEAD_SIZE)
+        self.events.append(MessageArrived(st.sid, b"", head.kind is K.REQUEST, 0, head.length))
         return True
 
     def refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
@@ -645,7 +661,7 @@ class Session:
     def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
         if data:
             n = len(data)
-            if len(st.recv_buf) + n > self.config.stream_receive_buffer:
+            if not st.streamed and len(st.recv_buf) + n > self.config.stream_receive_buffer:
                 self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
                 return
             if not self._budget.reserve(self._budget_key, messages=0, nbytes=n):

@@ -77,6 +77,14 @@ class StreamIO:
         self.replies_received = 0
         self.reply_bytes_received = 0
 
+    async def wait_change(self) -> None:
+        """Park until the connection's state changes (then re-check)."""
+        await self._progress.park()
+
+    def sync(self) -> None:
+        """Forward the session's events and transmit what it queued."""
+        self._sync()
+
     def check_usable(self) -> None:
         if self.session.closed_locally:
             raise trio.ClosedResourceError("this connection was closed")

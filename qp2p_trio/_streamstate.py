@@ -51,6 +51,7 @@ class StreamState:
         "sending",
         "sid",
         "stop_code",
+        "streamed",
     )
 
     def __init__(self, sid: int, kind: _wire.StreamKind | None) -> None:
@@ -74,3 +75,4 @@ class StreamState:
         self.error: Exception | None = None  # what our request's waiter raises
         self.overrun: str | None = None  # why a raw stream was stopped (reader's error)
         self.handle: object = None  # whoever holds it: a handle, QUEUED or DELIVERED
+        self.streamed = False  # a message read in chunks (its receive window is held)
