@@ -179,7 +179,16 @@ def listener(workdir: Path) -> Iterator[Listener]:
 @pytest.fixture(scope="module")
 def strict_listener(workdir: Path) -> Iterator[Listener]:
     """A listener that accepts 1000-byte messages at most and rejects requests."""
-    node = Listener(workdir, "--max-message-size", "1000", "--reply", "reject", "--json")
+    node = Listener(
+        workdir,
+        "--max-message-size",
+        "1000",
+        "--max-file-size",
+        "1000",
+        "--reply",
+        "reject",
+        "--json",
+    )
     try:
         yield node
     finally:
@@ -325,6 +334,28 @@ def test_send_file_is_verified_and_saved(listener: Listener, workdir: Path, tmp_
     assert digest[:16] in line
     saved = line.split("saved to ", 1)[1].strip()
     assert (workdir / saved).read_bytes() == content
+
+
+def test_send_file_larger_than_messages_is_streamed_to_a_new_dir(
+    workdir: Path, tmp_path: Path
+) -> None:
+    node = Listener(workdir, "--max-message-size", "64KiB", "--save-dir", "new/sub", "--json")
+    try:
+        content = os.urandom(3 * 1024 * 1024 + 7)
+        (tmp_path / "big.bin").write_bytes(content)
+        result = run(tmp_path, "send", "--json", node.peer, "--file", "big.bin")
+        assert result.returncode == 0, result.stderr
+        info = json.loads(result.stdout)
+        digest = hashlib.sha256(content).hexdigest()
+        assert info["verified"] is True
+        assert info["peer_sha256"] == digest
+        event = node.wait_event("file")
+        assert event["bytes"] == len(content)
+        assert event["sha256"] == digest
+        assert (workdir / event["saved"]).read_bytes() == content
+        assert (workdir / "new" / "sub").is_dir()
+    finally:
+        node.close()
 
 
 def test_ping(listener: Listener, tmp_path: Path) -> None:
