@@ -50,6 +50,7 @@ class Message(metaclass=NoPublicConstructor):
 
     __slots__ = (
         "_answered",
+        "_ended",
         "_size",
         "_stream",
         "_stream_id",
@@ -75,6 +76,7 @@ class Message(metaclass=NoPublicConstructor):
         self._answered = False
         self._stream = stream
         self._size = len(payload) if size is None else size
+        self._ended = stream is None  # a streamed one: read to its end
 
     @property
     def streamed(self) -> bool:
@@ -107,7 +109,10 @@ class Message(metaclass=NoPublicConstructor):
             raise TypeError(f"max_bytes must be an int, got {max_bytes!r}")
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
-        return await _streamed.receive(self.connection.io, self._stream, max_bytes)
+        chunk = await _streamed.receive(self.connection.io, self._stream, max_bytes)
+        if not chunk:
+            self._ended = True
+        return chunk
 
     async def chunks(self, max_bytes: int = 65536) -> AsyncIterator[bytes]:
         """Iterate over the rest of a streamed message (`receive_some` until its end)."""
@@ -147,9 +152,13 @@ class Message(metaclass=NoPublicConstructor):
         how = ", streamed" if self._stream is not None else ""
         return f"<qp2p_trio.Message {kind} from {self.sender.short()} ({self._size} bytes{how})>"
 
-    def _claim(self) -> int:
+    def _claim(self, *, reply: bool = False) -> int:
         if self._stream_id is None:
             raise LocalProtocolError("this message expects no reply (it was sent with send())")
+        if reply and not self._ended:
+            raise LocalProtocolError(
+                "read a streamed request to its end (receive_some returns b'') before replying"
+            )
         if self._answered:
             raise LocalProtocolError("this request was already answered")
         self._answered = True
@@ -180,8 +189,9 @@ class Message(metaclass=NoPublicConstructor):
             Whether the reply was queued (with ``wait_for_ack``: acknowledged).
 
         Raises:
-            LocalProtocolError: the message expects no reply, or was already
-                answered or rejected.
+            LocalProtocolError: the message expects no reply, was already
+                answered or rejected, or is a streamed request not read to
+                its end (`discard` it and `reject` it instead).
             TypeError: ``payload`` is not bytes-like.
             With ``wait_for_ack`` only: StreamReset (the requester gave up),
             MessageTooLarge, MessageRefused (BUSY), ConnectionClosed,
@@ -192,7 +202,7 @@ class Message(metaclass=NoPublicConstructor):
         requester gets `StreamReset`.
         """
         try:
-            sid = self._claim()
+            sid = self._claim(reply=True)
         except LocalProtocolError:
             await trio.lowlevel.checkpoint()
             raise

@@ -174,20 +174,19 @@ async def receive(io: StreamIO, st: StreamState, max_bytes: int) -> bytes:
 
 
 def stop(io: StreamIO, st: StreamState) -> None:
-    """Read no more of a streamed message: the sender gets `StreamReset` (``CLOSED``)."""
+    """Read no more of a streamed message: the sender gets `StreamReset` (``CLOSED``).
+
+    A refusal: STOP_SENDING (and a RECEIPT for a message; a request's reply
+    side is reset).  The record stays as a tombstone until the peer's FIN
+    or reset, so its late data is not taken for a new stream.
+    """
     session = io.session
     if st.sid not in session.streams or st.local_recv_closed:
         return
-    if not st.recv_fin or st.recv_buf:
-        session.close_receive(st)  # STOP_SENDING
-        if st.kind is K.MESSAGE:
-            session.send_receipt(st.sid, E.CLOSED)
-    if st.kind is K.MESSAGE:
-        st.handle = None
-        if st.recv_fin or st.reset_code is not None:
-            session.forget(st)
-        # else a tombstone until the peer's FIN or reset (late data is not
-        # a new stream); the session forgets it then.
+    session.refuse(st, E.CLOSED, None)
+    st.handle = None
+    if st.recv_fin or st.reset_code is not None:
+        session.forget(st)
     io.sync()
 
 

@@ -273,3 +273,29 @@ async def test_hostile_flood_of_streamed_messages_stays_within_the_peer_share(au
             ]
             assert len(busy) >= 10
             assert not conn.is_closed
+
+
+async def test_streamed_request_is_read_before_the_reply_or_discarded(autojump_clock):
+    async with pair() as (_a, b, conn):
+        async with trio.open_nursery() as nursery:
+            outcome: list[BaseException] = []
+
+            async def requester():
+                try:
+                    await conn.request_stream(pattern(2 * MiB), 2 * MiB)
+                except qp2p_trio.StreamReset as exc:
+                    outcome.append(exc)
+
+            nursery.start_soon(requester)
+            msg = await b.receive()
+            assert msg.streamed
+            assert msg.expects_reply
+            with pytest.raises(qp2p_trio.LocalProtocolError, match="to its end"):
+                await msg.reply(b"too early")
+            msg.discard()
+            msg.reject()
+        assert outcome[0].error_code == qp2p_trio.StreamErrorCode.CLOSED
+        # The connection goes on, and no late byte was taken for a new stream.
+        await conn.send(b"next")
+        assert (await b.receive()).payload == b"next"
+        assert b.metrics().stream_refusals.get("UNSUPPORTED", 0) == 0

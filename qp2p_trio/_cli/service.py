@@ -244,11 +244,14 @@ class Service:
             out = trio.wrap_file(os.fdopen(fd, "wb"))
         try:
             chunk = start[need:]
-            while chunk:
-                digest.update(chunk)
-                if out is not None:
-                    await out.write(chunk)
+            while True:
+                if chunk:
+                    digest.update(chunk)
+                    if out is not None:
+                        await out.write(chunk)
                 chunk = await msg.receive_some(_CHUNK)
+                if not chunk:
+                    break
         finally:
             if out is not None:
                 await out.aclose()
