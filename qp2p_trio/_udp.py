@@ -408,7 +408,14 @@ class TrioSocketTransport(Transport):
                     raise TransportClosed from exc
                 self.receive_errors += 1
                 continue
-            if len(out) >= BATCH or not sock.is_readable():
+            try:
+                more = len(out) < BATCH and sock.is_readable()
+            except (trio.ClosedResourceError, OSError) as exc:
+                # Closed under us (a crashed virtual host): what came is handled.
+                if out:
+                    return
+                raise TransportClosed from exc
+            if not more:
                 return
 
     async def send_batch(self, datagrams: Sequence[tuple[bytes, Address]]) -> int:
