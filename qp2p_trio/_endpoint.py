@@ -394,7 +394,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             MessageRefused: the peer kept refusing it (busy) until retries ran out.
             ConnectionClosed: the connection died after the peer acknowledged
                 every byte, or until retries ran out.
-            ConnectError and subclasses: as for `connect`.
+            ConnectError: (or a subclass) as for `connect`.
             trio.ClosedResourceError: the endpoint is closed.
 
         Cancellation: as for `Connection.send`; retrying stops at once.
@@ -428,7 +428,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         connection died is not sent again (the peer may have acted on it).
 
         Raises:
-            As `Endpoint.send`, and what `Connection.request` raises.
+            QP2PError: the errors of `Endpoint.send`, and those of
+                `Connection.request`.
         """
         view = payload_view(payload)
         self._check_open()
@@ -524,8 +525,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Raises:
             ValueError: ``limit`` is not an int >= 1.
-            Whatever a handler raises (the other handlers are cancelled), as
-            `trio.serve_tcp` does.
+            Exception: whatever a handler raises (the other handlers are
+                cancelled), as `trio.serve_tcp` does.
         """
         await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
 

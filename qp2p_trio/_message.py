@@ -193,9 +193,12 @@ class Message(metaclass=NoPublicConstructor):
                 answered or rejected, or is a streamed request not read to
                 its end (`discard` it and `reject` it instead).
             TypeError: ``payload`` is not bytes-like.
-            With ``wait_for_ack`` only: StreamReset (the requester gave up),
-            MessageTooLarge, MessageRefused (BUSY), ConnectionClosed,
-            trio.ClosedResourceError (we closed the connection).
+            StreamReset: with ``wait_for_ack`` only: the requester gave up.
+            MessageTooLarge: with ``wait_for_ack`` only.
+            MessageRefused: with ``wait_for_ack`` only (BUSY).
+            ConnectionClosed: with ``wait_for_ack`` only.
+            trio.ClosedResourceError: with ``wait_for_ack`` only: we closed
+                the connection.
 
         Cancellation: before the reply is queued, nothing is sent; while
         waiting for the acknowledgement, the reply stream is reset and the
