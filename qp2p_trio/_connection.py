@@ -23,7 +23,6 @@ the peer's) every waiter fails promptly.
 from __future__ import annotations
 
 import math
-from contextlib import aclosing
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -448,8 +447,7 @@ class Connection(metaclass=NoPublicConstructor):
             ValueError: the file changed size while it was sent.
             Others: as `send_stream`.
         """
-        size, chunks = await _streamed.file_chunks(path)
-        async with aclosing(chunks):
+        async with _streamed.file_chunks(path) as (size, chunks):
             await self.send_stream(chunks, size)
 
     async def reply_to(

@@ -51,22 +51,53 @@ private access is here, listed below, and each has a test in
 
 from __future__ import annotations
 
+import itertools
+import os
 import ssl
 from typing import TYPE_CHECKING, Any, Final, TextIO, final
 
+import aioquic
 import attrs
-from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
-from aioquic.quic import events as qe
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
-from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
-from aioquic.quic.packet import (
+
+#: The aioquic releases the adapter is tested with, [low, high): its private
+#: accesses (listed above) may move in any other.
+AIOQUIC_SUPPORTED: Final = ((1, 7, 2), (1, 8))
+#: Set (to anything non-empty) to import with another aioquic all the same.
+AIOQUIC_OVERRIDE: Final = "QP2P_TRIO_ANY_AIOQUIC"
+
+
+def check_aioquic_version(version: str, *, allow_any: bool = False) -> None:
+    """Raise `ImportError` unless aioquic ``version`` is one the adapter is tested with."""
+    parts: list[int] = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits) if digits else 0)
+    low, high = AIOQUIC_SUPPORTED
+    if allow_any or low <= tuple(parts) < high:
+        return
+    wanted = f"aioquic>={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+    raise ImportError(
+        f"qp2p_trio needs {wanted}, but aioquic {version} is installed: its QUIC adapter "
+        "uses aioquic internals that may differ in other releases (see qp2p_trio/_quic.py). "
+        f"Install a supported release with: pip install '{wanted}' "
+        f"(or set {AIOQUIC_OVERRIDE}=1 to try this one anyway)"
+    )
+
+
+check_aioquic_version(aioquic.__version__, allow_any=bool(os.environ.get(AIOQUIC_OVERRIDE)))
+
+from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]  # noqa: E402
+from aioquic.quic import events as qe  # noqa: E402
+from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
+from aioquic.quic.connection import QuicConnection  # noqa: E402
+from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace  # noqa: E402
+from aioquic.quic.packet import (  # noqa: E402
     QuicProtocolVersion,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
 
-from ._config import ALPN, Config
+from ._config import ALPN, Config  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable, Iterable
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING
 
 import trio
@@ -40,7 +40,7 @@ from ._streamio import payload_view
 from ._streams import stream_error
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
     from ._streamio import StreamIO
     from ._streamstate import StreamState
@@ -70,21 +70,20 @@ async def _each(chunks: Chunks) -> AsyncGenerator[memoryview, None]:
         raise TypeError(f"chunks must be an (async) iterable, got {type(chunks).__name__}")
 
 
-async def file_chunks(path: str | os.PathLike[str]) -> tuple[int, AsyncGenerator[bytes, None]]:
-    """Open ``path``: its size now, and its chunks (read in a worker thread)."""
-    file = await trio.open_file(path, "rb")
-    try:
+@asynccontextmanager
+async def file_chunks(
+    path: str | os.PathLike[str],
+) -> AsyncIterator[tuple[int, AsyncGenerator[bytes, None]]]:
+    """Open ``path``: its size now, and its chunks (read in a worker thread); closed on exit."""
+    async with await trio.open_file(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
-    except BaseException:
-        await file.aclose()
-        raise
 
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        async with file:
+        async def chunks() -> AsyncGenerator[bytes, None]:
             while chunk := await file.read(FILE_CHUNK):
                 yield chunk
 
-    return size, chunks()
+        async with aclosing(chunks()) as each:
+            yield size, each
 
 
 async def send(io: StreamIO, chunks: Chunks, size: int, *, request: bool) -> bytes | None:

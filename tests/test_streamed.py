@@ -180,27 +180,48 @@ async def test_discard_tells_the_sender(autojump_clock):
         assert outcome[0].error_code == qp2p_trio.StreamErrorCode.CLOSED
 
 
-async def test_streamed_request_and_file(autojump_clock, tmp_path):
+async def _hashing_responder(b) -> None:
+    async for msg in b.messages():
+        digest = hashlib.sha256()
+        async for chunk in msg.chunks():
+            digest.update(chunk)
+        if msg.expects_reply:
+            await msg.reply(digest.digest())
+
+
+async def test_streamed_request(autojump_clock):
+    data = b"".join(pattern(3 * MiB + 17))
+    async with pair() as (_a, b, conn):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_hashing_responder, b)
+            reply = await conn.request_stream(pattern(len(data)), len(data))
+            assert reply == hashlib.sha256(data).digest()
+            nursery.cancel_scope.cancel()
+
+
+async def test_send_file(tmp_path):
+    # On Trio's own clock: file reads run in worker threads, which an
+    # autojumping clock does not wait for.
     path = tmp_path / "big.bin"
     data = b"".join(pattern(3 * MiB + 17))
     path.write_bytes(data)
     async with pair() as (_a, b, conn):
+        received = trio.Event()
+        got = []
+
+        async def reader():
+            msg = await b.receive()
+            got.append(b"".join([chunk async for chunk in msg.chunks()]))
+            received.set()
+
         async with trio.open_nursery() as nursery:
-
-            async def responder():
-                async for msg in b.messages():
-                    digest = hashlib.sha256()
-                    async for chunk in msg.chunks():
-                        digest.update(chunk)
-                    if msg.expects_reply:
-                        await msg.reply(digest.digest())
-
-            nursery.start_soon(responder)
-            size, chunks = len(data), pattern(len(data))
-            reply = await conn.request_stream(chunks, size)
-            assert reply == hashlib.sha256(data).digest()
+            nursery.start_soon(reader)
             await conn.send_file(path)
-            nursery.cancel_scope.cancel()
+            # send_file returned: the reader had read the whole message.
+            assert received.is_set()
+        assert got == [data]
+        with pytest.raises(FileNotFoundError):
+            await conn.send_file(tmp_path / "missing")
 
 
 def test_parser_streams_payloads_between_the_limits():
