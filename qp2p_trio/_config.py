@@ -171,6 +171,11 @@ class Config:
     #: New incoming connections waiting for `Endpoint.accept`; see that method
     #: for what happens past it.
     accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Unreliable datagrams (RFC 9221, `Connection.send_datagram`) received
+    #: and not yet taken with `Connection.receive_datagram`, per connection;
+    #: past it new ones are dropped (counted).  0: datagrams are off (the
+    #: peer learns so in the handshake and cannot send any).
+    datagram_receive_queue: int = attrs.field(default=64, validator=_non_negative_int)
     #: Raw streams a peer opened that wait for ``accept_bi``/``accept_uni``
     #: (per connection and direction); past it they are refused with ``REFUSED``.
     stream_accept_queue_size: int = attrs.field(default=64, validator=_positive_int)

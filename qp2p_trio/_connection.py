@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 import trio
 
-from . import _admission, _quic, _session, _streamed, _wire
+from . import _admission, _datagrams, _quic, _session, _streamed, _wire
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
@@ -66,6 +66,11 @@ class ConnectionStatistics:
         bytes_sent / bytes_received: UDP payload bytes.
         packets_lost: QUIC packets declared lost.
         open_streams: streams this connection still tracks.
+        unreliable_sent / unreliable_received: datagrams (`send_datagram`)
+            handed to QUIC, and received into the queue.
+        unreliable_dropped: datagrams dropped here: ours when too many
+            waited to be sent, the peer's when `Config.datagram_receive_queue`
+            was full.
     """
 
     rtt: float
@@ -78,6 +83,9 @@ class ConnectionStatistics:
     bytes_received: int
     packets_lost: int
     open_streams: int
+    unreliable_sent: int = 0
+    unreliable_received: int = 0
+    unreliable_dropped: int = 0
 
 
 @final
@@ -190,6 +198,9 @@ class Connection(metaclass=NoPublicConstructor):
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.peer_ctrl_sid is not None),
+            unreliable_sent=self._core.datagram_counts[0],
+            unreliable_received=self._core.datagram_counts[1],
+            unreliable_dropped=self._core.datagram_counts[2],
         )
 
     @property
@@ -449,6 +460,51 @@ class Connection(metaclass=NoPublicConstructor):
         """
         async with _streamed.file_chunks(path) as (size, chunks):
             await self.send_stream(chunks, size)
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The largest `send_datagram` payload: what the peer takes and a packet carries.
+
+        0 until the connection is established, and when the peer takes no
+        datagrams (its `Config.datagram_receive_queue` is 0).
+        """
+        return self._core.datagram_limit()
+
+    async def send_datagram(self, data: bytes | bytearray | memoryview) -> bool:
+        """Send one unreliable datagram (an RFC 9221 DATAGRAM frame).
+
+        It is never retransmitted: it arrives once or not at all, in any
+        order with other datagrams and streams.  Nothing waits: it is queued
+        for the next packet and this returns.
+
+        Returns:
+            Whether it was queued; ``False`` when too many already wait to
+            be sent (the congestion controller holds them): dropped, counted
+            in `statistics` (``unreliable_dropped``).
+
+        Raises:
+            ValueError: ``data`` is over `max_datagram_size`.
+            LocalProtocolError: the peer takes no datagrams.
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+            TypeError: ``data`` is not bytes-like.
+        """
+        return await _datagrams.send(self.io, data)
+
+    async def receive_datagram(self) -> bytes:
+        """Wait for the next datagram the peer sent with `send_datagram`.
+
+        They wait in a queue of `Config.datagram_receive_queue` per
+        connection; past it the peer's new datagrams are dropped (counted in
+        `statistics`), so a flood costs other connections nothing.
+
+        Raises:
+            ConnectionClosed: the connection is gone (queued ones are taken first).
+            trio.ClosedResourceError: we closed this connection.
+
+        Cancellation: nothing is lost.
+        """
+        return await _datagrams.receive(self.io)
 
     async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool

@@ -246,7 +246,7 @@ class Driver:
             path = self.paths.get(wire[1])
             if path is None:
                 raise ValueError(f"no path {wire[1]!r} is attached to this endpoint")
-        core = _quic.QuicCore(self._client_conf)
+        core = _quic.QuicCore(self._client_conf, datagram_queue=self.config.datagram_receive_queue)
         conn = Connection._create(self, core, wire, expected_peer=expected_peer)
         if path is not None:
             self._path_of[conn] = path
@@ -524,6 +524,7 @@ class Driver:
             self._server_conf,
             original_destination_connection_id=verdict.original_destination_cid,
             retry_source_connection_id=verdict.retry_source_cid,
+            datagram_queue=self.config.datagram_receive_queue,
         )
         conn = Connection._create(self, core, tuple(addr), expected_peer=None)
         if path is not None:

@@ -47,6 +47,10 @@ private access is here, listed below, and each has a test in
     aioquic doubles a stream's window as bytes arrive, whether anybody read
     them or not; a held window only grows as the application consumes
     (`QuicCore.consumed`), so a streamed message is bounded in memory.
+12. ``QuicConnection._datagrams_pending`` (DATAGRAM frames queued, RFC 9221)
+    and ``_remote_max_datagram_frame_size``: aioquic queues datagrams without
+    limit; we drop past `DATAGRAMS_PENDING` (unreliable anyway) and never
+    queue one larger than a packet (aioquic would then send none, ever).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from __future__ import annotations
 import itertools
 import os
 import ssl
+from collections import deque
 from typing import TYPE_CHECKING, Any, Final, TextIO, final
 
 import aioquic
@@ -128,6 +133,14 @@ __all__ = [
 #: Every local connection id has this length: short headers carry no length,
 #: so one socket serving many connections needs a single value.
 CID_LENGTH: Final = 8
+#: DATAGRAM frames we accept (RFC 9221 max_datagram_frame_size): any that fits a packet.
+DATAGRAM_FRAME_MAX: Final = 65535
+#: DATAGRAM frames queued to send at most; more are dropped (counted).
+DATAGRAMS_PENDING: Final = 64
+# A 1-RTT packet's bytes around a DATAGRAM frame: the first byte, a peer CID
+# (at most 20), the packet number (at most 4), the AEAD tag (16); and the
+# frame's own type byte and length (at most 2 bytes below 16384).
+_DATAGRAM_OVERHEAD: Final = 1 + 20 + 4 + 16 + 1 + 2
 
 #: QUIC's CRYPTO_ERROR range: a TLS alert travels as 0x100 + its number.
 CRYPTO_ERROR: Final = 0x100
@@ -241,6 +254,7 @@ def build_configuration(
         max_data=config.initial_connection_window,
         max_stream_data=config.initial_stream_window,
         connection_id_length=CID_LENGTH,
+        max_datagram_frame_size=DATAGRAM_FRAME_MAX if config.datagram_receive_queue else None,
         verify_mode=ssl.CERT_NONE,
         server_name=None,
     )
@@ -452,6 +466,7 @@ class QuicCore:
         *,
         original_destination_connection_id: bytes | None = None,
         retry_source_connection_id: bytes | None = None,
+        datagram_queue: int = 0,
     ) -> None:
         self._quic = _QuicConnection(
             configuration=configuration,
@@ -460,6 +475,12 @@ class QuicCore:
         )
         self.is_client: bool = configuration.is_client
         self._pending_close_reported = False
+        #: DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
+        self.datagrams_in: deque[bytes] = deque()
+        self._datagram_queue = datagram_queue
+        self._packet_size = configuration.max_datagram_size
+        #: DATAGRAM frames sent, received, and dropped (a full queue either way).
+        self.datagram_counts = [0, 0, 0]
 
     # -- identity and addressing
     @property
@@ -518,8 +539,37 @@ class QuicCore:
             elif isinstance(ev, qe.ConnectionTerminated) and not self._pending_close_reported:
                 self._pending_close_reported = True
                 out.append(self._terminated(ev))
-            # ProtocolNegotiated, DatagramFrameReceived: not used.
+            elif isinstance(ev, qe.DatagramFrameReceived):
+                self._datagram_received(ev.data)
+            # ProtocolNegotiated: not used.
         return out
+
+    # -- datagrams (RFC 9221)
+    def _datagram_received(self, data: bytes) -> None:
+        counts = self.datagram_counts
+        if len(self.datagrams_in) < self._datagram_queue:
+            self.datagrams_in.append(data)
+            counts[1] += 1
+        else:
+            counts[2] += 1  # the application is not taking them: dropped
+
+    def datagram_limit(self) -> int:
+        """The largest datagram payload the peer takes and a packet carries (0: none)."""
+        remote = self._quic._remote_max_datagram_frame_size
+        if not remote:
+            return 0
+        # The peer refuses a frame whose length field and data reach its maximum.
+        return max(0, min(remote - 3, self._packet_size - _DATAGRAM_OVERHEAD))
+
+    def send_datagram(self, data: bytes) -> bool:
+        """Queue one DATAGRAM frame (never retransmitted); False if dropped (queue full)."""
+        pending = self._quic._datagrams_pending
+        if len(pending) >= DATAGRAMS_PENDING:
+            self.datagram_counts[2] += 1
+            return False
+        self._quic.send_datagram_frame(data)
+        self.datagram_counts[0] += 1
+        return True
 
     def close_seen(self) -> Terminated | None:
         """Report a close at once, before aioquic's 3-PTO draining period ends.
