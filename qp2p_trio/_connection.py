@@ -354,7 +354,7 @@ class Connection(metaclass=NoPublicConstructor):
             raise ConnectError("connection closed during the handshake") from self.session.close_exc
 
     # ----------------------------------------------------------- messages
-    async def send(self, payload: bytes | bytearray | memoryview) -> None:
+    async def send(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> None:
         """Send one message on a new unidirectional stream.
 
         Returns once the peer confirmed, with a RECEIPT on its control
@@ -383,19 +383,25 @@ class Connection(metaclass=NoPublicConstructor):
         Cancellation: the stream is reset and the peer discards the partial
         message.  If every byte had already been acknowledged, the peer may
         have received the message.  The connection stays usable.
-        """
-        await self.send_message(payload_view(payload), SendOutcome())
 
-    async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
+        Priority: ``priority`` (default 0) orders this connection's streams
+        for packet space: higher first, round-robin among equals, so a
+        high-priority message overtakes a bulk transfer of lower priority.
+        """
+        await self.send_message(payload_view(payload), SendOutcome(), priority=priority)
+
+    async def send_message(
+        self, view: memoryview, outcome: SendOutcome, *, priority: int = 0
+    ) -> None:
         """`send`, with what a failure left behind in ``outcome`` (`Endpoint.send`).
 
         :meta private:
         """
         if self._replaced_by is not None:
-            return await self._replaced_by.send_message(view, outcome)
-        await self.io.send_message(view, outcome)
+            return await self._replaced_by.send_message(view, outcome, priority=priority)
+        await self.io.send_message(view, outcome, _priority(priority))
 
-    async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> bytes:
         """Send a request on a new bidirectional stream and return the reply.
 
         The peer receives a `Message` with ``expects_reply`` true and answers
@@ -414,13 +420,15 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: the stream is reset in both directions; the peer's
         reply, if any, is discarded.  The connection stays usable.
+
+        Priority: as for `send`.
         """
         view = payload_view(payload)
         if self._replaced_by is not None:
-            return await self._replaced_by.request(view)
-        return await self.io.request(view)
+            return await self._replaced_by.request(view, priority=priority)
+        return await self.io.request(view, _priority(priority))
 
-    async def send_stream(self, chunks: _streamed.Chunks, size: int) -> None:
+    async def send_stream(self, chunks: _streamed.Chunks, size: int, *, priority: int = 0) -> None:
         """Send one message of ``size`` bytes from ``chunks``, never holding it whole.
 
         Like `send`, for a message larger than memory (or than the peer's
@@ -433,6 +441,7 @@ class Connection(metaclass=NoPublicConstructor):
         Args:
             chunks: bytes-like chunks, an iterable or an async iterable.
             size: the message's length; the chunks must add up to it.
+            priority: as for `send` (a bulk transfer may want a negative one).
 
         Raises:
             ValueError: the chunks add up to another size (the stream is
@@ -442,15 +451,19 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: as `send`.
         """
-        await _streamed.send(self.io, chunks, size, request=False)
+        await _streamed.send(self.io, chunks, size, request=False, priority=_priority(priority))
 
-    async def request_stream(self, chunks: _streamed.Chunks, size: int) -> bytes:
+    async def request_stream(
+        self, chunks: _streamed.Chunks, size: int, *, priority: int = 0
+    ) -> bytes:
         """`request` with a payload of ``size`` bytes from ``chunks`` (see `send_stream`)."""
-        reply = await _streamed.send(self.io, chunks, size, request=True)
+        reply = await _streamed.send(
+            self.io, chunks, size, request=True, priority=_priority(priority)
+        )
         assert reply is not None
         return reply
 
-    async def send_file(self, path: str | os.PathLike[str]) -> None:
+    async def send_file(self, path: str | os.PathLike[str], *, priority: int = 0) -> None:
         """Send a file's content as one message with `send_stream`, in 256 KiB chunks.
 
         Raises:
@@ -459,7 +472,7 @@ class Connection(metaclass=NoPublicConstructor):
             Others: as `send_stream`.
         """
         async with _streamed.file_chunks(path) as (size, chunks):
-            await self.send_stream(chunks, size)
+            await self.send_stream(chunks, size, priority=priority)
 
     @property
     def max_datagram_size(self) -> int:
@@ -654,3 +667,9 @@ class Connection(metaclass=NoPublicConstructor):
         await self._closed.wait()
         assert self.session.close_exc is not None
         return self.session.close_exc
+
+
+def _priority(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int, got {priority!r}")
+    return priority

@@ -51,6 +51,11 @@ private access is here, listed below, and each has a test in
     and ``_remote_max_datagram_frame_size``: aioquic queues datagrams without
     limit; we drop past `DATAGRAMS_PENDING` (unreliable anyway) and never
     queue one larger than a packet (aioquic would then send none, ever).
+13. ``QuicConnection._streams_queue`` (the order streams get packet space,
+    rebuilt round-robin after every packet) is a property on our subclass
+    that sorts it, stably, as aioquic reads it, by `QuicCore.set_priority`:
+    higher priorities first, round-robin among equals.  With no priority
+    set it costs one truthiness check.
 """
 
 from __future__ import annotations
@@ -398,6 +403,8 @@ class _QuicConnection(QuicConnection):
     """aioquic's connection with mutual TLS and a lost-packet counter."""
 
     def __init__(self, **kwargs: Any) -> None:
+        #: Stream priorities (higher first; 0 for streams not in it).
+        self.qp2p_priority: dict[int, int] = {}
         super().__init__(**kwargs)
         self.qp2p_packets_lost = 0
         lost = self._loss._on_packets_lost
@@ -410,6 +417,20 @@ class _QuicConnection(QuicConnection):
         self._loss._on_packets_lost = counting  # type: ignore[method-assign]
         #: Streams whose receive window we hold: id -> [bytes consumed, window].
         self.qp2p_held: dict[int, list[int]] = {}
+
+    @property
+    def _streams_queue(self) -> list[Any]:
+        # Sorted as aioquic reads it (it appends served streams after it
+        # assigned a new order): stable, so equals keep their round-robin.
+        streams = self._qp2p_queue
+        priority = self.qp2p_priority
+        if priority:
+            streams.sort(key=lambda stream: -priority.get(stream.stream_id, 0))
+        return streams
+
+    @_streams_queue.setter
+    def _streams_queue(self, streams: list[Any]) -> None:
+        self._qp2p_queue = streams
 
     def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
         held = self.qp2p_held.get(stream.stream_id)
@@ -657,6 +678,17 @@ class QuicCore:
         held = self._quic.qp2p_held.get(stream_id)
         if held is not None:
             held[0] += nbytes
+
+    def set_priority(self, stream_id: int, priority: int) -> None:
+        """Give a stream of ours packet space before those of lower priority (default 0)."""
+        quic = self._quic
+        table = quic.qp2p_priority
+        for gone in [sid for sid in table if sid not in quic._streams]:
+            del table[gone]  # ended: forget it
+        if priority:
+            table[stream_id] = priority
+        else:
+            table.pop(stream_id, None)
 
     def reset(self, stream_id: int, error_code: int) -> None:
         if stream_id in self._quic._streams:

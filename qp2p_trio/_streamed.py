@@ -86,7 +86,9 @@ async def file_chunks(
             yield size, each
 
 
-async def send(io: StreamIO, chunks: Chunks, size: int, *, request: bool) -> bytes | None:
+async def send(
+    io: StreamIO, chunks: Chunks, size: int, *, request: bool, priority: int = 0
+) -> bytes | None:
     """Send a message (or request) of ``size`` bytes from ``chunks``; see `Connection.send_stream`."""
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be an int, got {size!r}")
@@ -105,6 +107,8 @@ async def send(io: StreamIO, chunks: Chunks, size: int, *, request: bool) -> byt
             )
         try:
             session.core.send(st.sid, _wire.encode_message_head(kind, size))
+            if priority:
+                session.core.set_priority(st.sid, priority)
             sent = 0
             async with aclosing(_each(chunks)) as each:
                 async for view in each:

@@ -483,3 +483,21 @@ def test_datagrams_limit_queue_and_receive():
         assert client.send_datagram(b"x")
     assert not client.send_datagram(b"one too many")
     assert client.datagram_counts[2] == 1
+
+
+# 13. QuicConnection._streams_queue (a property on our subclass)
+def test_stream_priorities_order_the_queue():
+    client, _server, pump = handshake()
+    sids = []
+    for _ in range(3):
+        sid = client.next_stream_id(unidirectional=True)
+        client.send(sid, b"x")
+        sids.append(sid)
+    queue = client._quic._streams_queue
+    assert [s.stream_id for s in queue] == sids, "aioquic's _streams_queue changed"
+    client.set_priority(sids[2], 5)
+    client.set_priority(sids[0], -1)
+    assert [s.stream_id for s in client._quic._streams_queue] == [sids[2], sids[1], sids[0]]
+    client.set_priority(sids[2], 0)
+    assert [s.stream_id for s in client._quic._streams_queue][-1] == sids[0]
+    pump.run()
