@@ -143,19 +143,33 @@ class Connection(metaclass=NoPublicConstructor):
 
     # ------------------------------------------------------------ properties
     @property
-    def peer_address(self) -> Address:
-        """The peer's current socket address (it can change if the peer migrates)."""
+    def remote_address(self) -> Address:
+        """The peer's current socket address (it can change if the peer migrates).
+
+        A socket address: ``(host, port)`` (IPv6: a 4-tuple).  The peer as
+        `Endpoint.connect` takes it is `peer`.
+        """
         addr = self._core.peer_address() or self._wire_address
         return self._host.present_address(addr)
+
+    @property
+    def peer_address(self) -> Address:
+        """Deprecated alias of `remote_address` (a socket address).
+
+        ``peer_address`` meant two things (`Endpoint.peer_address` is a
+        `PeerAddress`); use `remote_address` for the socket address and
+        `peer` for the `PeerAddress`.
+        """
+        return self.remote_address
 
     @property
     def peer(self) -> PeerAddress:
         """The peer as `Endpoint.connect` takes it: ``<node id>@<address>``.
 
         ``str(conn.peer)`` is the copy-pasteable text form.  The address is
-        the current `peer_address`.
+        the current `remote_address`.
         """
-        return PeerAddress(self.peer_id, self.peer_address)
+        return PeerAddress(self.peer_id, self.remote_address)
 
     @property
     def peer_id(self) -> NodeId:

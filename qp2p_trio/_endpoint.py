@@ -198,7 +198,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         """This endpoint as peers name it: ``<node-id>@host:port``.
 
         The host is the bound one; for a wildcard bind (``0.0.0.0``, ``::``)
-        peers need a concrete address of this machine instead.
+        peers need a concrete address of this machine instead.  (Names:
+        ``peer``/``peer_address`` mean a `PeerAddress`, ``*_address`` alone a
+        socket address: `local_address` here, `Connection.remote_address`.)
         """
         return PeerAddress(self.node_id, self._local_address[:2])
 

@@ -128,9 +128,14 @@ class Message(metaclass=NoPublicConstructor):
             _streamed.stop(self.connection.io, self._stream)
 
     @property
+    def remote_address(self) -> Address:
+        """The sender's socket address (`Connection.remote_address`)."""
+        return self.connection.remote_address
+
+    @property
     def peer_address(self) -> Address:
-        """The sender's socket address."""
-        return self.connection.peer_address
+        """Deprecated alias of `remote_address` (a socket address; see `peer`)."""
+        return self.connection.remote_address
 
     @property
     def peer(self) -> PeerAddress:

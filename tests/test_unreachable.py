@@ -234,3 +234,22 @@ async def test_connect_error_names_address_attempts_and_elapsed(autojump_clock):
             assert info.value.addresses == (silent, (silent[0], 10))
             assert info.value.attempts == 2
             assert f"{silent[0]}:10" in str(info.value)
+
+
+async def test_one_meaning_per_name(autojump_clock):
+    net = MemoryNetwork()
+    with trio.fail_after(60), net.activate():
+        async with qp2p_trio.open_endpoint(LO4) as a, qp2p_trio.open_endpoint(LO4) as b:
+            conn = await a.connect(b.peer_address)
+            # peer / peer_address on an endpoint: a PeerAddress; *_address: a socket address.
+            assert isinstance(b.peer_address, qp2p_trio.PeerAddress)
+            assert conn.remote_address == b.local_address
+            assert conn.peer == qp2p_trio.PeerAddress(b.node_id, b.local_address)
+            assert conn.peer == b.peer_address
+            await conn.send(b"x")
+            msg = await b.receive()
+            assert msg.remote_address == a.local_address
+            assert msg.peer == a.peer_address
+            # The old socket-address names stay, as deprecated aliases.
+            assert conn.peer_address == conn.remote_address
+            assert msg.peer_address == msg.remote_address

@@ -90,7 +90,7 @@ class Service:
             print(human, file=self.stream, flush=True)
 
     def _peer_fields(self, conn: Connection) -> dict[str, Any]:
-        return {"peer": str(conn.peer_id), "address": format_address(conn.peer_address)}
+        return {"peer": str(conn.peer_id), "address": format_address(conn.remote_address)}
 
     # ------------------------------------------------------------ serving
     async def run(self) -> None:
@@ -109,7 +109,7 @@ class Service:
                 return
             self.event(
                 "connected",
-                f"connected:    {conn.peer_id.short()} from {format_address(conn.peer_address)}",
+                f"connected:    {conn.peer_id.short()} from {format_address(conn.remote_address)}",
                 **self._peer_fields(conn),
             )
             self.live.add(conn)
