@@ -25,71 +25,32 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, final
 
-import attrs
 import trio
 
-from . import _admission, _datagrams, _quic, _session, _streamed, _wire
+from . import _admission, _quic, _sessionevents, _wire
+from ._connapi import ConnectionExtras, check_priority
+from ._connstats import ConnectionStatistics
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
 from ._peer import PeerAddress
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
-from ._streams import BidirectionalStream, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
-    import os
-
     from ._host import ConnectionHost
     from ._identity import NodeId
     from ._quic import Address
+    from ._streams import BidirectionalStream, ReceiveStream, SendStream
 
 __all__ = ["Connection", "ConnectionStatistics"]
 
-
-K = _wire.StreamKind
-E = _wire.StreamErrorCode
+_UNRELIABLE = ("unreliable_sent", "unreliable_received", "unreliable_dropped")
 
 
 @final
-@attrs.frozen
-class ConnectionStatistics:
-    """A snapshot of a connection's counters (`Connection.statistics`).
-
-    Attributes:
-        rtt: smoothed round-trip time in seconds (0 before the first sample).
-        rtt_min: lowest RTT seen.
-        congestion_window: bytes the congestion controller allows in flight.
-        bytes_in_flight: bytes sent and not yet acknowledged or lost.
-        datagrams_sent / datagrams_received: UDP datagrams.
-        bytes_sent / bytes_received: UDP payload bytes.
-        packets_lost: QUIC packets declared lost.
-        open_streams: streams this connection still tracks.
-        unreliable_sent / unreliable_received: datagrams (`send_datagram`)
-            handed to QUIC, and received into the queue.
-        unreliable_dropped: datagrams dropped here: ours when too many
-            waited to be sent, the peer's when `Config.datagram_receive_queue`
-            was full.
-    """
-
-    rtt: float
-    rtt_min: float
-    congestion_window: int
-    bytes_in_flight: int
-    datagrams_sent: int
-    datagrams_received: int
-    bytes_sent: int
-    bytes_received: int
-    packets_lost: int
-    open_streams: int
-    unreliable_sent: int = 0
-    unreliable_received: int = 0
-    unreliable_dropped: int = 0
-
-
-@final
-class Connection(metaclass=NoPublicConstructor):
+class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
     """An authenticated QUIC connection to one peer.
 
     Get one from `Endpoint.connect` or `Endpoint.accept`; it has no public
@@ -144,23 +105,9 @@ class Connection(metaclass=NoPublicConstructor):
     # ------------------------------------------------------------ properties
     @property
     def remote_address(self) -> Address:
-        """The peer's current socket address (it can change if the peer migrates).
-
-        A socket address: ``(host, port)`` (IPv6: a 4-tuple).  The peer as
-        `Endpoint.connect` takes it is `peer`.
-        """
+        """The peer's current socket address (it can change if the peer migrates; see `peer`)."""
         addr = self._core.peer_address() or self._wire_address
         return self._host.present_address(addr)
-
-    @property
-    def peer_address(self) -> Address:
-        """Deprecated alias of `remote_address` (a socket address).
-
-        ``peer_address`` meant two things (`Endpoint.peer_address` is a
-        `PeerAddress`); use `remote_address` for the socket address and
-        `peer` for the `PeerAddress`.
-        """
-        return self.remote_address
 
     @property
     def peer(self) -> PeerAddress:
@@ -211,10 +158,8 @@ class Connection(metaclass=NoPublicConstructor):
             bytes_received=self.bytes_received,
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
-            open_streams=len(session.streams) - (session.peer_ctrl_sid is not None),
-            unreliable_sent=self._core.datagram_counts[0],
-            unreliable_received=self._core.datagram_counts[1],
-            unreliable_dropped=self._core.datagram_counts[2],
+            open_streams=len(session.streams) - (session.control.peer_sid is not None),
+            **dict(zip(_UNRELIABLE, self._core.datagram_counts, strict=True)),
         )
 
     @property
@@ -226,7 +171,7 @@ class Connection(metaclass=NoPublicConstructor):
         and streams opened on a retired connection go to the kept one; what
         was in flight finishes here, then it closes (code 0).
         """
-        return self.session.goaway_sent
+        return self.session.control.goaway_sent
 
     @property
     def replacement(self) -> Connection | None:
@@ -280,13 +225,13 @@ class Connection(metaclass=NoPublicConstructor):
             self.close_sent_event.set()
         self._progress.unpark_all()
 
-    def _forward(self, ev: _session.SessionEvent) -> None:
+    def _forward(self, ev: _sessionevents.SessionEvent) -> None:
         host = self._host
-        if isinstance(ev, _session.RouteAdded):
+        if isinstance(ev, _sessionevents.RouteAdded):
             host.route_add(ev.cid, self)
-        elif isinstance(ev, _session.RouteRemoved):
+        elif isinstance(ev, _sessionevents.RouteRemoved):
             host.route_remove(ev.cid, self)
-        elif isinstance(ev, _session.MessageArrived):
+        elif isinstance(ev, _sessionevents.MessageArrived):
             msg = Message._create(
                 payload=ev.payload,
                 sender=self.peer_id,
@@ -296,31 +241,25 @@ class Connection(metaclass=NoPublicConstructor):
                 size=ev.streamed,
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
-            if ev.streamed is None:
-                self.session.message_taken(ev.sid, delivered)
-            elif not delivered:
-                msg.discard()
-        elif isinstance(ev, _session.StreamRefused):
+            self.session.message_taken(ev.sid, delivered)
+        elif isinstance(ev, _sessionevents.StreamRefused):
             host.count_refused(ev.code)
-        elif isinstance(ev, _session.AdmissionNeeded):
+        elif isinstance(ev, _sessionevents.AdmissionNeeded):
             verdict = host.judge_peer(self)
             if verdict is not None:
                 self.session.decide_admission(verdict, trio.current_time())
-        elif isinstance(ev, _session.Established):
+        elif isinstance(ev, _sessionevents.Established):
             self.established_event.set()
             host.connection_established(self)
-        elif isinstance(ev, _session.PeerGoaway):
+        elif isinstance(ev, _sessionevents.PeerGoaway):
             host.peer_goaway(self)
         elif isinstance(ev, AddressObserved):
             host.address_observed(self, ev.address)
-        elif isinstance(ev, _session.Closed):
+        elif isinstance(ev, _sessionevents.Closed):
             self._closed.set()
             self.established_event.set()  # wake a connect() waiting on the handshake
             self.next_ping_at = None
             host.connection_closed(self)
-
-    def _dirty(self) -> None:
-        self._host.mark_dirty(self)
 
     def _transmit(self, lone: bool) -> None:
         """Queued data goes out: from this task for a lone exchange (no wake-up
@@ -396,11 +335,8 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: the stream is reset and the peer discards the partial
         message.  If every byte had already been acknowledged, the peer may
-        have received the message.  The connection stays usable.
-
-        Priority: ``priority`` (default 0) orders this connection's streams
-        for packet space: higher first, round-robin among equals, so a
-        high-priority message overtakes a bulk transfer of lower priority.
+        have received the message.  The connection stays usable.  A higher
+        ``priority`` overtakes lower ones (see `SendStream.set_priority`).
         """
         await self.send_message(payload_view(payload), SendOutcome(), priority=priority)
 
@@ -413,7 +349,7 @@ class Connection(metaclass=NoPublicConstructor):
         """
         if self._replaced_by is not None:
             return await self._replaced_by.send_message(view, outcome, priority=priority)
-        await self.io.send_message(view, outcome, _priority(priority))
+        await self.io.send_message(view, outcome, check_priority(priority))
 
     async def request(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> bytes:
         """Send a request on a new bidirectional stream and return the reply.
@@ -433,105 +369,13 @@ class Connection(metaclass=NoPublicConstructor):
             trio.ClosedResourceError: we closed this connection.
 
         Cancellation: the stream is reset in both directions; the peer's
-        reply, if any, is discarded.  The connection stays usable.
-
-        Priority: as for `send`.
+        reply, if any, is discarded.  The connection stays usable.  The
+        ``priority`` is as for `send`.
         """
         view = payload_view(payload)
         if self._replaced_by is not None:
             return await self._replaced_by.request(view, priority=priority)
-        return await self.io.request(view, _priority(priority))
-
-    async def send_stream(self, chunks: _streamed.Chunks, size: int, *, priority: int = 0) -> None:
-        """Send one message of ``size`` bytes from ``chunks``, never holding it whole.
-
-        Like `send`, for a message larger than memory (or than the peer's
-        `Config.max_message_size`, if its `Config.max_streamed_message_size`
-        allows it: the peer then reads it with `Message.receive_some`).
-        Each chunk is written as it comes, within the send-buffer limits.
-        Returns once the peer read the whole message (a message the peer
-        buffers, under its `Config.max_message_size`, once it is queued).
-
-        Args:
-            chunks: bytes-like chunks, an iterable or an async iterable.
-            size: the message's length; the chunks must add up to it.
-            priority: as for `send` (a bulk transfer may want a negative one).
-
-        Raises:
-            ValueError: the chunks add up to another size (the stream is
-                reset; the peer discards the message).
-            MessageTooLarge: over the peer's limits (refused from the head).
-            Others: as `send`.
-
-        Cancellation: as `send`.
-        """
-        await _streamed.send(self.io, chunks, size, request=False, priority=_priority(priority))
-
-    async def request_stream(
-        self, chunks: _streamed.Chunks, size: int, *, priority: int = 0
-    ) -> bytes:
-        """`request` with a payload of ``size`` bytes from ``chunks`` (see `send_stream`)."""
-        reply = await _streamed.send(
-            self.io, chunks, size, request=True, priority=_priority(priority)
-        )
-        assert reply is not None
-        return reply
-
-    async def send_file(self, path: str | os.PathLike[str], *, priority: int = 0) -> None:
-        """Send a file's content as one message with `send_stream`, in 256 KiB chunks.
-
-        Raises:
-            OSError: the file cannot be read.
-            ValueError: the file changed size while it was sent.
-            Others: as `send_stream`.
-        """
-        async with _streamed.file_chunks(path) as (size, chunks):
-            await self.send_stream(chunks, size, priority=priority)
-
-    @property
-    def max_datagram_size(self) -> int:
-        """The largest `send_datagram` payload: what the peer takes and a packet carries.
-
-        0 until the connection is established, and when the peer takes no
-        datagrams (its `Config.datagram_receive_queue` is 0).
-        """
-        return self._core.datagram_limit()
-
-    async def send_datagram(self, data: bytes | bytearray | memoryview) -> bool:
-        """Send one unreliable datagram (an RFC 9221 DATAGRAM frame).
-
-        It is never retransmitted: it arrives once or not at all, in any
-        order with other datagrams and streams.  Nothing waits: it is queued
-        for the next packet and this returns.
-
-        Returns:
-            Whether it was queued; ``False`` when too many already wait to
-            be sent (the congestion controller holds them): dropped, counted
-            in `statistics` (``unreliable_dropped``).
-
-        Raises:
-            ValueError: ``data`` is over `max_datagram_size`.
-            LocalProtocolError: the peer takes no datagrams.
-            ConnectionClosed: the connection is gone.
-            trio.ClosedResourceError: we closed this connection.
-            TypeError: ``data`` is not bytes-like.
-        """
-        return await _datagrams.send(self.io, data)
-
-    async def receive_datagram(self) -> bytes:
-        """Wait for the next datagram the peer sent with `send_datagram`.
-
-        They wait in a queue of `Config.datagram_receive_queue` per
-        connection; past it the peer's new datagrams are dropped (counted in
-        `statistics`), so a flood costs other connections nothing.
-
-        Raises:
-            ConnectionClosed: the connection is gone (queued ones are taken first).
-            trio.ClosedResourceError: we closed this connection.
-
-        Cancellation: nothing is lost.
-        """
-        return await _datagrams.receive(self.io)
+        return await self.io.request(view, check_priority(priority))
 
     async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
@@ -563,7 +407,9 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is opened.
         """
-        return await self._open_raw(K.RAW_BIDI)  # type: ignore[return-value]
+        if self._replaced_by is not None:
+            return await self._replaced_by.open_bi()
+        return await self.io.open_bi()
 
     async def open_uni(self) -> SendStream:
         """Open a raw unidirectional stream; the peer gets it from `accept_uni`.
@@ -578,19 +424,9 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is opened.
         """
-        return await self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
-
-    async def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
         if self._replaced_by is not None:
-            return await self._replaced_by._open_raw(kind)
-        st = await self.io.open_raw(kind)
-        handle: SendStream | BidirectionalStream = (
-            SendStream._create(self.io, st)
-            if kind is K.RAW_UNI
-            else BidirectionalStream._create(self.io, st)
-        )
-        st.handle = handle
-        return handle
+            return await self._replaced_by.open_uni()
+        return await self.io.open_uni()
 
     async def accept_bi(self) -> BidirectionalStream:
         """Wait for the next raw bidirectional stream the peer opened.
@@ -604,20 +440,14 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is lost; the stream stays queued.
         """
-        st = await self.io.accept(uni=False)
-        handle = BidirectionalStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        return await self.io.accept_bi()
 
     async def accept_uni(self) -> ReceiveStream:
         """Wait for the next raw unidirectional stream the peer opened.
 
         Same limits, errors and cancellation as `accept_bi`.
         """
-        st = await self.io.accept(uni=True)
-        handle = ReceiveStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        return await self.io.accept_uni()
 
     # -------------------------------------------------------------- closing
     async def aclose(self, code: int = 0, reason: str = "") -> None:
@@ -648,26 +478,11 @@ class Connection(metaclass=NoPublicConstructor):
             await self.close_sent_event.wait()
 
     async def flush_control(self, limit: float) -> None:
-        """Let the receipts already queued reach the peer before a close.
-
-        A CONNECTION_CLOSE ends the connection at once: without this, a peer
-        whose reply we just read would never learn that it arrived.
+        """`StreamIO.flush_control`: receipts reach the peer before a close.
 
         :meta private:
         """
-        sid = self.session.ctrl_sid
-        if sid is None or self.session.close_exc is not None or self.session.closed_locally:
-            await trio.lowlevel.checkpoint()
-            return
-        # Acknowledge what arrived first: a peer whose reply we just read must
-        # not see its reply fail because our ACK was still delayed.
-        self._core.ack_now(trio.current_time())
-        self._dirty()
-        with trio.move_on_after(limit):
-            while self.session.close_exc is None and (
-                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
-            ):
-                await self._progress.park()
+        await self.io.flush_control(limit)
 
     def close_locally(self, code: int, reason: str) -> None:
         self.session.close_locally(code, reason, trio.current_time())
@@ -681,9 +496,3 @@ class Connection(metaclass=NoPublicConstructor):
         await self._closed.wait()
         assert self.session.close_exc is not None
         return self.session.close_exc
-
-
-def _priority(priority: int) -> int:
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(f"priority must be an int, got {priority!r}")
-    return priority

@@ -41,17 +41,31 @@ private access is here, listed below, and each has a test in
     then insists on a CRYPTO frame in it), not junk; see `QuicCore.decrypted`.
     Nothing public tells it: a ClientHello spanning several datagrams yields
     no event, no keys and no answer until its last part arrives.
-11. ``QuicConnection._write_stream_limits`` is overridden, and
+11. ``tls._supported_groups`` on clients, set to X25519 alone in
+    ``_initialize`` (before the ClientHello is built): aioquic otherwise
+    generates and sends four key shares (P-256, P-384, X25519, X448) and the
+    server uses one.  Servers keep every group, so a peer that offers only
+    another one still gets in.
+12. ``QuicConnection._crypto_buffers``: once the handshake completed, the
+    three 16 KiB scratch buffers aioquic's TLS writes its handshake messages
+    into are swapped for small ones (`QuicCore.events`).  Nothing writes
+    there after the handshake (we issue no session tickets, and QUIC has no
+    TLS KeyUpdate), and they were half the memory of an idle connection.
+13. ``QuicConnection.__frame_handlers`` (name-mangled): each connection
+    builds its own table of frame handlers, with a fresh frozenset of epochs
+    per frame type; the sets are swapped for shared equal ones, about 7 KiB
+    less per connection.
+14. ``QuicConnection._write_stream_limits`` is overridden, and
     ``QuicStream.max_stream_data_local`` / ``receiver.highest_offset`` read,
     for streams whose receive window we hold (`QuicCore.hold_window`):
     aioquic doubles a stream's window as bytes arrive, whether anybody read
     them or not; a held window only grows as the application consumes
     (`QuicCore.consumed`), so a streamed message is bounded in memory.
-12. ``QuicConnection._datagrams_pending`` (DATAGRAM frames queued, RFC 9221)
+15. ``QuicConnection._datagrams_pending`` (DATAGRAM frames queued, RFC 9221)
     and ``_remote_max_datagram_frame_size``: aioquic queues datagrams without
     limit; we drop past `DATAGRAMS_PENDING` (unreliable anyway) and never
     queue one larger than a packet (aioquic would then send none, ever).
-13. ``QuicConnection._streams_queue`` (the order streams get packet space,
+16. ``QuicConnection._streams_queue`` (the order streams get packet space,
     rebuilt round-robin after every packet) is a property on our subclass
     that sorts it, stably, as aioquic reads it, by `QuicCore.set_priority`:
     higher priorities first, round-robin among equals.  With no priority
@@ -60,7 +74,6 @@ private access is here, listed below, and each has a test in
 
 from __future__ import annotations
 
-import itertools
 import os
 import ssl
 from collections import deque
@@ -69,30 +82,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO, final
 import aioquic
 import attrs
 
-#: The aioquic releases the adapter is tested with, [low, high): its private
-#: accesses (listed above) may move in any other.
-AIOQUIC_SUPPORTED: Final = ((1, 7, 2), (1, 8))
-#: Set (to anything non-empty) to import with another aioquic all the same.
-AIOQUIC_OVERRIDE: Final = "QP2P_TRIO_ANY_AIOQUIC"
-
-
-def check_aioquic_version(version: str, *, allow_any: bool = False) -> None:
-    """Raise `ImportError` unless aioquic ``version`` is one the adapter is tested with."""
-    parts: list[int] = []
-    for piece in version.split(".")[:3]:
-        digits = "".join(itertools.takewhile(str.isdigit, piece))
-        parts.append(int(digits) if digits else 0)
-    low, high = AIOQUIC_SUPPORTED
-    if allow_any or low <= tuple(parts) < high:
-        return
-    wanted = f"aioquic>={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
-    raise ImportError(
-        f"qp2p_trio needs {wanted}, but aioquic {version} is installed: its QUIC adapter "
-        "uses aioquic internals that may differ in other releases (see qp2p_trio/_quic.py). "
-        f"Install a supported release with: pip install '{wanted}' "
-        f"(or set {AIOQUIC_OVERRIDE}=1 to try this one anyway)"
-    )
-
+from ._aioquic_pin import AIOQUIC_OVERRIDE, check_aioquic_version
 
 check_aioquic_version(aioquic.__version__, allow_any=bool(os.environ.get(AIOQUIC_OVERRIDE)))
 
@@ -106,6 +96,7 @@ from aioquic.quic.packet import (  # noqa: E402
     encode_quic_version_negotiation,
     pull_quic_header,
 )
+from aioquic.tls import Group  # noqa: E402
 
 from ._config import ALPN, Config  # noqa: E402
 
@@ -399,6 +390,34 @@ _INITIAL_TYPE: Final = _initial_type()
 
 
 # ----------------------------------------------------------------- connection
+_X25519: Final = Group.X25519
+#: Capacity of each TLS output buffer once the handshake is over (private
+#: access 12): aioquic's are 16 KiB each, for the handshake's flights.
+SPENT_CRYPTO_BUFFER: Final = 256
+
+
+#: One frozenset of epochs per distinct value, shared by every connection's
+#: frame handler table (private access 13).
+_EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def _share_frame_epochs(quic: QuicConnection) -> None:
+    """Point a new connection's frame handler table at shared epoch sets."""
+    handlers = getattr(quic, "_QuicConnection__frame_handlers", None)
+    if handlers is None:
+        return
+    shared = _EPOCH_SETS
+    for frame_type, (handler, epochs) in handlers.items():
+        handlers[frame_type] = (handler, shared.setdefault(epochs, epochs))
+
+
+def _release_crypto_buffers(quic: QuicConnection) -> None:
+    """Swap the handshake's TLS output buffers (already drained) for small ones."""
+    buffers = quic._crypto_buffers
+    for epoch in buffers:
+        buffers[epoch] = Buffer(capacity=SPENT_CRYPTO_BUFFER)
+
+
 class _QuicConnection(QuicConnection):
     """aioquic's connection with mutual TLS and a lost-packet counter."""
 
@@ -406,6 +425,7 @@ class _QuicConnection(QuicConnection):
         #: Stream priorities (higher first; 0 for streams not in it).
         self.qp2p_priority: dict[int, int] = {}
         super().__init__(**kwargs)
+        _share_frame_epochs(self)
         self.qp2p_packets_lost = 0
         lost = self._loss._on_packets_lost
 
@@ -457,6 +477,10 @@ class _QuicConnection(QuicConnection):
         if not self._is_client:
             # Mutual TLS: ask the client for its certificate (RFC 8446 4.3.2).
             self.tls._request_client_certificate = True
+        else:
+            # One key share, the one every QUIC stack accepts: generating the
+            # other three cost about a tenth of a client handshake's CPU.
+            self.tls._supported_groups = [_X25519]
 
 
 @final
@@ -552,6 +576,7 @@ class QuicCore:
             elif isinstance(ev, qe.StopSendingReceived):
                 out.append(StopSending(ev.stream_id, ev.error_code))
             elif isinstance(ev, qe.HandshakeCompleted):
+                _release_crypto_buffers(quic)
                 out.append(HandshakeDone(ev.alpn_protocol))
             elif isinstance(ev, qe.ConnectionIdIssued):
                 out.append(CidIssued(bytes(ev.connection_id)))

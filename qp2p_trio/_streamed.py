@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from . import _wire
+from ._classify import stream_error
 from ._errors import ConnectionClosed, MessageError
 from ._streamio import payload_view
-from ._streams import stream_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -119,7 +119,7 @@ async def send(
             if sent != size:
                 raise ValueError(f"the chunks held {sent} bytes, not the {size} announced")
             await io.write(st, b"", end=True, what=what)
-            st.local_send_closed = True
+            st.send.finish()
             if not request:
                 await io.wait_receipt(st, what)
                 reply = None
@@ -128,7 +128,7 @@ async def send(
         except BaseException:
             io.abandon(st)
             raise
-        session.forget(st)
+        session.table.forget(st)
         io.messages_sent += 1
         io.message_bytes_sent += size
         return reply
@@ -140,8 +140,8 @@ async def _reply(io: StreamIO, st: StreamState) -> bytes:
     while st.reply is None:
         if st.error is not None:
             raise st.error
-        if st.reset_code is not None:
-            raise stream_error(st.reset_code, "request")
+        if st.recv.reset_code is not None:
+            raise stream_error(st.recv.reset_code, "request")
         io.raise_if_send_broken(st, "request")
         await io.wait_change()
     io.replies_received += 1
@@ -171,7 +171,7 @@ async def receive(io: StreamIO, st: StreamState, max_bytes: int) -> bytes:
         session.want_transmit = True  # the window may have grown
     elif st.kind is K.MESSAGE and st.sid in session.streams:
         session.send_receipt(st.sid, 0)  # read to the end: delivered
-        session.forget(st)
+        session.table.forget(st)
     io.sync()
     return chunk
 
@@ -184,15 +184,15 @@ def stop(io: StreamIO, st: StreamState) -> None:
     or reset, so its late data is not taken for a new stream.
     """
     session = io.session
-    if st.sid not in session.streams or st.local_recv_closed:
+    if st.sid not in session.streams or st.recv.stopped:
         return
     session.refuse(st, E.CLOSED, None)
     st.handle = None
-    if st.recv_fin or st.reset_code is not None:
-        session.forget(st)
+    if st.recv.peer_done:
+        session.table.forget(st)
     io.sync()
 
 
 def _forget_message(io: StreamIO, st: StreamState) -> None:
     if st.kind is K.MESSAGE:
-        io.session.forget(st)
+        io.session.table.forget(st)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qp2p_trio._quic import AIOQUIC_OVERRIDE, AIOQUIC_SUPPORTED, check_aioquic_version
+from qp2p_trio._aioquic_pin import AIOQUIC_OVERRIDE, AIOQUIC_SUPPORTED, check_aioquic_version
 
 ROOT = Path(__file__).resolve().parent.parent
 

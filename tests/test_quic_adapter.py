@@ -117,6 +117,96 @@ def test_server_requests_client_certificate():
     assert client._quic.tls._request_client_certificate is False
 
 
+# 11. tls._supported_groups: the client offers one key share, X25519
+def test_client_offers_only_the_x25519_key_share():
+    from aioquic.tls import Group
+
+    client = QuicCore(conf(True))
+    client.connect(SERVER_ADDR, 1000.0)
+    tls = client._quic.tls
+    assert getattr(tls, "_supported_groups", None) == [Group.X25519], (
+        "aioquic tls.Context._supported_groups changed: the client builds four key shares again"
+    )
+    assert tls._x448_private_key is None, "an X448 key share was generated"
+    assert tls._ec_private_keys == [], "an ECDHE key share was generated"
+    assert tls._x25519_private_key is not None
+    # One Initial datagram carries the whole ClientHello.
+    assert len(client.datagrams(1000.0)) == 1
+
+
+def test_server_still_accepts_a_client_offering_only_p256():
+    """Servers keep every group: a peer offering only P-256 completes the handshake."""
+    from aioquic.tls import Group
+
+    client = QuicCore(conf(True))
+    original = type(client._quic)._initialize
+
+    def p256_only(self, peer_cid):
+        original(self, peer_cid)
+        self.tls._supported_groups = [Group.SECP256R1]
+
+    client._quic._initialize = p256_only.__get__(client._quic)
+    client.connect(SERVER_ADDR, 1000.0)
+    assert client._quic.tls._x25519_private_key is None
+    first = client.datagrams(1000.0)
+    from qp2p_trio._quic import parse_datagram_header
+
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    pump = Pump(client, server)
+    pump.run()
+    for side in (client, server):
+        assert any(isinstance(e, HandshakeDone) for e in pump.events[id(side)])
+
+
+# 12. _crypto_buffers: the handshake's 16 KiB TLS output buffers are let go
+def test_crypto_buffers_shrink_once_the_handshake_completed():
+    from qp2p_trio._quic import SPENT_CRYPTO_BUFFER
+
+    fresh = QuicCore(conf(True))
+    fresh.connect(SERVER_ADDR, 1000.0)
+    buffers = getattr(fresh._quic, "_crypto_buffers", None)
+    assert isinstance(buffers, dict), "aioquic QuicConnection._crypto_buffers is gone"
+    assert all(b.capacity > SPENT_CRYPTO_BUFFER for b in buffers.values())
+    client, server, _ = handshake()
+    for side in (client, server):
+        assert all(b.capacity == SPENT_CRYPTO_BUFFER for b in side._quic._crypto_buffers.values())
+
+
+def test_a_connection_works_after_its_crypto_buffers_shrank():
+    client, server, pump = handshake()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"x" * 5000, end_stream=True)
+    back = server.next_stream_id(unidirectional=True)
+    server.send(back, b"y" * 5000, end_stream=True)
+    pump.run()
+    got = b"".join(
+        e.data for e in pump.events[id(server)] if isinstance(e, StreamData) and e.stream_id == sid
+    )
+    assert got == b"x" * 5000
+    got = b"".join(
+        e.data for e in pump.events[id(client)] if isinstance(e, StreamData) and e.stream_id == back
+    )
+    assert got == b"y" * 5000
+
+
+# 13. __frame_handlers: the epoch sets are shared between connections
+def test_frame_handler_epoch_sets_are_shared():
+    a, b = QuicCore(conf(True)), QuicCore(conf(True))
+    tables = [getattr(c._quic, "_QuicConnection__frame_handlers", None) for c in (a, b)]
+    assert all(isinstance(t, dict) and t for t in tables), (
+        "aioquic QuicConnection.__frame_handlers is gone: epoch sets are per connection again"
+    )
+    first, second = tables
+    assert first.keys() == second.keys()
+    for frame_type in first:
+        assert first[frame_type][1] is second[frame_type][1], hex(frame_type)
+        assert first[frame_type][0].__self__ is a._quic
+        assert second[frame_type][0].__self__ is b._quic
+
+
 # 2. tls._peer_certificate / _peer_certificate_chain
 def test_peer_certificates_both_sides():
     cid, sid = Identity.generate(), Identity.generate()
@@ -429,7 +519,7 @@ def test_ack_now_brings_the_ack_forward():
     assert len(server.datagrams(now)) == 1  # the ACK leaves at once
 
 
-# 11. QuicConnection._write_stream_limits, QuicStream.max_stream_data_local, receiver.highest_offset
+# 14. QuicConnection._write_stream_limits, QuicStream.max_stream_data_local, receiver.highest_offset
 def test_a_held_window_grows_only_as_the_reader_consumes():
     client, server, pump = handshake()
     sid = client.next_stream_id(unidirectional=True)
@@ -466,7 +556,7 @@ def test_a_held_window_grows_only_as_the_reader_consumes():
     assert received() == first + window
 
 
-# 12. QuicConnection._datagrams_pending, _remote_max_datagram_frame_size
+# 15. QuicConnection._datagrams_pending, _remote_max_datagram_frame_size
 def test_datagrams_limit_queue_and_receive():
     client, server, pump = handshake()
     assert hasattr(client._quic, "_remote_max_datagram_frame_size")
@@ -485,7 +575,7 @@ def test_datagrams_limit_queue_and_receive():
     assert client.datagram_counts[2] == 1
 
 
-# 13. QuicConnection._streams_queue (a property on our subclass)
+# 16. QuicConnection._streams_queue (a property on our subclass)
 def test_stream_priorities_order_the_queue():
     client, _server, pump = handshake()
     sids = []
