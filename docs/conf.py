@@ -159,6 +159,8 @@ def _skip_private_constructors(
     if name != "__init__":
         return None
     owner = getattr(obj, "__qualname__", "").rpartition(".")[0]
+    if owner.startswith("_"):
+        return True  # a private base class's (inherited): not how users construct it
     for module in (qp2p_trio, qp2p_trio.testing):
         cls = getattr(module, owner, None)
         if isinstance(cls, type) and not _has_public_constructor(cls):
