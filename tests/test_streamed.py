@@ -11,7 +11,7 @@ import trio
 
 import qp2p_trio
 from qp2p_trio import _wire
-from qp2p_trio.testing import MemoryNetwork
+from qp2p_trio.testing import MemoryNetwork, open_endpoint_factory
 
 ADDR = ("127.0.0.1", 0)
 KiB = 1024
@@ -320,3 +320,31 @@ async def test_streamed_request_is_read_before_the_reply_or_discarded(autojump_c
         await conn.send(b"next")
         assert (await b.receive()).payload == b"next"
         assert b.metrics().stream_refusals.get("UNSUPPORTED", 0) == 0
+
+
+async def test_hostile_peer_past_the_held_window_loses_its_connection(autojump_clock):
+    """A peer that ignores the held window (sends what flow control does not
+    allow) is closed with FLOW_CONTROL_ERROR; the endpoint serves others."""
+    from hostile_peer import HostilePeer, honest_round_trip
+
+    config = attrs.evolve(STREAMING, initial_stream_window=64 * KiB)
+    network = MemoryNetwork(seed=21)
+    with trio.fail_after(120), network.activate():
+        async with open_endpoint_factory(network, config=config, seed=21) as factory:
+            server = await factory()
+            client = await factory()
+            async with HostilePeer.open(network, "127.0.0.66", server.local_address) as evil:
+                await evil.handshake()
+                evil.open_control()
+                sid = evil.start_message(_wire.StreamKind.MESSAGE, 100 * MiB, b"x" * 1000)
+                await evil.flush()
+                msg = await server.receive()  # delivered at its head; never read
+                assert msg.streamed
+                # Ignore the peer's limit and push far past the window.
+                evil.quic._streams[sid].max_stream_data_remote = 1 << 60
+                evil.quic._remote_max_data = 1 << 60
+                evil.quic.send_stream_data(sid, bytes(2 * MiB))
+                await evil.flush()
+                await evil.wait_for(lambda: evil.close_code() is not None)
+                assert evil.close_code() == 0x3  # QUIC FLOW_CONTROL_ERROR
+            await honest_round_trip(client, server)
