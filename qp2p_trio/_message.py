@@ -220,11 +220,14 @@ class Message(metaclass=NoPublicConstructor):
         """Turn the request down without a reply.
 
         The requester's `Connection.request` raises `MessageRefused` (for
-        the default code) or `StreamReset` carrying ``error_code``.
+        the default code) or `StreamReset` carrying ``error_code``.  A
+        streamed request not read to its end is discarded first.
 
         Raises:
             LocalProtocolError: the message expects no reply, or was already
                 answered or rejected.
         """
         sid = self._claim()
+        if self._stream is not None and not self._ended:
+            _streamed.stop(self.connection.io, self._stream)  # stop reading it first
         self.connection.reject_request(sid, error_code)

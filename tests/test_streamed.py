@@ -348,3 +348,23 @@ async def test_hostile_peer_past_the_held_window_loses_its_connection(autojump_c
                 await evil.wait_for(lambda: evil.close_code() is not None)
                 assert evil.close_code() == 0x3  # QUIC FLOW_CONTROL_ERROR
             await honest_round_trip(client, server)
+
+
+async def test_serve_refuses_streamed_messages_its_handler_leaves_unread(autojump_clock):
+    async def lazy(msg):
+        return b"did not read it"
+
+    async with pair() as (_a, b, conn):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.serve, lazy)
+            # A streamed request answered without reading it: refused, not
+            # replied (a reply needs the whole request), and no late byte
+            # is taken for a new stream.
+            with pytest.raises(qp2p_trio.StreamReset):
+                await conn.request_stream(pattern(2 * MiB), 2 * MiB)
+            with pytest.raises(qp2p_trio.StreamReset) as info:
+                await conn.send_stream(pattern(2 * MiB), 2 * MiB)
+            assert info.value.error_code == qp2p_trio.StreamErrorCode.CLOSED
+            assert b.metrics().stream_refusals.get("UNSUPPORTED", 0) == 0
+            assert await conn.request(b"small") == b"did not read it"
+            nursery.cancel_scope.cancel()
