@@ -379,7 +379,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._check_open()
         return PeerEvents(self._hub, self._config.event_queue_size)
 
-    async def send(self, peer: Peer, payload: bytes | bytearray | memoryview) -> None:
+    async def send(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> None:
         """Send a message to ``peer`` on its pooled connection (opened if needed).
 
         Like `Connection.send`, and retried under `Config.retry` when the
@@ -390,6 +392,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         Args:
             peer: as for `connect`.
             payload: the message.
+            priority: as for `Connection.send`.
 
         Raises:
             MessageTooLarge: over the peer's `Config.max_message_size` (never retried).
@@ -410,7 +413,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             conn, _ = await dialer.connect_once(*target)
             outcome = SendOutcome()
             try:
-                await conn.send_message(view, outcome)
+                await conn.send_message(view, outcome, priority=priority)
             except ConnectionClosed as exc:
                 if outcome.acked:
                     exc.add_note(
@@ -422,12 +425,15 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         await dialer.retrying(once)
 
-    async def request(self, peer: Peer, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> bytes:
         """Send a request to ``peer`` on its pooled connection and return the reply.
 
         Like `Connection.request`, retried under `Config.retry` when the
         connection could not be made or the peer was busy.  A request whose
         connection died is not sent again (the peer may have acted on it).
+        ``priority`` is as for `Connection.send`.
 
         Raises:
             QP2PError: the errors of `Endpoint.send`, and those of
@@ -441,7 +447,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
             try:
-                return await conn.request(view)
+                return await conn.request(view, priority=priority)
             except ConnectionClosed as exc:
                 raise NoRetry(exc) from None
 

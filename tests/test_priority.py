@@ -82,3 +82,7 @@ async def test_priority_must_be_an_int(autojump_clock):
             await stream.aclose()
             await pair.conn_ab.send(b"ok", priority=-5)
             assert (await pair.b.receive()).payload == b"ok"
+            await pair.a.send(pair.b.peer_address, b"via the endpoint", priority=4)
+            assert (await pair.b.receive()).payload == b"via the endpoint"
+            with pytest.raises(TypeError):
+                await pair.a.send(pair.b.peer_address, b"x", priority="high")
