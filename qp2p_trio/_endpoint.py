@@ -130,6 +130,11 @@ class EndpointStatistics:
             peer certificate that proves no node id or not the expected one.
             The listener answers a refused ClientHello with its alert within
             one round trip; these are not counted as `dropped_malformed`.
+        unreachable_reports: ICMP destination-unreachable reports the
+            socket delivered (Linux ``IP_RECVERR``).
+        dials_unreachable: dials those reports failed with
+            `PeerUnreachable`: handshakes to the reported address that had
+            heard nothing from their peer yet (every other report is ignored).
     """
 
     connections: int
@@ -158,6 +163,8 @@ class EndpointStatistics:
     peers_refused: int
     admission_hook_failures: int
     addresses_refused: int
+    unreachable_reports: int = 0
+    dials_unreachable: int = 0
 
 
 @final
@@ -194,7 +201,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         """This endpoint as peers name it: ``<node-id>@host:port``.
 
         The host is the bound one; for a wildcard bind (``0.0.0.0``, ``::``)
-        peers need a concrete address of this machine instead.
+        peers need a concrete address of this machine instead.  (Names:
+        ``peer``/``peer_address`` mean a `PeerAddress`, ``*_address`` alone a
+        socket address: `local_address` here, `Connection.remote_address`.)
         """
         return PeerAddress(self.node_id, self._local_address[:2])
 
@@ -423,7 +432,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._check_open()
         return PeerEvents(self._hub, self._config.event_queue_size)
 
-    async def send(self, peer: Peer, payload: bytes | bytearray | memoryview) -> None:
+    async def send(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> None:
         """Send a message to ``peer`` on its pooled connection (opened if needed).
 
         Like `Connection.send`, and retried under `Config.retry` when the
@@ -434,13 +445,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         Args:
             peer: as for `connect`.
             payload: the message.
+            priority: as for `Connection.send`.
 
         Raises:
             MessageTooLarge: over the peer's `Config.max_message_size` (never retried).
             MessageRefused: the peer kept refusing it (busy) until retries ran out.
             ConnectionClosed: the connection died after the peer acknowledged
                 every byte, or until retries ran out.
-            ConnectError and subclasses: as for `connect`.
+            ConnectError: (or a subclass) as for `connect`.
             trio.ClosedResourceError: the endpoint is closed.
 
         Cancellation: as for `Connection.send`; retrying stops at once.
@@ -454,7 +466,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             conn, _ = await dialer.connect_once(*target)
             outcome = SendOutcome()
             try:
-                await conn.send_message(view, outcome)
+                await conn.send_message(view, outcome, priority=priority)
             except ConnectionClosed as exc:
                 if outcome.acked:
                     exc.add_note(
@@ -466,15 +478,19 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         await dialer.retrying(once)
 
-    async def request(self, peer: Peer, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> bytes:
         """Send a request to ``peer`` on its pooled connection and return the reply.
 
         Like `Connection.request`, retried under `Config.retry` when the
         connection could not be made or the peer was busy.  A request whose
         connection died is not sent again (the peer may have acted on it).
+        ``priority`` is as for `Connection.send`.
 
         Raises:
-            As `Endpoint.send`, and what `Connection.request` raises.
+            QP2PError: the errors of `Endpoint.send`, and those of
+                `Connection.request`.
         """
         view = payload_view(payload)
         self._check_open()
@@ -484,7 +500,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
             try:
-                return await conn.request(view)
+                return await conn.request(view, priority=priority)
             except ConnectionClosed as exc:
                 raise NoRetry(exc) from None
 
@@ -570,8 +586,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Raises:
             ValueError: ``limit`` is not an int >= 1.
-            Whatever a handler raises (the other handlers are cancelled), as
-            `trio.serve_tcp` does.
+            Exception: whatever a handler raises (the other handlers are
+                cancelled), as `trio.serve_tcp` does.
         """
         await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
 
