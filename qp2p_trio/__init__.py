@@ -26,12 +26,15 @@ from ._errors import (
     ConnectionClosed as ConnectionClosed,
     ConnectRefused as ConnectRefused,
     EndpointError as EndpointError,
+    GatewayReplyError as GatewayReplyError,
     HandshakeError as HandshakeError,
     LocalProtocolError as LocalProtocolError,
     MessageError as MessageError,
     MessageRefused as MessageRefused,
     MessageTooLarge as MessageTooLarge,
     PeerIdentityError as PeerIdentityError,
+    PeerUnreachable as PeerUnreachable,
+    PortMappingError as PortMappingError,
     ProtocolError as ProtocolError,
     QP2PError as QP2PError,
     RemoteProtocolError as RemoteProtocolError,
@@ -50,6 +53,7 @@ from ._message import Message as Message
 from ._metrics import EndpointMetrics as EndpointMetrics, Histogram as Histogram
 from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
 from ._peer import PeerAddress as PeerAddress
+from ._portmap_io import GatewayProbe as GatewayProbe, PortMappingStatus as PortMappingStatus
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
 from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
@@ -79,6 +83,8 @@ __all__ = [
     "EndpointStatistics",
     "ExternalAddress",
     "EndpointMetrics",
+    "GatewayProbe",
+    "GatewayReplyError",
     "HandshakeError",
     "Histogram",
     "Identity",
@@ -98,6 +104,9 @@ __all__ = [
     "PeerEvent",
     "PeerEvents",
     "PeerIdentityError",
+    "PortMappingError",
+    "PortMappingStatus",
+    "PeerUnreachable",
     "PrometheusCollector",
     "ProtocolError",
     "QP2PError",

@@ -9,6 +9,7 @@ limits that keep memory bounded are documented in one place.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from typing import TYPE_CHECKING, Any, Literal, final
@@ -54,6 +55,13 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> 
         raise TypeError(f"Config.{attribute.name} must be a number, got {value!r}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"Config.{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _non_negative_int(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Config.{attribute.name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"Config.{attribute.name} must be >= 0, got {value!r}")
 
 
 def _fraction(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -129,6 +137,19 @@ def _optional_path(_inst: Any, attribute: attrs.Attribute[Any], value: object) -
         raise TypeError(f"Config.{attribute.name} must be a path or None, got {value!r}")
 
 
+def _optional_ipv4(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"Config.{attribute.name} must be an IPv4 address or None, got {value!r}")
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(
+            f"Config.{attribute.name} must be an IPv4 address, got {value!r}"
+        ) from None
+
+
 def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None:
         _positive(_inst, attribute, value)
@@ -167,6 +188,15 @@ class Config:
     #: the frame header before any payload byte is buffered.  Also bounds
     #: replies to our requests.
     max_message_size: int = attrs.field(default=16 * MiB, validator=_positive_int)
+    #: Largest message (bytes) this endpoint accepts as a stream: a message
+    #: or request over `max_message_size` and at most this size is handed to
+    #: `Endpoint.receive` as soon as its head arrives, with
+    #: `Message.streamed` true, and read in chunks (`Message.receive_some`);
+    #: the peer may send only `stream_receive_buffer` bytes ahead of the
+    #: reader (QUIC flow control), so memory stays bounded whatever the size.
+    #: 0 (the default) accepts none: larger messages are refused with
+    #: ``TOO_LARGE``, checked from the head.
+    max_streamed_message_size: int = attrs.field(default=0, validator=_non_negative_int)
     #: Complete messages waiting for `Endpoint.receive`, at most.  Messages
     #: beyond it are refused with ``BUSY`` (the sender gets `MessageRefused`).
     receive_queue_messages: int = attrs.field(default=1024, validator=_positive_int)
@@ -188,6 +218,11 @@ class Config:
     #: New incoming connections waiting for `Endpoint.accept`; see that method
     #: for what happens past it.
     accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Unreliable datagrams (RFC 9221, `Connection.send_datagram`) received
+    #: and not yet taken with `Connection.receive_datagram`, per connection;
+    #: past it new ones are dropped (counted).  0: datagrams are off (the
+    #: peer learns so in the handshake and cannot send any).
+    datagram_receive_queue: int = attrs.field(default=64, validator=_non_negative_int)
     #: Raw streams a peer opened that wait for ``accept_bi``/``accept_uni``
     #: (per connection and direction); past it they are refused with ``REFUSED``.
     stream_accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
@@ -355,6 +390,26 @@ class Config:
     #: address alone, and a small network still gets there (libp2p's
     #: identify uses 4).
     observed_address_quorum: int = attrs.field(default=3, validator=_positive_int)
+    #: Seconds a peer's report of our address still counts after its last
+    #: connection closed (while connected it counts, and the peer reports
+    #: again if the address changes).  Half an hour: NAT mappings and DHCP
+    #: leases change, and a peer long gone says nothing about now.
+    observed_address_max_age: float = attrs.field(default=1800.0, validator=_positive)
+
+    # ---- port mapping (NAT-PMP, PCP, UPnP-IGD; see `Endpoint.port_mapping`)
+    #: Ask the gateway in front of this machine to forward the endpoint's
+    #: UDP port (NAT-PMP, PCP and UPnP-IGD are probed at once; the first
+    #: that answers is used), keep the mapping while the endpoint runs and
+    #: delete it on close.  Off by default: opening a port on the user's
+    #: router is the application's decision, and a library that every test
+    #: and one-shot command opens should not talk to routers unasked.
+    port_mapping: bool = False
+    #: The gateway's IPv4 address, or ``None`` for this machine's IPv4
+    #: default gateway (then SSDP also searches by multicast).
+    port_mapping_gateway: str | None = attrs.field(default=None, validator=_optional_ipv4)
+    #: Seconds of lease to ask for (renewed at half of what is granted);
+    #: 7200 as RFC 6886 recommends.
+    port_mapping_lifetime: int = attrs.field(default=7200, validator=_positive_int)
 
     def __attrs_post_init__(self) -> None:
         if self.keep_alive_interval is not None and self.keep_alive_interval >= self.idle_timeout:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, final
 import trio
 
 from . import _admission, _quic, _sessionevents, _wire
+from ._connapi import ConnectionExtras, check_priority
 from ._connstats import ConnectionStatistics
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
@@ -45,9 +46,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "ConnectionStatistics"]
 
+_UNRELIABLE = ("unreliable_sent", "unreliable_received", "unreliable_dropped")
+
 
 @final
-class Connection(metaclass=NoPublicConstructor):
+class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
     """An authenticated QUIC connection to one peer.
 
     Get one from `Endpoint.connect` or `Endpoint.accept`; it has no public
@@ -101,8 +104,8 @@ class Connection(metaclass=NoPublicConstructor):
 
     # ------------------------------------------------------------ properties
     @property
-    def peer_address(self) -> Address:
-        """The peer's current socket address (it can change if the peer migrates)."""
+    def remote_address(self) -> Address:
+        """The peer's current socket address (it can change if the peer migrates; see `peer`)."""
         addr = self._core.peer_address() or self._wire_address
         return self._host.present_address(addr)
 
@@ -111,9 +114,9 @@ class Connection(metaclass=NoPublicConstructor):
         """The peer as `Endpoint.connect` takes it: ``<node id>@<address>``.
 
         ``str(conn.peer)`` is the copy-pasteable text form.  The address is
-        the current `peer_address`.
+        the current `remote_address`.
         """
-        return PeerAddress(self.peer_id, self.peer_address)
+        return PeerAddress(self.peer_id, self.remote_address)
 
     @property
     def peer_id(self) -> NodeId:
@@ -156,6 +159,7 @@ class Connection(metaclass=NoPublicConstructor):
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.control.peer_sid is not None),
+            **dict(zip(_UNRELIABLE, self._core.datagram_counts, strict=True)),
         )
 
     @property
@@ -233,6 +237,8 @@ class Connection(metaclass=NoPublicConstructor):
                 sender=self.peer_id,
                 connection=self,
                 stream_id=ev.sid if ev.request else None,
+                stream=None if ev.streamed is None else self.session.streams[ev.sid],
+                size=ev.streamed,
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
             self.session.message_taken(ev.sid, delivered)
@@ -283,14 +289,14 @@ class Connection(metaclass=NoPublicConstructor):
         self.session.decide_admission(admitted, trio.current_time())
         self._sync()
 
-    def fail_handshake(self, error: ConnectError) -> None:
-        """Give up on the handshake with ``error`` (the dialler's timeout).
+    def fail_handshake(self, error: ConnectError, reason: str = "handshake timed out") -> None:
+        """Give up on the handshake with ``error`` (the dialler's timeout, an ICMP report).
 
         :meta private:
         """
         if self.session.handshake_error is None:
             self.session.handshake_error = error
-        self.close_locally(_wire.CloseCode.NO_ERROR, "handshake timed out")
+        self.close_locally(_wire.CloseCode.NO_ERROR, reason)
 
     # ------------------------------------------------------------ waiting
     async def wait_established(self) -> None:
@@ -301,7 +307,7 @@ class Connection(metaclass=NoPublicConstructor):
             raise ConnectError("connection closed during the handshake") from self.session.close_exc
 
     # ----------------------------------------------------------- messages
-    async def send(self, payload: bytes | bytearray | memoryview) -> None:
+    async def send(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> None:
         """Send one message on a new unidirectional stream.
 
         Returns once the peer confirmed, with a RECEIPT on its control
@@ -329,20 +335,23 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: the stream is reset and the peer discards the partial
         message.  If every byte had already been acknowledged, the peer may
-        have received the message.  The connection stays usable.
+        have received the message.  The connection stays usable.  A higher
+        ``priority`` overtakes lower ones (see `SendStream.set_priority`).
         """
-        await self.send_message(payload_view(payload), SendOutcome())
+        await self.send_message(payload_view(payload), SendOutcome(), priority=priority)
 
-    async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
+    async def send_message(
+        self, view: memoryview, outcome: SendOutcome, *, priority: int = 0
+    ) -> None:
         """`send`, with what a failure left behind in ``outcome`` (`Endpoint.send`).
 
         :meta private:
         """
         if self._replaced_by is not None:
-            return await self._replaced_by.send_message(view, outcome)
-        await self.io.send_message(view, outcome)
+            return await self._replaced_by.send_message(view, outcome, priority=priority)
+        await self.io.send_message(view, outcome, check_priority(priority))
 
-    async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> bytes:
         """Send a request on a new bidirectional stream and return the reply.
 
         The peer receives a `Message` with ``expects_reply`` true and answers
@@ -360,12 +369,13 @@ class Connection(metaclass=NoPublicConstructor):
             trio.ClosedResourceError: we closed this connection.
 
         Cancellation: the stream is reset in both directions; the peer's
-        reply, if any, is discarded.  The connection stays usable.
+        reply, if any, is discarded.  The connection stays usable.  The
+        ``priority`` is as for `send`.
         """
         view = payload_view(payload)
         if self._replaced_by is not None:
-            return await self._replaced_by.request(view)
-        return await self.io.request(view)
+            return await self._replaced_by.request(view, priority=priority)
+        return await self.io.request(view, check_priority(priority))
 
     async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool

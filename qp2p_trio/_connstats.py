@@ -25,6 +25,11 @@ class ConnectionStatistics:
         bytes_sent / bytes_received: UDP payload bytes.
         packets_lost: QUIC packets declared lost.
         open_streams: streams this connection still tracks.
+        unreliable_sent / unreliable_received: datagrams (`send_datagram`)
+            handed to QUIC, and received into the queue.
+        unreliable_dropped: datagrams dropped here: ours when too many
+            waited to be sent, the peer's when `Config.datagram_receive_queue`
+            was full.
     """
 
     rtt: float
@@ -37,3 +42,6 @@ class ConnectionStatistics:
     bytes_received: int
     packets_lost: int
     open_streams: int
+    unreliable_sent: int = 0
+    unreliable_received: int = 0
+    unreliable_dropped: int = 0

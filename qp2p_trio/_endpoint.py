@@ -37,8 +37,10 @@ from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
+from ._observed import ExternalAddress
 from ._peer import PeerAddress
 from ._pool import Pool
+from ._portmap_io import PortMapper, PortMappingStatus
 from ._quic import Address
 from ._serve import serve_messages
 from ._streamio import SendOutcome, payload_view
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._message import Message
-    from ._observed import ExternalAddress, NatMapping
+    from ._observed import NatMapping
     from ._trust import Trust
 
 
@@ -128,6 +130,11 @@ class EndpointStatistics:
             peer certificate that proves no node id or not the expected one.
             The listener answers a refused ClientHello with its alert within
             one round trip; these are not counted as `dropped_malformed`.
+        unreachable_reports: ICMP destination-unreachable reports the
+            socket delivered (Linux ``IP_RECVERR``).
+        dials_unreachable: dials those reports failed with
+            `PeerUnreachable`: handshakes to the reported address that had
+            heard nothing from their peer yet (every other report is ignored).
     """
 
     connections: int
@@ -156,6 +163,8 @@ class EndpointStatistics:
     peers_refused: int
     admission_hook_failures: int
     addresses_refused: int
+    unreachable_reports: int = 0
+    dials_unreachable: int = 0
 
 
 @final
@@ -179,6 +188,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Shielded: when the code around `open_endpoint` is cancelled, the
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
+        self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
 
     # ------------------------------------------------------------ properties
     @property
@@ -191,7 +201,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         """This endpoint as peers name it: ``<node-id>@host:port``.
 
         The host is the bound one; for a wildcard bind (``0.0.0.0``, ``::``)
-        peers need a concrete address of this machine instead.
+        peers need a concrete address of this machine instead.  (Names:
+        ``peer``/``peer_address`` mean a `PeerAddress`, ``*_address`` alone a
+        socket address: `local_address` here, `Connection.remote_address`.)
         """
         return PeerAddress(self.node_id, self._local_address[:2])
 
@@ -247,10 +259,58 @@ class Endpoint(metaclass=NoPublicConstructor):
         observers are counted by IP address, and an address is ``confirmed``
         once `Config.observed_address_quorum` of them agree.  At most 64
         peers' reports are kept (the least recent dropped), also after their
-        connections closed.
+        connections closed, for `Config.observed_address_max_age` seconds.
+
+        With `Config.port_mapping`, the address the gateway forwards to this
+        endpoint comes right after the bound one (``source="mapped"``,
+        ``confirmed`` while the gateway's lease lasts) for as long as the
+        mapping is kept.
         """
-        return self._driver.observations.external_addresses(
-            self._local_address, self._config.observed_address_quorum
+        book = self._driver.observations
+        book.expire(trio.current_time())
+        found = book.external_addresses(self._local_address, self._config.observed_address_quorum)
+        lease = None if self._portmapper is None else self._portmapper.lease
+        if lease is None:
+            return found
+        seen = [a for a in found if a.address == lease.external]
+        mapped = ExternalAddress(lease.external, "mapped", seen[0].observers if seen else 0, True)
+        rest = [a for a in found if a.address != lease.external]
+        local = [a for a in rest if a.source == "local"]
+        return [*local, mapped, *(a for a in rest if a.source != "local")]
+
+    def port_mapping(self) -> PortMappingStatus:
+        """The port mapping of this endpoint: gateway, protocols that answered, mapped address.
+
+        Empty (no gateway, no probes) unless `Config.port_mapping` is on;
+        see `probe_port_mapping` to probe without mapping.
+        """
+        if self._portmapper is None:
+            return PortMappingStatus(gateway=self._config.port_mapping_gateway)
+        return self._portmapper.status()
+
+    async def probe_port_mapping(self) -> PortMappingStatus:
+        """Ask the gateway which port mapping protocols it speaks, mapping nothing.
+
+        Sends NAT-PMP's external address request, PCP's ANNOUNCE and UPnP's
+        SSDP search and GetExternalIPAddress to the gateway
+        (`Config.port_mapping_gateway`, else the default route's) at once;
+        takes at most about 2 s.  Gateways that do not answer, or answer
+        garbage, are reported as such: nothing is raised for them.
+
+        Cancellation: safe; nothing is left behind.
+        """
+        mapper = self._new_port_mapper()
+        return await mapper.probe()
+
+    def _new_port_mapper(self) -> PortMapper:
+        local = self._local_address
+        ip = str(local[0])
+        if ipaddress.ip_address(ip).version != 4:
+            ip = "0.0.0.0"
+        return PortMapper(
+            self._config.port_mapping_gateway,
+            (ip, int(local[1])),
+            self._config.port_mapping_lifetime,
         )
 
     def nat_mapping(self) -> NatMapping:
@@ -265,7 +325,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         says nothing about the NAT's filtering, nor whether anyone can reach
         the address unasked.
         """
-        return self._driver.observations.nat_mapping(self._local_address)
+        book = self._driver.observations
+        book.expire(trio.current_time())
+        return book.nat_mapping(self._local_address)
 
     def metrics(self) -> EndpointMetrics:
         """Return an immutable snapshot of what an operator watches (see `EndpointMetrics`).
@@ -370,7 +432,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._check_open()
         return PeerEvents(self._hub, self._config.event_queue_size)
 
-    async def send(self, peer: Peer, payload: bytes | bytearray | memoryview) -> None:
+    async def send(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> None:
         """Send a message to ``peer`` on its pooled connection (opened if needed).
 
         Like `Connection.send`, and retried under `Config.retry` when the
@@ -381,13 +445,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         Args:
             peer: as for `connect`.
             payload: the message.
+            priority: as for `Connection.send`.
 
         Raises:
             MessageTooLarge: over the peer's `Config.max_message_size` (never retried).
             MessageRefused: the peer kept refusing it (busy) until retries ran out.
             ConnectionClosed: the connection died after the peer acknowledged
                 every byte, or until retries ran out.
-            ConnectError and subclasses: as for `connect`.
+            ConnectError: (or a subclass) as for `connect`.
             trio.ClosedResourceError: the endpoint is closed.
 
         Cancellation: as for `Connection.send`; retrying stops at once.
@@ -401,7 +466,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             conn, _ = await dialer.connect_once(*target)
             outcome = SendOutcome()
             try:
-                await conn.send_message(view, outcome)
+                await conn.send_message(view, outcome, priority=priority)
             except ConnectionClosed as exc:
                 if outcome.acked:
                     exc.add_note(
@@ -413,15 +478,19 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         await dialer.retrying(once)
 
-    async def request(self, peer: Peer, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> bytes:
         """Send a request to ``peer`` on its pooled connection and return the reply.
 
         Like `Connection.request`, retried under `Config.retry` when the
         connection could not be made or the peer was busy.  A request whose
         connection died is not sent again (the peer may have acted on it).
+        ``priority`` is as for `Connection.send`.
 
         Raises:
-            As `Endpoint.send`, and what `Connection.request` raises.
+            QP2PError: the errors of `Endpoint.send`, and those of
+                `Connection.request`.
         """
         view = payload_view(payload)
         self._check_open()
@@ -431,7 +500,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
             try:
-                return await conn.request(view)
+                return await conn.request(view, priority=priority)
             except ConnectionClosed as exc:
                 raise NoRetry(exc) from None
 
@@ -517,8 +586,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Raises:
             ValueError: ``limit`` is not an int >= 1.
-            Whatever a handler raises (the other handlers are cancelled), as
-            `trio.serve_tcp` does.
+            Exception: whatever a handler raises (the other handlers are
+                cancelled), as `trio.serve_tcp` does.
         """
         await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
 
@@ -551,6 +620,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             return
         driver.closing = True
         grace = self._config.close_grace
+        if self._portmapper is not None:  # delete the mapping while the peers still hear us
+            await self._portmapper.aclose(min(grace, 2.0))
         conns = list(driver.connections)
         # Receipts already queued first (bounded), then the closes.
         with trio.move_on_after(grace / 2):
@@ -667,6 +738,9 @@ async def open_endpoint(
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 try:
                     await nursery.start(endpoint._run_background)
+                    if config.port_mapping:
+                        endpoint._portmapper = endpoint._new_port_mapper()
+                        nursery.start_soon(endpoint._portmapper.run)
                     _log.info("endpoint %s open on %r", identity.node_id, endpoint.local_address)
                     yield endpoint
                 finally:

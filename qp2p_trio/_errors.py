@@ -20,7 +20,10 @@ __all__ = [
     "MessageError",
     "MessageRefused",
     "MessageTooLarge",
+    "GatewayReplyError",
     "PeerIdentityError",
+    "PortMappingError",
+    "PeerUnreachable",
     "ProtocolError",
     "QP2PError",
     "RemoteProtocolError",
@@ -35,9 +38,21 @@ class QP2PError(Exception):
 class ConnectError(QP2PError):
     """A connection could not be established.
 
-    When several attempts were made, ``__cause__`` is an `ExceptionGroup`
-    holding each attempt's error.
+    When several candidates were raced (`Endpoint.connect_to_any`),
+    ``__cause__`` is an `ExceptionGroup` holding each candidate's error.
+
+    Attributes:
+        addresses: the socket address(es) dialled, as ``(host, port)``
+            (every candidate's for `Endpoint.connect_to_any`); empty if
+            none was reached before the failure.
+        attempts: how many attempts were made (retries included; the
+            candidates for `Endpoint.connect_to_any`); 0 if unknown.
+        elapsed: seconds from the first attempt to the failure.
     """
+
+    addresses: tuple[tuple[object, ...], ...] = ()
+    attempts: int = 0
+    elapsed: float = 0.0
 
 
 class ConnectRefused(ConnectError):
@@ -74,6 +89,31 @@ class HandshakeError(ConnectError):
         super().__init__(message)
         self.error_code = error_code
         self.tls_alert = tls_alert
+
+
+class PeerUnreachable(ConnectError):
+    """The network reported the peer unreachable while we dialled it.
+
+    An ICMP destination-unreachable (a closed port, no route) for a
+    handshake that had not heard from its peer yet, reported by the
+    platform (Linux ``IP_RECVERR``; elsewhere such dials time out as
+    `ConnectError`).  Never retried.  Established connections, and
+    handshakes that heard from their peer, ignore these reports: they are
+    easy to forge.
+
+    Attributes:
+        address: the peer's socket address the report was about.
+        errno: what the report means, as an `errno` code: ``ECONNREFUSED``
+            (nothing listens on that port), ``EHOSTUNREACH``,
+            ``ENETUNREACH``, ``EHOSTDOWN``, ``ENONET`` or ``EACCES``
+            (administratively prohibited).
+    """
+
+    def __init__(self, message: str, *, address: tuple[object, ...], errno: int) -> None:
+        super().__init__(message)
+        self.address = address
+        self.errno = errno
+        self.addresses = (address,)
 
 
 class PeerIdentityError(HandshakeError):
@@ -202,3 +242,24 @@ class RemoteProtocolError(ProtocolError):
 
 class EndpointError(QP2PError):
     """The endpoint's background machinery failed (socket error or internal bug)."""
+
+
+class PortMappingError(QP2PError):
+    """A port mapping gateway (NAT-PMP, PCP, UPnP-IGD) refused or failed a request.
+
+    Attributes:
+        protocol: ``"natpmp"``, ``"pcp"`` or ``"upnp"``.
+        code: the gateway's result or error code, or ``None`` (no answer,
+            or no code in it).
+    """
+
+    def __init__(self, message: str, *, protocol: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.protocol = protocol
+        self.code = code
+
+
+class GatewayReplyError(PortMappingError):
+    """A gateway's reply did not parse: too short, the wrong version or opcode,
+    an unexpected nonce, malformed HTTP, XML or SOAP.  The reply is ignored;
+    the endpoint carries on."""

@@ -19,6 +19,7 @@ PACKAGE = Path(qp2p_trio.__file__).parent
 SANS_IO = [
     "_wire",
     "_quic",
+    "_aioquic_pin",
     "_certs",
     "_ca",
     "_identity",
@@ -35,6 +36,9 @@ SANS_IO = [
     "_streamstate",
     "_streamtable",
     "_observed",
+    "_natpmp",
+    "_portmap",
+    "_upnp",
     "testing/_types",
     "testing/_impairment",
     "testing/_nat",

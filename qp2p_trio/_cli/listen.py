@@ -8,8 +8,9 @@ import functools
 import ipaddress
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+import attrs
 import trio
 
 from qp2p_trio import PeerAddress, open_endpoint
@@ -17,7 +18,7 @@ from qp2p_trio import PeerAddress, open_endpoint
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
 from .metrics import metrics_address, metrics_option, serving_metrics
-from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, size
+from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, ipv4, size
 from .output import format_address, format_size
 from .service import Service
 from .trust import trust_options
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from .options import Commands
 
 __all__ = ["add_parser", "run"]
+
+#: Largest file accepted by default, and room for a file request's head.
+DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024**3
+_FILE_HEAD: Final = 4096
 
 
 def add_parser(commands: Commands) -> None:
@@ -62,7 +67,9 @@ def add_parser(commands: Commands) -> None:
         help="how to answer requests (default: echo)",
     )
     parser.add_argument(
-        "--save-dir", metavar="DIR", help="save files sent with `send --file` in DIR"
+        "--save-dir",
+        metavar="DIR",
+        help="save files sent with `send --file` in DIR (created if missing)",
     )
     parser.add_argument(
         "--max-message-size",
@@ -71,8 +78,28 @@ def add_parser(commands: Commands) -> None:
         metavar="SIZE",
         help=f"largest message accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
     )
+    parser.add_argument(
+        "--max-file-size",
+        type=size,
+        default=DEFAULT_MAX_FILE_SIZE,
+        metavar="SIZE",
+        help="largest file accepted from `send --file`; files over --max-message-size are "
+        f"streamed to disk in bounded memory (default: {format_size(DEFAULT_MAX_FILE_SIZE)})",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     metrics_option(parser)
+    parser.add_argument(
+        "--port-mapping",
+        action="store_true",
+        help="ask the gateway (NAT-PMP, PCP or UPnP-IGD) to forward this node's port, "
+        "print the mapped address, delete the mapping on exit",
+    )
+    parser.add_argument(
+        "--gateway",
+        type=ipv4,
+        metavar="IP",
+        help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
+    )
     trust_options(parser, lists=True)
     debug_options(parser)
 
@@ -84,9 +111,20 @@ async def run(args: argparse.Namespace) -> int:
     save_dir: Path | None = None
     if args.save_dir is not None:
         save_dir = Path(args.save_dir)
+        try:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(
+                ExitCode.FILE, f"--save-dir {args.save_dir!r}: cannot create it ({exc.strerror})"
+            ) from None
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
-    config = config_for(args.max_message_size, args, identity)
+    streamed = args.max_file_size + _FILE_HEAD if args.max_file_size > args.max_message_size else 0
+    config = attrs.evolve(
+        config_for(args.max_message_size, args, identity), max_streamed_message_size=streamed
+    )
+    if args.port_mapping:
+        config = attrs.evolve(config, port_mapping=True, port_mapping_gateway=args.gateway)
     metrics = metrics_address(args.metrics)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_endpoint(bind, identity=identity, config=config) as ep:
@@ -98,6 +136,8 @@ async def run(args: argparse.Namespace) -> int:
                 trio.open_nursery() as nursery,
             ):
                 nursery.start_soon(service.run)
+                if args.port_mapping:
+                    nursery.start_soon(_watch_mapping, ep, service)
                 async for signum in signals:
                     received = signal.Signals(signum).name
                     break
@@ -119,6 +159,19 @@ async def run(args: argparse.Namespace) -> int:
             probes=service.probes,
         )
     return ExitCode.OK
+
+
+async def _watch_mapping(ep: Endpoint, service: Service) -> None:
+    """Print a ``mapped`` event whenever the mapped address changes."""
+    last: tuple[str, int] | None = None
+    while True:  # until the node stops; a look every half second
+        status = ep.port_mapping()
+        if status.external != last:
+            last = status.external
+            address = None if last is None else format_address(last)
+            text = f"  mapped:       {address} ({status.protocol})" if address else "  unmapped"
+            service.event("mapped", text, address=address, protocol=status.protocol)
+        await trio.sleep(0.5)
 
 
 def _announce_metrics(service: Service, url: str) -> None:
