@@ -158,6 +158,11 @@ class Config:
     #: Raw streams a peer opened that wait for ``accept_bi``/``accept_uni``
     #: (per connection and direction); past it they are refused with ``REFUSED``.
     stream_accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Protocol handlers (`Endpoint.handle_protocol`) running at once, in
+    #: all; a stream past it is reset with ``BUSY``.
+    protocol_handlers: int = attrs.field(default=1024, validator=_positive_int)
+    #: Protocol handlers running at once for one peer (node id): its share.
+    protocol_handlers_per_peer: int = attrs.field(default=64, validator=_positive_int)
     #: Unread bytes buffered per raw receive stream; a peer that sends more
     #: than that ahead of the reader gets STOP_SENDING (the reader gets an error).
     stream_receive_buffer: int = attrs.field(default=4 * MiB, validator=_positive_int)

@@ -33,6 +33,7 @@ from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
 from ._peer import PeerAddress
+from ._protoname import name_field
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
 from ._streams import BidirectionalStream, ReceiveStream, SendStream
@@ -241,10 +242,12 @@ class Connection(metaclass=NoPublicConstructor):
         session = self.session
         host = self._host
         events = session.events
-        while events:
+        while events or session.protocol_opened:
             batch, session.events = events, []
             for ev in batch:
                 self._forward(ev)
+            if session.protocol_opened:
+                self._route_protocols()
             events = session.events
         if session.want_transmit:
             session.want_transmit = False
@@ -286,6 +289,17 @@ class Connection(metaclass=NoPublicConstructor):
             self.established_event.set()  # wake a connect() waiting on the handshake
             self.next_ping_at = None
             host.connection_closed(self)
+
+    def _route_protocols(self) -> None:
+        """Hand the peer's new PROTOCOL streams to the host, or reset them."""
+        opened, self.session.protocol_opened = self.session.protocol_opened, []
+        for st, name in opened:
+            stream = BidirectionalStream._create(self.io, st)
+            st.handle = stream
+            code = self._host.protocol_stream(self, name, stream)
+            if code:
+                self.io.raw_reset(st, code)
+                self._host.count_refused(code)
 
     def _dirty(self) -> None:
         self._host.mark_dirty(self)
@@ -458,6 +472,32 @@ class Connection(metaclass=NoPublicConstructor):
             if kind is K.RAW_UNI
             else BidirectionalStream._create(self.io, st)
         )
+        st.handle = handle
+        return handle
+
+    async def open_protocol(self, name: str) -> BidirectionalStream:
+        """Open a stream for protocol ``name``; the peer's handler for it gets it.
+
+        The peer routes it to the handler it registered with
+        `Endpoint.handle_protocol`.  No round trip: a peer without one
+        resets the stream, so the first read or write fails with a
+        `RawStreamReset` whose ``error_code`` is
+        ``StreamErrorCode.UNKNOWN_PROTOCOL`` (``BUSY`` if the peer runs as
+        many of our handlers as it allows one peer).
+
+        Raises:
+            ValueError, TypeError: ``name`` is not 1 to 64 printable ASCII
+                characters.
+            ConnectionClosed: the connection is gone.
+            trio.ClosedResourceError: we closed this connection.
+
+        Same slots and cancellation as `open_bi`.
+        """
+        head = _wire.encode_raw_preamble(K.PROTOCOL) + name_field(name)
+        if self._replaced_by is not None:
+            return await self._replaced_by.open_protocol(name)
+        st = await self.io.open_raw(K.RAW_BIDI, head)
+        handle = BidirectionalStream._create(self.io, st)
         st.handle = handle
         return handle
 

@@ -69,6 +69,7 @@ from ._errors import EndpointError
 from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
+from ._protocols import ProtocolRouter
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
 from ._wire import CloseCode, StreamErrorCode
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from ._path import Path
     from ._pool import Pool
     from ._quic import Address
+    from ._streams import BidirectionalStream
     from ._udp import Transport
 
 __all__ = ["Driver"]
@@ -162,6 +164,7 @@ class Driver:
         self.admission = _admission.Admission[Connection](config)
         self.gate = Gatekeeper(config)  # trust: who is admitted once verified
         self.observations = ObservationBook()  # where peers see us (OBSERVED_ADDRESS)
+        self.protocols = ProtocolRouter(config)  # PROTOCOL streams to their handlers
         self.gate.trust.changed = self._revoke
         self._closing = False
         #: Set once the shutdown finished: nothing is sent from user tasks.
@@ -209,6 +212,7 @@ class Driver:
     def closing(self, value: bool) -> None:
         self._closing = value
         self.budget.closed = value
+        self.protocols.closing = value
         if value:
             self.gate.close()
 
@@ -354,6 +358,9 @@ class Driver:
 
     def address_observed(self, conn: Connection, address: tuple[str, int]) -> None:
         self.observations.record(conn.peer_id, conn.peer_address, address)
+
+    def protocol_stream(self, conn: Connection, name: str, stream: BidirectionalStream) -> int:
+        return self.protocols.offer(conn, name, stream)
 
     def peer_goaway(self, conn: Connection) -> None:
         self._apply(self._pool.peer_goaway(conn))
@@ -726,6 +733,7 @@ class Driver:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.gate.start(nursery)
+            self.protocols.start(nursery)
             receive = functools.partial(self._receive_loop, self.transport, None)
             nursery.start_soon(_guard, receive, "receive")
             nursery.start_soon(_guard, self._send_loop, "send")

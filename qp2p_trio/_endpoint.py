@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._message import Message
     from ._observed import ExternalAddress, NatMapping
+    from ._streams import BidirectionalStream
     from ._trust import Trust
 
 
@@ -128,6 +129,12 @@ class EndpointStatistics:
             peer certificate that proves no node id or not the expected one.
             The listener answers a refused ClientHello with its alert within
             one round trip; these are not counted as `dropped_malformed`.
+        protocol_streams_handled: peers' protocol streams given to a
+            handler (`handle_protocol`).
+        protocol_streams_unknown / protocol_streams_busy: protocol streams
+            reset with ``UNKNOWN_PROTOCOL`` / ``BUSY`` (also in
+            ``streams_refused``).
+        protocol_handler_failures: protocol handlers that raised.
     """
 
     connections: int
@@ -156,6 +163,10 @@ class EndpointStatistics:
     peers_refused: int
     admission_hook_failures: int
     addresses_refused: int
+    protocol_streams_handled: int = 0
+    protocol_streams_unknown: int = 0
+    protocol_streams_busy: int = 0
+    protocol_handler_failures: int = 0
 
 
 @final
@@ -225,6 +236,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         """Return an immutable snapshot of this endpoint's counters."""
         driver = self._driver
         counts = attrs.asdict(driver.counters) | attrs.asdict(driver.admission.counters)
+        counts |= attrs.asdict(driver.protocols.counters)
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -521,6 +533,55 @@ class Endpoint(metaclass=NoPublicConstructor):
             `trio.serve_tcp` does.
         """
         await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
+
+    def handle_protocol(
+        self,
+        name: str,
+        handler: Callable[[Connection, BidirectionalStream], Awaitable[object]] | None,
+    ) -> None:
+        """Run ``await handler(connection, stream)`` for every stream peers open for ``name``.
+
+        Peers open such streams with `Connection.open_protocol` (or
+        `open_protocol`); each runs in its own task, the way `serve` runs
+        message handlers, so one app can speak several protocols on one
+        endpoint.  When the handler returns, the stream is closed (FIN); if
+        it raises, the error is logged, the stream is reset with
+        ``StreamErrorCode.HANDLER_FAILED`` and the endpoint goes on.  A
+        stream for a name without a handler is reset with
+        ``UNKNOWN_PROTOCOL``; past `Config.protocol_handlers_per_peer`
+        handlers for one peer (or `Config.protocol_handlers` in all) with
+        ``BUSY``.  Call with ``handler=None`` to stop handling ``name``.
+
+        Example::
+
+            async def echo(conn, stream):
+                async for chunk in stream:
+                    await stream.send_all(chunk)
+
+            ep.handle_protocol("example/echo/1", echo)
+            # elsewhere: stream = await conn.open_protocol("example/echo/1")
+
+        Args:
+            name: 1 to 64 printable ASCII characters without spaces, by
+                convention ``"<app>/<protocol>/<version>"``.  Names starting
+                with ``qp2p/`` are reserved for qp2p_trio.
+            handler: an async function of the `Connection` and the
+                `BidirectionalStream`, or ``None``.
+
+        Raises:
+            ValueError: a malformed or reserved name, or one that already
+                has a handler.
+            TypeError: ``name`` is not a str, or ``handler`` not callable.
+        """
+        self._driver.protocols.register(name, handler)
+
+    async def open_protocol(self, peer: Peer, name: str) -> BidirectionalStream:
+        """Connect to ``peer`` (as `connect` does) and open a stream for protocol ``name``.
+
+        See `Connection.open_protocol` for the stream and its errors.
+        """
+        conn = await self.connect(peer)
+        return await conn.open_protocol(name)
 
     async def aclose(self) -> None:
         """Close every connection gracefully and stop the endpoint.

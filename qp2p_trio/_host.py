@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._message import Message
     from ._quic import Address
+    from ._streams import BidirectionalStream
 
 __all__ = ["ConnectionHost"]
 
@@ -80,3 +81,6 @@ class ConnectionHost(Protocol):
 
     def count_refused(self, code: int) -> None:
         """An incoming stream was refused with ``code``."""
+
+    def protocol_stream(self, conn: Connection, name: str, stream: BidirectionalStream) -> int:
+        """The peer opened a stream for protocol ``name``: 0 if taken, else a refusal code."""

@@ -195,6 +195,7 @@ class Session:
             False: collections.deque(),
         }
         self.cids: set[bytes] = set()
+        self.protocol_opened: list[tuple[StreamState, str]] = []  # for the host to route
         self.stall_at: float | None = None  # next check for stalled messages
         self.events: list[SessionEvent] = []
         self.want_transmit = False
@@ -513,7 +514,7 @@ class Session:
         st = StreamState(sid, None)
         uni = is_uni(sid)
         self._incoming[uni] += 1
-        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI}
+        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI, K.PROTOCOL}
         st.parser = _wire.StreamParser(
             allowed=allowed, max_message_size=self.config.max_message_size
         )
@@ -580,6 +581,10 @@ class Session:
             return True
         if head.kind is K.CONTROL:
             return self._on_control_head(st)
+        if head.kind is K.PROTOCOL:  # a named protocol's raw stream: the host routes it
+            st.kind, st.sending, st.handle = K.RAW_BIDI, True, QUEUED
+            self.protocol_opened.append((st, head.protocol or ""))
+            return True
         # A raw stream opened by the peer: queued for accept_uni / accept_bi.
         uni = head.kind is K.RAW_UNI
         queue = self.accept_queue[uni]

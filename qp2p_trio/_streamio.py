@@ -272,8 +272,11 @@ class StreamIO:
             )
         return None
 
-    async def open_raw(self, kind: _wire.StreamKind) -> StreamState:
-        """Open a raw stream of ours (the handle is the connection's to make)."""
+    async def open_raw(self, kind: _wire.StreamKind, head: bytes = b"") -> StreamState:
+        """Open a raw stream of ours (the handle is the connection's to make).
+
+        ``head``: bytes sent instead of the preamble (a PROTOCOL stream's).
+        """
         self.check_usable()
         uni = kind is K.RAW_UNI
         # Raw streams share Config.max_concurrent_streams with messages: an
@@ -282,7 +285,7 @@ class StreamIO:
         await self.take_slot(uni=uni)
         st = self.session.open_stream(kind, slot=True)
         # The preamble makes the stream exist for the peer at once.
-        self._core.send(st.sid, _wire.encode_raw_preamble(kind))
+        self._core.send(st.sid, head or _wire.encode_raw_preamble(kind))
         self._transmit(False)
         return st
 
@@ -339,6 +342,21 @@ class StreamIO:
         if self.session.close_exc is not None:
             raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
         self.session.close_send(st)
+        self._sync()
+
+    def raw_reset(self, st: StreamState, code: int) -> None:
+        """Abort both directions of a raw stream with ``code`` (RESET_STREAM, STOP_SENDING)."""
+        session = self.session
+        if session.close_exc is None:
+            if not st.local_send_closed and st.stop_code is None:
+                self._core.reset(st.sid, code)
+            if not st.local_recv_closed and not st.recv_fin and st.reset_code is None:
+                self._core.stop(st.sid, code)
+        st.local_send_closed = st.local_recv_closed = True
+        session.release(st)
+        st.recv_buf = bytearray()
+        session.maybe_forget(st)
+        session.want_transmit = True
         self._sync()
 
     def raw_close_send(self, st: StreamState) -> None:

@@ -205,6 +205,14 @@ class BidirectionalStream(
         """Return the next bytes, or ``b""`` at the end; see `ReceiveStream.receive_some`."""
         return await self._receive_some(max_bytes)
 
+    def reset(self, error_code: int = StreamErrorCode.CANCELLED) -> None:
+        """Abort both directions now: RESET_STREAM and STOP_SENDING with ``error_code``.
+
+        The peer's calls on the stream fail with a `RawStreamReset` carrying
+        the code; ours raise `trio.ClosedResourceError`.  Idempotent.
+        """
+        self._conn.raw_reset(self._state, error_code)
+
     async def aclose(self) -> None:
         """Close both directions: FIN on ours, STOP_SENDING on theirs if unfinished.
 

@@ -23,6 +23,7 @@ Every QUIC stream opened by qp2p_trio starts with a 4-byte *preamble*::
                                    connection, carrying control records
                     0x10 RAW_UNI   raw unidirectional byte stream
                     0x11 RAW_BIDI  raw bidirectional byte stream
+                    0x12 PROTOCOL  RAW_BIDI for a named protocol (`_protoname`)
          2     2  reserved: both bytes must be zero
 
 For the *framed* kinds (MESSAGE, REQUEST and REPLY) the preamble is followed by
@@ -120,6 +121,7 @@ import attrs
 
 from ._errors import RemoteProtocolError
 from ._observed import ObservedAddress, decode_observed_address
+from ._protoname import take_name
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
@@ -186,6 +188,8 @@ class StreamKind(enum.IntEnum):
     """Raw unidirectional byte stream: unframed application bytes after the preamble."""
     RAW_BIDI = 0x11
     """Raw bidirectional byte stream: unframed application bytes after the preamble."""
+    PROTOCOL = 0x12
+    """A raw bidirectional stream for a named protocol: the name follows the preamble."""
 
 
 class StreamErrorCode(enum.IntEnum):
@@ -212,6 +216,10 @@ class StreamErrorCode(enum.IntEnum):
     STALLED = 9
     """A message stream held part of the receive budget and made no progress
     for `Config.message_stall_timeout`; the receiver reset it."""
+    UNKNOWN_PROTOCOL = 10
+    """A PROTOCOL stream named a protocol the receiver has no handler for."""
+    HANDLER_FAILED = 11
+    """The receiver's protocol handler raised; it reset the stream."""
 
 
 class CloseCode(enum.IntEnum):
@@ -341,10 +349,12 @@ class Head:
         kind: the stream kind.
         length: the declared payload length for framed kinds (already checked
             against ``max_message_size``), ``None`` for raw kinds.
+        protocol: a PROTOCOL stream's protocol name, else ``None``.
     """
 
     kind: StreamKind
     length: int | None
+    protocol: str | None = None
 
 
 def _repr_size(payload: bytes) -> str:
@@ -580,13 +590,16 @@ class StreamParser:
                 return
             kind = self._kind
             assert kind is not None
-            if kind not in FRAMED_KINDS:
+            if kind not in FRAMED_KINDS and kind is not StreamKind.PROTOCOL:
                 self._state = _State.RAW
                 events.append(Head(kind, None))
                 self._feed_raw(data[offset:] if offset else data, fin, events)
                 return
         kind = self._kind
         assert kind is not None
+        if kind is StreamKind.PROTOCOL:
+            self._feed_name(data, offset, fin, events)
+            return
         start = offset
         offset = min(start + MESSAGE_HEAD_SIZE - len(head), len(data))
         head += data[start:offset]
@@ -606,6 +619,16 @@ class StreamParser:
         self._state = _State.PAYLOAD
         events.append(Head(kind, length))
         self._feed_payload(data[offset:] if offset else data, fin, events)
+
+    def _feed_name(self, data: bytes, offset: int, fin: bool, events: list[ParseEvent]) -> None:
+        try:
+            offset, name = take_name(self._head, PREAMBLE_SIZE, data, offset, fin)
+        except ValueError as exc:
+            raise _malformed(str(exc)) from None
+        if name is not None:
+            self._state = _State.RAW
+            events.append(Head(StreamKind.PROTOCOL, None, name))
+            self._feed_raw(data[offset:], fin, events)
 
     def _check_preamble(self) -> None:
         # Validate whichever preamble bytes are present, in byte order, so the

@@ -29,6 +29,7 @@ SANS_IO = [
     "_session",
     "_classify",
     "_streamstate",
+    "_protoname",
     "_observed",
     "testing/_types",
     "testing/_impairment",
