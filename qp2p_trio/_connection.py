@@ -65,6 +65,8 @@ class ConnectionStatistics:
         bytes_sent / bytes_received: UDP payload bytes.
         packets_lost: QUIC packets declared lost.
         open_streams: streams this connection still tracks.
+        path: ``"direct"`` (the UDP socket) or ``"relayed"`` (see
+            `Connection.path`).
     """
 
     rtt: float
@@ -77,6 +79,7 @@ class ConnectionStatistics:
     bytes_received: int
     packets_lost: int
     open_streams: int
+    path: str = "direct"
 
 
 @final
@@ -146,7 +149,25 @@ class Connection(metaclass=NoPublicConstructor):
         ``str(conn.peer)`` is the copy-pasteable text form.  The address is
         the current `peer_address`.
         """
+        kind, relay = self._host.path_info(self)
+        if kind == "relayed":
+            return PeerAddress(self.peer_id, relay=relay)
         return PeerAddress(self.peer_id, self.peer_address)
+
+    @property
+    def path(self) -> str:
+        """How this connection's datagrams travel: ``"direct"`` or ``"relayed"``.
+
+        ``"direct"``: over the endpoint's UDP socket.  ``"relayed"``: through
+        a relay (`relay`), which forwards the end-to-end encrypted datagrams
+        (see :doc:`relays`).  A connection keeps its path for life.
+        """
+        return self._host.path_info(self)[0]
+
+    @property
+    def relay(self) -> PeerAddress | None:
+        """The relay carrying this connection, or ``None`` if it is direct."""
+        return self._host.path_info(self)[1]
 
     @property
     def peer_id(self) -> NodeId:
@@ -189,6 +210,7 @@ class Connection(metaclass=NoPublicConstructor):
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.peer_ctrl_sid is not None),
+            path=self.path,
         )
 
     @property

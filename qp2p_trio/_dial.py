@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._driver import Driver
     from ._pool import Pool
+    from ._relaypath import RelayManager
 
 __all__ = ["Dialer", "NoRetry", "Peer"]
 
@@ -66,6 +67,8 @@ class Dialer:
         self._config = config
         self._family = driver.family
         self._rng = rng
+        #: Relay paths, for peers reached through a relay (set by the endpoint).
+        self.relays: RelayManager | None = None
 
     def _check_open(self) -> None:
         if self._driver.closing:
@@ -152,6 +155,45 @@ class Dialer:
         )
         raise ConnectError(f"none of the {len(targets)} candidates could be reached") from group
 
+    async def race_paths(self, peer: PeerAddress, node_id: NodeId | None) -> Connection:
+        """Dial ``peer``'s address and its relay at once; keep the first connection.
+
+        Each side retries under `Config.retry`; the loser is cancelled (a
+        handshake nobody waits for is closed).  If both fail, `ConnectError`
+        from an `ExceptionGroup` of both errors.
+        """
+        if node_id is not None and node_id != peer.node_id:
+            raise ValueError("node_id contradicts the PeerAddress's node id")
+        candidates = [
+            PeerAddress(peer.node_id, peer.address),
+            PeerAddress(peer.node_id, relay=peer.relay),
+        ]
+        errors: list[Exception] = []
+        won: list[Connection] = []
+        async with trio.open_nursery() as nursery:
+
+            async def attempt(candidate: PeerAddress) -> None:
+                try:
+                    target = await self.target(candidate, None)
+                    conn, fresh = await self.retrying(lambda: self.connect_once(*target))
+                except Exception as exc:
+                    exc.add_note(f"qp2p_trio: {'relayed' if candidate.relay else 'direct'}")
+                    errors.append(exc)
+                    return
+                if won:
+                    if fresh and conn is not won[0]:
+                        conn.close_locally(CloseCode.NO_ERROR, "the other path won")
+                    return
+                won.append(conn)
+                nursery.cancel_scope.cancel("race_paths: a path won")
+
+            for candidate in candidates:
+                nursery.start_soon(attempt, candidate)
+        if won:
+            return won[0]
+        group = ExceptionGroup("both paths failed", errors)
+        raise ConnectError(f"{peer} could be reached neither directly nor relayed") from group
+
     async def target(
         self, peer: Peer, node_id: NodeId | None
     ) -> tuple[Address, Address, NodeId | None]:
@@ -164,6 +206,13 @@ class Dialer:
             if node_id is not None and node_id != peer.node_id:
                 raise ValueError("node_id contradicts the PeerAddress's node id")
             node_id = peer.node_id
+            if peer.address is None:
+                assert peer.relay is not None  # a PeerAddress has one or the other
+                if self.relays is None:  # pragma: no cover - the endpoint sets it
+                    raise ValueError("this endpoint cannot use relays")
+                path = await self.relays.path_for(peer.relay)
+                wire = path.address_of(node_id)
+                return wire, wire, node_id
             address: Address = peer.address
         elif isinstance(peer, NodeId):
             if node_id is not None and node_id != peer:

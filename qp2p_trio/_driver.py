@@ -70,16 +70,20 @@ from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
 from ._protocols import ProtocolRouter
+from ._relaypath import RelayPath
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
 from ._wire import CloseCode, StreamErrorCode
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from aioquic.quic.configuration import QuicConfiguration
 
     from ._config import Config
     from ._identity import Identity, NodeId
     from ._path import Path
+    from ._peer import PeerAddress
     from ._pool import Pool
     from ._quic import Address
     from ._streams import BidirectionalStream
@@ -362,6 +366,15 @@ class Driver:
     def protocol_stream(self, conn: Connection, name: str, stream: BidirectionalStream) -> int:
         return self.protocols.offer(conn, name, stream)
 
+    def path_info(self, conn: Connection) -> tuple[str, PeerAddress | None]:
+        """``("direct", None)``, ``("relayed", <the relay>)`` or ``(<path name>, None)``."""
+        path = self._path_of.get(conn) if self._path_of else None
+        if path is None:
+            return "direct", None
+        if isinstance(path, RelayPath):
+            return "relayed", path.relay
+        return path.name, None
+
     def peer_goaway(self, conn: Connection) -> None:
         self._apply(self._pool.peer_goaway(conn))
 
@@ -540,6 +553,16 @@ class Driver:
         self.paths[path.name] = path
         loop = functools.partial(self._path_loop, path)
         self._nursery.start_soon(_guard, loop, f"path {path.name!r}")
+
+    def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``fn`` in the endpoint's nursery until it returns or the endpoint stops.
+
+        Its unexpected errors end the endpoint (`EndpointError`), like the
+        driver's own tasks'.
+        """
+        if self._nursery is None or self.closing:
+            raise trio.ClosedResourceError("the endpoint is not running")
+        self._nursery.start_soon(_guard, fn, name)
 
     async def _path_loop(self, path: Path) -> None:
         try:

@@ -40,6 +40,8 @@ from ._observe import get_logger
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._quic import Address
+from ._relay import RelayService
+from ._relaypath import RelayManager
 from ._serve import serve_messages
 from ._streamio import SendOutcome, payload_view
 from ._util import NoPublicConstructor, unwrap_group
@@ -135,6 +137,17 @@ class EndpointStatistics:
             reset with ``UNKNOWN_PROTOCOL`` / ``BUSY`` (also in
             ``streams_refused``).
         protocol_handler_failures: protocol handlers that raised.
+        relay_clients: peers registered with this relay (`Config.relay`).
+        relay_frames_forwarded / relay_bytes_forwarded: datagrams (and their
+            bytes) this relay forwarded.
+        relay_dropped_rate / relay_dropped_buffer / relay_dropped_unknown_peer:
+            datagrams this relay dropped: the source over
+            `Config.relay_peer_rate`, the destination's queue full
+            (`Config.relay_peer_buffer`), or nobody registered with that id.
+        relay_clients_refused / relay_clients_malformed: relay clients
+            refused (`Config.relay_max_peers`) or cut off for a bad frame.
+        relay_paths_dropped: datagrams of our relayed connections dropped
+            on their way to a relay (no relay stream up, or its queue full).
     """
 
     connections: int
@@ -167,6 +180,15 @@ class EndpointStatistics:
     protocol_streams_unknown: int = 0
     protocol_streams_busy: int = 0
     protocol_handler_failures: int = 0
+    relay_clients: int = 0
+    relay_frames_forwarded: int = 0
+    relay_bytes_forwarded: int = 0
+    relay_dropped_rate: int = 0
+    relay_dropped_buffer: int = 0
+    relay_dropped_unknown_peer: int = 0
+    relay_clients_refused: int = 0
+    relay_clients_malformed: int = 0
+    relay_paths_dropped: int = 0
 
 
 @final
@@ -187,6 +209,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Jitter of retries: reproducible per identity.
         rng = random.Random(bytes(identity.node_id))
         self._dialer = Dialer(self._driver, self._pool, config, rng)
+        self._relays = RelayManager(
+            config, self._connect_relay, self._driver.attach_path, self._driver.start_task, rng
+        )
+        self._dialer.relays = self._relays
+        self._relay_service: RelayService | None = None
+        if config.relay:
+            self._relay_service = RelayService(config)
+            self._relay_service.install(self._driver.protocols)
         # Shielded: when the code around `open_endpoint` is cancelled, the
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
@@ -202,9 +232,12 @@ class Endpoint(metaclass=NoPublicConstructor):
         """This endpoint as peers name it: ``<node-id>@host:port``.
 
         The host is the bound one; for a wildcard bind (``0.0.0.0``, ``::``)
-        peers need a concrete address of this machine instead.
+        peers need a concrete address of this machine instead.  With a home
+        relay (`Config.home_relay`) the address names it too
+        (``<node-id>@host:port/via/<relay>``): peers that cannot reach the
+        address come through the relay.
         """
-        return PeerAddress(self.node_id, self._local_address[:2])
+        return PeerAddress(self.node_id, self._local_address[:2], relay=self._config.home_relay)
 
     @property
     def node_id(self) -> NodeId:
@@ -237,6 +270,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         driver = self._driver
         counts = attrs.asdict(driver.counters) | attrs.asdict(driver.admission.counters)
         counts |= attrs.asdict(driver.protocols.counters)
+        if self._relay_service is not None:
+            counts |= attrs.asdict(self._relay_service.counters)
+        counts["relay_paths_dropped"] = self._relays.dropped
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -328,9 +364,16 @@ class Endpoint(metaclass=NoPublicConstructor):
         """
         self._check_open()
         dialer = self._dialer
+        if isinstance(peer, str):
+            peer = PeerAddress.parse(peer)
+        if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
+            return await dialer.race_paths(peer, node_id)
         target = await dialer.target(peer, node_id)
         conn, _fresh = await dialer.retrying(lambda: dialer.connect_once(*target))
         return conn
+
+    async def _connect_relay(self, relay: PeerAddress) -> Connection:
+        return await self.connect(relay)
 
     async def connect_to_any(self, candidates: Iterable[Peer]) -> Connection:
         """Dial every candidate at once and return the first verified connection.
@@ -728,6 +771,7 @@ async def open_endpoint(
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 try:
                     await nursery.start(endpoint._run_background)
+                    endpoint._relays.start()
                     _log.info("endpoint %s open on %r", identity.node_id, endpoint.local_address)
                     yield endpoint
                 finally:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._connection import Connection
     from ._message import Message
+    from ._peer import PeerAddress
     from ._quic import Address
     from ._streams import BidirectionalStream
 
@@ -84,3 +85,6 @@ class ConnectionHost(Protocol):
 
     def protocol_stream(self, conn: Connection, name: str, stream: BidirectionalStream) -> int:
         """The peer opened a stream for protocol ``name``: 0 if taken, else a refusal code."""
+
+    def path_info(self, conn: Connection) -> tuple[str, PeerAddress | None]:
+        """Which path carries the connection: ``"direct"``, ``"relayed"`` (and the relay)."""

@@ -30,6 +30,8 @@ SANS_IO = [
     "_classify",
     "_streamstate",
     "_protoname",
+    "_relayframe",
+    "_peer",
     "_observed",
     "testing/_types",
     "testing/_impairment",

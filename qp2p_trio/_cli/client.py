@@ -129,7 +129,10 @@ def text_payload(text: str) -> bytes:
 
 
 async def _resolve(peer: PeerAddress) -> tuple[str, int]:
-    host, port = peer.address
+    """The peer's address (its relay's if it has none), resolved."""
+    address = peer.address if peer.address is not None or peer.relay is None else peer.relay.address
+    assert address is not None  # a PeerAddress has an address or a relay
+    host, port = address
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -164,6 +167,13 @@ async def open_client(
     ``args`` holds the `options.client_options`.
     """
     address = await _resolve(peer)
+    target: PeerAddress | tuple[str, int] = address
+    where = format_address(address)
+    if peer.relay is not None:
+        # Through its relay (racing the direct address if there is one).
+        direct = address if peer.address is not None else None
+        target = PeerAddress(peer.node_id, direct, relay=peer.relay)
+        where = str(peer)
     identity = load_identity(args.identity)
     async with open_endpoint(
         bind_address_for(address), identity=identity, config=config_for(args.max_message_size, args)
@@ -171,29 +181,27 @@ async def open_client(
         start = trio.current_time()
         try:
             with trio.fail_after(args.timeout):
-                conn = await ep.connect(address, node_id=peer.node_id)
+                conn = await ep.connect(target, node_id=peer.node_id)
         except trio.TooSlowError:
             raise CliError(
                 ExitCode.UNREACHABLE,
-                f"no handshake with {format_address(peer.address)} within {args.timeout:g} s "
+                f"no handshake with {where} within {args.timeout:g} s "
                 "(is the peer listening there?)",
             ) from None
         except PeerIdentityError as exc:
             actual = f"node id {exc.actual}" if exc.actual is not None else "no node id"
             raise CliError(
                 ExitCode.PEER_IDENTITY,
-                f"the peer at {format_address(peer.address)} proved {actual}, "
+                f"the peer at {where} proved {actual}, "
                 f"not {peer.node_id}: the peer address is wrong or stale",
             ) from None
         except HandshakeError as exc:
             raise CliError(
                 ExitCode.UNREACHABLE,
-                f"the handshake with {format_address(peer.address)} failed: {exc}",
+                f"the handshake with {where} failed: {exc}",
             ) from None
         except ConnectError as exc:
-            raise CliError(
-                ExitCode.UNREACHABLE, f"cannot connect to {format_address(peer.address)}: {exc}"
-            ) from None
+            raise CliError(ExitCode.UNREACHABLE, f"cannot connect to {where}: {exc}") from None
         yield ep, conn, trio.current_time() - start
 
 

@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio netcheck PEER [PEER ...]``: exit 0 if any peer answered."""
     peers = [parse_peer(text) for text in args.peers]
     config = config_for(args.max_message_size, args)
-    bind = bind_address_for(peers[0].address)
+    bind = bind_address_for(peers[0].address or ("0.0.0.0", 0))
     async with open_endpoint(bind, identity=load_identity(args.identity), config=config) as ep:
         results: dict[str, str | None] = {}
         async with trio.open_nursery() as nursery:
