@@ -105,6 +105,13 @@ class RelayService:
         self._config = config
         self.clients: dict[bytes, _Client] = {}
         self.counters = RelayCounters()
+        #: Set (and replaced) whenever a client registers or leaves.
+        self.changed = trio.Event()
+
+    def _changed(self) -> None:
+        self.counters.relay_clients = len(self.clients)
+        self.changed.set()
+        self.changed = trio.Event()
 
     def install(self, router: ProtocolRouter) -> None:
         """Serve ``qp2p/relay/1`` streams from now on."""
@@ -124,7 +131,7 @@ class RelayService:
             old.stream.reset(E.CANCELLED)  # the newer stream wins
         client = _Client(node, stream, float(config.relay_peer_rate))
         self.clients[node] = client
-        counters.relay_clients = len(self.clients)
+        self._changed()
         _log.debug("relay client %s registered (%r)", conn.peer_id.short(), conn)
         try:
             async with trio.open_nursery() as nursery:
@@ -136,7 +143,7 @@ class RelayService:
         finally:
             if self.clients.get(node) is client:
                 del self.clients[node]
-            counters.relay_clients = len(self.clients)
+            self._changed()
 
     async def _read(self, client: _Client) -> None:
         parser = FrameParser(self._config.relay_max_datagram)

@@ -40,9 +40,7 @@ def natted(net: MemoryNetwork, public: str, private: str) -> None:
 
 
 async def open_relay(factory: Any, **changes: Any) -> qp2p_trio.Endpoint:
-    return await factory(
-        config=Config(relay=True, **changes), local_address=(RELAY_IP, 4433)
-    )
+    return await factory(config=Config(relay=True, **changes), local_address=(RELAY_IP, 4433))
 
 
 def peer_config(relay: qp2p_trio.Endpoint, **changes: Any) -> Config:
@@ -50,9 +48,11 @@ def peer_config(relay: qp2p_trio.Endpoint, **changes: Any) -> Config:
 
 
 async def wait_registered(relay: qp2p_trio.Endpoint, n: int) -> None:
+    service = relay._relay_service
+    assert service is not None
     with trio.fail_after(30):
-        while relay.statistics().relay_clients < n:
-            await trio.sleep(0.05)
+        while len(service.clients) < n:
+            await service.changed.wait()
 
 
 async def answer_requests(ep: qp2p_trio.Endpoint) -> None:
@@ -163,7 +163,9 @@ async def test_relay_down_is_a_typed_error():
 
 def test_relay_config_is_validated():
     ident = qp2p_trio.Identity.generate().node_id
-    relay_only = PeerAddress(ident, relay=PeerAddress(qp2p_trio.Identity.generate().node_id, ("127.0.0.1", 1)))
+    relay_only = PeerAddress(
+        ident, relay=PeerAddress(qp2p_trio.Identity.generate().node_id, ("127.0.0.1", 1))
+    )
     with pytest.raises(ValueError, match="direct address"):
         Config(home_relay=relay_only)
     with pytest.raises(TypeError):
