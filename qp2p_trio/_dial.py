@@ -20,6 +20,7 @@ shared attempts and the driver creates the connections.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket as _stdlib_socket
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,6 +29,7 @@ import trio
 from ._classify import transient
 from ._errors import (
     ConnectError,
+    PeerNotAtRelay,
 )
 from ._identity import NodeId
 from ._observe import get_logger
@@ -175,7 +177,7 @@ class Dialer:
             async def attempt(candidate: PeerAddress) -> None:
                 try:
                     target = await self.target(candidate, None)
-                    conn, fresh = await self.retrying(lambda: self.connect_once(*target))
+                    conn, fresh = await self.retrying(lambda: self.connect_target(*target))
                 except Exception as exc:
                     exc.add_note(f"qp2p_trio: {'relayed' if candidate.relay else 'direct'}")
                     errors.append(exc)
@@ -228,6 +230,34 @@ class Dialer:
         wire = await self.resolve(address)
         key = self._driver.present_address(wire)[:2]
         return key, wire, node_id
+
+    async def connect_target(
+        self, key: Address, wire: Address, node_id: NodeId | None
+    ) -> tuple[Connection, bool]:
+        """`connect_once`; through a relay, fail fast if the relay does not know the peer.
+
+        Raises:
+            PeerNotAtRelay: the relay answered that it has no such peer (not
+                retried: `NoRetry`).
+        """
+        path = self.relays.path_named(str(wire[1])) if self.relays and len(wire) == 2 else None
+        if path is None or node_id is None:
+            return await self.connect_once(key, wire, node_id)
+        raw, since = node_id.raw, trio.current_time()
+        result: list[tuple[Connection, bool]] = []
+        async with trio.open_nursery() as nursery:
+
+            async def dial() -> None:
+                result.append(await self.connect_once(key, wire, node_id))
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(dial)
+            while path.unreachable.get(raw, -math.inf) < since:
+                await path.unreachable_changed.wait()
+            nursery.cancel_scope.cancel()
+        if result:
+            return result[0]
+        raise NoRetry(PeerNotAtRelay(f"the relay {path.relay} has no peer {node_id} registered"))
 
     async def connect_once(
         self, key: Address, wire: Address, node_id: NodeId | None

@@ -369,7 +369,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
             return await dialer.race_paths(peer, node_id)
         target = await dialer.target(peer, node_id)
-        conn, _fresh = await dialer.retrying(lambda: dialer.connect_once(*target))
+        conn, _fresh = await dialer.retrying(lambda: dialer.connect_target(*target))
         return conn
 
     async def _connect_relay(self, relay: PeerAddress) -> Connection:

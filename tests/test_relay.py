@@ -20,7 +20,15 @@ import pytest
 import trio
 
 import qp2p_trio
-from qp2p_trio import Config, PeerAddress, RelayUnavailable
+from qp2p_trio import Config, PeerAddress, PeerNotAtRelay, RawStreamReset, RelayUnavailable
+from qp2p_trio._relay import RelayService
+from qp2p_trio._relayframe import (
+    FRAME_HEAD,
+    RELAY_PROTOCOL,
+    FrameParser,
+    FrameType,
+    encode_frame,
+)
 from qp2p_trio.testing import (
     MemoryNetwork,
     NatBehaviour,
@@ -175,3 +183,186 @@ def test_relay_config_is_validated():
     with pytest.raises(TypeError):
         Config(relay="yes")  # type: ignore[arg-type]
     assert attrs.evolve(Config(), relay=True).relay
+
+
+# ------------------------------------------------------------- frames
+def test_frame_format_and_parser():
+    node = bytes(range(32))
+    frame = encode_frame(FrameType.DATAGRAM, node, b"quic")
+    assert frame == b"\x01" + node + b"\x00\x04quic"
+    assert len(frame) == FRAME_HEAD + 4
+    parser = FrameParser(max_body=10)
+    data = frame + encode_frame(FrameType.UNREACHABLE, node) + b"\x7f" + node + b"\x00\x01x" + frame
+    out = []
+    for i in range(len(data)):  # byte by byte: the same frames
+        out += parser.feed(data[i : i + 1])
+    assert [(f.type, f.body) for f in out] == [(1, b"quic"), (2, b""), (1, b"quic")]
+    assert all(f.node == node for f in out)
+    assert parser.buffered == 0
+    with pytest.raises(ValueError, match="over the limit of 10"):
+        parser.feed(b"\x01" + node + b"\x00\x0b")
+    with pytest.raises(ValueError):
+        encode_frame(FrameType.DATAGRAM, b"short", b"")
+    with pytest.raises(ValueError):
+        encode_frame(FrameType.DATAGRAM, node, bytes(70_000))
+
+
+# ------------------------------------------------------------ honesty
+async def test_a_relay_that_flips_bits_delivers_nothing_corrupt(monkeypatch: Any):
+    """The relay carries ciphertext: it cannot read payloads, and altered packets fail."""
+    net = MemoryNetwork(seed=5)
+    net.add_host(RELAY_IP)
+    seen: list[bytes] = []
+    flipped = 0
+    original = RelayService._forward
+
+    def tamper(self: RelayService, source: Any, dest: bytes, body: bytes) -> None:
+        nonlocal flipped
+        seen.append(body)
+        if len(seen) % 3 == 0 and len(body) > 40:
+            flipped += 1
+            i = len(body) // 2
+            body = body[:i] + bytes([body[i] ^ 0x10]) + body[i + 1 :]
+        original(self, source, dest, body)
+
+    monkeypatch.setattr(RelayService, "_forward", tamper)
+    marker = b"PLAINTEXT-MARKER-" * 8
+    with trio.fail_after(300), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay = await open_relay(factory)
+            a = await factory(config=peer_config(relay))
+            b = await factory(config=peer_config(relay))
+            net.partition([factory.host_of(a)], [factory.host_of(b)])
+            await wait_registered(relay, 2)
+            conn = await a.connect(PeerAddress(b.node_id, relay=relay.peer_address))
+            payloads = [marker + os.urandom(2000) + bytes([i]) for i in range(20)]
+            for payload in payloads:
+                await conn.send(payload)
+            got = [(await b.receive()).payload for _ in payloads]
+            assert sorted(got) == sorted(payloads)
+            assert flipped > 5
+            assert not any(marker[:16] in body for body in seen)
+            assert not conn.is_closed
+
+
+# ------------------------------------------------------------- hostile
+async def raw_client(ep: qp2p_trio.Endpoint, relay: qp2p_trio.Endpoint) -> Any:
+    """A relay client that speaks frames by hand."""
+    conn = await ep.connect(relay.peer_address)
+    return await conn.open_protocol(RELAY_PROTOCOL)
+
+
+async def relayed_round_trip(a: qp2p_trio.Endpoint, b: qp2p_trio.Endpoint, relay: Any) -> float:
+    start = trio.current_time()
+    conn = await a.connect(PeerAddress(b.node_id, relay=relay.peer_address))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_requests, b)
+        assert await conn.request(b"still there?") == b"re:still there?"
+        nursery.cancel_scope.cancel()
+    return trio.current_time() - start
+
+
+async def test_hostile_relay_clients_hurt_only_themselves():
+    net = MemoryNetwork(seed=6)
+    net.add_host(RELAY_IP)
+    relay_changes = {"relay_peer_rate": 200_000, "relay_peer_buffer": 20_000}
+    with trio.fail_after(300), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay = await open_relay(factory, **relay_changes)
+            a = await factory(config=peer_config(relay))
+            b = await factory(config=peer_config(relay))
+            net.partition([factory.host_of(a)], [factory.host_of(b)])
+            sink = await factory()  # registers, never reads
+            flooder = await factory()
+            liar = await factory()
+            stranger = await factory()
+            sink_stream = await raw_client(sink, relay)
+            flood = await raw_client(flooder, relay)
+            lies = await raw_client(liar, relay)
+            lost = await raw_client(stranger, relay)
+            await wait_registered(relay, 6)
+            service = relay._relay_service
+            # A flood at the never-reading sink: over the rate, then over its buffer.
+            for _ in range(400):
+                await flood.send_all(
+                    encode_frame(FrameType.DATAGRAM, sink.node_id.raw, bytes(1200))
+                )
+            # Frames to ids nobody registered: dropped, answered at most once a second.
+            nobody = qp2p_trio.Identity.generate().node_id.raw
+            for _ in range(50):
+                await lost.send_all(encode_frame(FrameType.DATAGRAM, nobody, b"x"))
+            answer = await lost.receive_some()
+            assert answer == encode_frame(FrameType.UNREACHABLE, nobody)
+            # A bogus length: that client alone is cut off.
+            await lies.send_all(b"\x01" + bytes(32) + b"\xff\xff")
+            with pytest.raises(RawStreamReset) as info:
+                await lies.receive_some()
+            assert info.value.error_code == qp2p_trio.StreamErrorCode.MALFORMED
+            # The honest pair still talks through the relay, promptly.
+            assert await relayed_round_trip(a, b, relay) < 2.0
+            stats = relay.statistics()
+            assert stats.relay_dropped_rate > 0
+            assert stats.relay_dropped_buffer > 0
+            assert stats.relay_dropped_unknown_peer == 50
+            assert stats.relay_clients_malformed == 1
+            assert service is not None
+            assert all(c.buffered <= 20_000 for c in service.clients.values())
+            assert sink_stream.stream_id >= 0  # held open, never read
+            assert relay.statistics().relay_clients == 5  # the liar left
+
+
+async def test_a_relay_serves_only_peers_it_admits():
+    net = MemoryNetwork(seed=7)
+    net.add_host(RELAY_IP)
+    config = Config(retry=qp2p_trio.RetryPolicy(max_elapsed=2.0), handshake_timeout=2.0)
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net, config=config) as factory:
+            a = await factory()
+            b_identity = qp2p_trio.Identity.generate()
+            relay = await open_relay(factory, allowed_peers=[a.node_id])
+            b = await factory(
+                identity=b_identity, config=attrs.evolve(config, home_relay=relay.peer_address)
+            )
+            # B is not admitted: it cannot use the relay at all.
+            with pytest.raises(RelayUnavailable) as info:
+                await b.connect(PeerAddress(a.node_id, relay=relay.peer_address))
+            assert isinstance(info.value.__cause__, qp2p_trio.AdmissionRefused)
+            # A is admitted, but B never registered: the relay knows no such peer.
+            with pytest.raises(PeerNotAtRelay):
+                await a.connect(PeerAddress(b.node_id, relay=relay.peer_address))
+            stats = relay.statistics()
+            assert stats.relay_clients == 1
+            assert stats.peers_refused >= 1
+
+
+async def test_a_peer_unknown_to_the_relay_fails_fast():
+    net = MemoryNetwork(seed=8)
+    net.add_host(RELAY_IP)
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay = await open_relay(factory)
+            a = await factory(config=peer_config(relay))
+            await wait_registered(relay, 1)
+            ghost = qp2p_trio.Identity.generate().node_id
+            start = trio.current_time()
+            with pytest.raises(PeerNotAtRelay, match="no peer"):
+                await a.connect(PeerAddress(ghost, relay=relay.peer_address))
+            assert trio.current_time() - start < 1.0
+
+
+async def test_relay_peer_limit():
+    net = MemoryNetwork(seed=9)
+    net.add_host(RELAY_IP)
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay = await open_relay(factory, relay_max_peers=2)
+            a = await factory(config=peer_config(relay))
+            b = await factory(config=peer_config(relay))
+            await wait_registered(relay, 2)
+            c = await factory()
+            stream = await raw_client(c, relay)
+            with pytest.raises(RawStreamReset) as info:
+                await stream.receive_some()
+            assert info.value.error_code == qp2p_trio.StreamErrorCode.BUSY
+            assert relay.statistics().relay_clients_refused == 1
+            assert await relayed_round_trip(a, b, relay) < 2.0
