@@ -103,13 +103,24 @@ def load_identity(path: str | None) -> Identity:
 
 
 def config_for(max_message_size: int, args: argparse.Namespace | None = None) -> Config:
-    """The endpoint configuration of the command's endpoints (``args``: `debug_options`)."""
+    """The endpoint configuration of the command's endpoints (``args``: `debug_options`,
+    `relay_options`)."""
+    home_relay = getattr(args, "home_relay", None)
     return Config(
         max_message_size=max_message_size,
         receive_queue_bytes=max(64 * MiB, max_message_size),
         keylog_file=getattr(args, "keylog", None),
         qlog_dir=getattr(args, "qlog", None),
+        relay=bool(getattr(args, "relay", False)),
+        home_relay=_home_relay(home_relay) if home_relay is not None else None,
     )
+
+
+def _home_relay(text: str) -> PeerAddress:
+    peer = parse_peer(text)
+    if peer.address is None or peer.relay is not None:
+        raise CliError(ExitCode.BAD_PEER, f"--home-relay needs <node-id>@host:port, not {text}")
+    return peer
 
 
 def read_input(path: str) -> bytes:

@@ -17,7 +17,7 @@ from qp2p_trio import PeerAddress, open_endpoint, serve_metrics
 
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
-from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, size
+from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, relay_options, size
 from .output import format_address, format_size
 from .service import Service
 
@@ -78,6 +78,7 @@ def add_parser(commands: Commands) -> None:
         help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: any "
         "free port; keep it on loopback); needs the qp2p_trio[metrics] extra",
     )
+    relay_options(parser, serve=True)
     debug_options(parser)
 
 
@@ -166,7 +167,7 @@ def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:
     reachable = host
     if ipaddress.ip_address(host).is_unspecified:
         reachable = "::1" if ":" in host else "127.0.0.1"
-    peer = PeerAddress(ep.node_id, (reachable, port))
+    peer = PeerAddress(ep.node_id, (reachable, port), relay=ep.config.home_relay)
     service.event(
         "listening",
         "\n".join(
@@ -183,6 +184,7 @@ def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:
                     if reachable != host
                     else []
                 ),
+                *(["  serving as a relay for the peers it admits"] if ep.config.relay else []),
                 f"  requests are answered with: {args.reply}; "
                 f"largest message accepted: {format_size(args.max_message_size)}",
                 "  Ctrl-C stops it",

@@ -80,6 +80,7 @@ async def run(args: argparse.Namespace) -> int:
     rounds: list[dict[str, Any]] = []
     handshake: float | None = None
     total_time = 0.0
+    path = "direct"
     # Ctrl-C ends the pinging (and prints the summary, like ping), at any
     # point: while connecting too.
     with trio.open_signal_receiver(signal.SIGINT) as signals:
@@ -92,10 +93,12 @@ async def run(args: argparse.Namespace) -> int:
 
             nursery.start_soon(stop_on_signal)
             async with open_client(args, peer) as (_ep, conn, handshake):
+                path = _path(conn)
                 if human:
                     print(
                         f"PING {peer}: {probe_size}-byte probes over a verified QUIC connection\n"
-                        f"handshake: {format_duration(handshake)} (node id verified)",
+                        f"handshake: {format_duration(handshake)} (node id verified), "
+                        f"path: {_path(conn)}",
                         flush=True,
                     )
                 start = trio.current_time()
@@ -106,7 +109,12 @@ async def run(args: argparse.Namespace) -> int:
             nursery.cancel_scope.cancel()
     if handshake is None:
         raise KeyboardInterrupt
-    return _summary(args, peer, handshake, rounds, total_time)
+    return _summary(args, peer, handshake, rounds, total_time, path)
+
+
+def _path(conn: Connection) -> str:
+    """``direct``, or ``relayed via <relay>``."""
+    return f"relayed via {conn.relay}" if conn.relay is not None else conn.path
 
 
 def _summary(
@@ -115,6 +123,7 @@ def _summary(
     handshake: float,
     rounds: list[dict[str, Any]],
     total_time: float,
+    path: str = "direct",
 ) -> int:
     """Print the statistics of every round; the exit code says whether any reply came."""
     rtts = [r["rtt_ms"] for r in rounds if r.get("rtt_ms") is not None]
@@ -123,6 +132,7 @@ def _summary(
     summary: dict[str, Any] = {
         "peer": str(peer),
         "handshake_ms": handshake * 1e3,
+        "path": path,
         "sent": sent,
         "received": len(rtts),
         "loss_percent": 100.0 * lost / sent if sent else 0.0,

@@ -85,7 +85,7 @@ class Service:
             print(human, file=self.stream, flush=True)
 
     def _peer_fields(self, conn: Connection) -> dict[str, Any]:
-        return {"peer": str(conn.peer_id), "address": format_address(conn.peer_address)}
+        return {"peer": str(conn.peer_id), "address": _where(conn), "path": conn.path}
 
     # ------------------------------------------------------------ serving
     async def run(self) -> None:
@@ -104,7 +104,7 @@ class Service:
                 return
             self.event(
                 "connected",
-                f"connected:    {conn.peer_id.short()} from {format_address(conn.peer_address)}",
+                f"connected:    {conn.peer_id.short()} from {_where(conn)}",
                 **self._peer_fields(conn),
             )
             self.live.add(conn)
@@ -237,3 +237,9 @@ def _save(directory: Path, name: str, content: memoryview) -> str:
             file.write(content)
         return str(path)
     raise OSError(f"no free file name for {base!r} in {directory}")
+
+
+def _where(conn: Connection) -> str:
+    """``host:port``, or ``via <relay>`` for a relayed connection."""
+    relay = conn.relay
+    return f"via {relay}" if relay is not None else format_address(conn.peer_address)
