@@ -185,7 +185,7 @@ class RelayPath:
                 nursery.start_soon(self._write, stream)
                 await self._read(stream)
                 nursery.cancel_scope.cancel()
-        except* (trio.BrokenResourceError, trio.ClosedResourceError) as group:
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, QP2PError) as group:
             _log.info("relay stream to %s ended: %s", self._relay, group.exceptions[0])
         finally:
             self._stream = None
@@ -316,8 +316,10 @@ class RelayManager:
             except (QP2PError, OSError, ValueError, trio.BrokenResourceError) as exc:
                 path.error = exc
                 _log.info("relay %s unreachable (%s); again in %.1f s", path.relay, exc, delay)
-            except trio.ClosedResourceError:
-                return  # the endpoint is closing
+            except trio.ClosedResourceError as exc:
+                # Our connection to it was closed (or the endpoint is closing:
+                # then the sleep below is cancelled).
+                path.error = exc
             else:
                 path.error = None
                 started = trio.current_time()
