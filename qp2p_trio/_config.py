@@ -191,6 +191,9 @@ class Config:
     #: The largest datagram a relay frame may carry; a peer that declares a
     #: larger one has its relay stream reset.
     relay_max_datagram: int = attrs.field(default=16 * KiB, validator=_positive_int)
+    #: Punch a hole next to a relayed connection (``qp2p/punch/1``): when it
+    #: works, the connection moves to the direct path without losing a message.
+    hole_punching: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     #: Unread bytes buffered per raw receive stream; a peer that sends more
     #: than that ahead of the reader gets STOP_SENDING (the reader gets an error).
     stream_receive_buffer: int = attrs.field(default=4 * MiB, validator=_positive_int)

@@ -30,6 +30,7 @@ from ._classify import transient
 from ._errors import (
     ConnectError,
     PeerNotAtRelay,
+    QP2PError,
 )
 from ._identity import NodeId
 from ._observe import get_logger
@@ -258,6 +259,26 @@ class Dialer:
         if result:
             return result[0]
         raise NoRetry(PeerNotAtRelay(f"the relay {path.relay} has no peer {node_id} registered"))
+
+    async def dial_beside(self, address: Address, node_id: NodeId) -> Connection | None:
+        """One direct handshake to ``address``, even if the pool holds a connection
+        to ``node_id`` (hole punching); the connection, or None if it failed."""
+        try:
+            wire = await self.resolve(address)
+            conn = self._driver.dial(wire, node_id)
+        except (ValueError, TypeError, RuntimeError):
+            return None
+        try:
+            with trio.move_on_after(self._config.handshake_timeout):
+                await conn.wait_established()
+            if conn.established_event.is_set() and not conn.is_closed:
+                return conn
+        except QP2PError:
+            pass
+        finally:
+            if not conn.established_event.is_set():
+                conn.close_locally(CloseCode.NO_ERROR, "hole punching gave up")
+        return None
 
     async def connect_once(
         self, key: Address, wire: Address, node_id: NodeId | None

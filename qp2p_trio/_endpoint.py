@@ -39,6 +39,7 @@ from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
 from ._peer import PeerAddress
 from ._pool import Pool
+from ._punch import Puncher
 from ._quic import Address
 from ._relay import RelayService
 from ._relaypath import RelayManager
@@ -138,16 +139,15 @@ class EndpointStatistics:
             ``streams_refused``).
         protocol_handler_failures: protocol handlers that raised.
         relay_clients: peers registered with this relay (`Config.relay`).
-        relay_frames_forwarded / relay_bytes_forwarded: datagrams (and their
-            bytes) this relay forwarded.
-        relay_dropped_rate / relay_dropped_buffer / relay_dropped_unknown_peer:
-            datagrams this relay dropped: the source over
-            `Config.relay_peer_rate`, the destination's queue full
-            (`Config.relay_peer_buffer`), or nobody registered with that id.
-        relay_clients_refused / relay_clients_malformed: relay clients
-            refused (`Config.relay_max_peers`) or cut off for a bad frame.
-        relay_paths_dropped: datagrams of our relayed connections dropped
-            on their way to a relay (no relay stream up, or its queue full).
+        relay_frames_forwarded / relay_bytes_forwarded: what it forwarded.
+        relay_dropped_rate / _buffer / _unknown_peer: datagrams it dropped
+            (source over `Config.relay_peer_rate`, destination's queue full,
+            nobody registered with that id).
+        relay_clients_refused / relay_clients_malformed: clients refused
+            (`Config.relay_max_peers`) or cut off for a bad frame.
+        relay_paths_dropped: our datagrams dropped on the way to a relay.
+        punch_attempts / punch_successes / punch_failures: hole punching
+            rounds for relayed connections we dialled.
     """
 
     connections: int
@@ -189,6 +189,9 @@ class EndpointStatistics:
     relay_clients_refused: int = 0
     relay_clients_malformed: int = 0
     relay_paths_dropped: int = 0
+    punch_attempts: int = 0
+    punch_successes: int = 0
+    punch_failures: int = 0
 
 
 @final
@@ -214,6 +217,13 @@ class Endpoint(metaclass=NoPublicConstructor):
         )
         self._dialer.relays = self._relays
         self._relay_service: RelayService | None = None
+        self._puncher = Puncher(
+            lambda: [a.address for a in self.external_addresses()],
+            self._dialer.dial_beside,
+            self._driver.start_task,
+        )
+        if config.hole_punching:
+            self._puncher.install(self._driver.protocols)
         if config.relay:
             self._relay_service = RelayService(config)
             self._relay_service.install(self._driver.protocols)
@@ -273,6 +283,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         if self._relay_service is not None:
             counts |= attrs.asdict(self._relay_service.counters)
         counts["relay_paths_dropped"] = self._relays.dropped
+        counts |= attrs.asdict(self._puncher.counters)
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -367,9 +378,12 @@ class Endpoint(metaclass=NoPublicConstructor):
         if isinstance(peer, str):
             peer = PeerAddress.parse(peer)
         if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
-            return await dialer.race_paths(peer, node_id)
-        target = await dialer.target(peer, node_id)
-        conn, _fresh = await dialer.retrying(lambda: dialer.connect_target(*target))
+            conn = await dialer.race_paths(peer, node_id)
+        else:
+            target = await dialer.target(peer, node_id)
+            conn, _fresh = await dialer.retrying(lambda: dialer.connect_target(*target))
+        if self._config.hole_punching and conn.path == "relayed":
+            self._puncher.start(conn)
         return conn
 
     async def _connect_relay(self, relay: PeerAddress) -> Connection:
@@ -584,36 +598,28 @@ class Endpoint(metaclass=NoPublicConstructor):
     ) -> None:
         """Run ``await handler(connection, stream)`` for every stream peers open for ``name``.
 
-        Peers open such streams with `Connection.open_protocol` (or
-        `open_protocol`); each runs in its own task, the way `serve` runs
-        message handlers, so one app can speak several protocols on one
-        endpoint.  When the handler returns, the stream is closed (FIN); if
-        it raises, the error is logged, the stream is reset with
-        ``StreamErrorCode.HANDLER_FAILED`` and the endpoint goes on.  A
-        stream for a name without a handler is reset with
-        ``UNKNOWN_PROTOCOL``; past `Config.protocol_handlers_per_peer`
-        handlers for one peer (or `Config.protocol_handlers` in all) with
-        ``BUSY``.  Call with ``handler=None`` to stop handling ``name``.
-
-        Example::
+        Peers open them with `Connection.open_protocol`; each handler runs in
+        its own task.  When it returns the stream is closed (FIN); if it
+        raises, the error is logged and the stream reset (``HANDLER_FAILED``).
+        A name without a handler is refused with ``UNKNOWN_PROTOCOL``, a peer
+        past `Config.protocol_handlers_per_peer` (or all past
+        `Config.protocol_handlers`) with ``BUSY``.  ``handler=None`` stops
+        handling ``name``.  Example::
 
             async def echo(conn, stream):
                 async for chunk in stream:
                     await stream.send_all(chunk)
 
             ep.handle_protocol("example/echo/1", echo)
-            # elsewhere: stream = await conn.open_protocol("example/echo/1")
 
         Args:
-            name: 1 to 64 printable ASCII characters without spaces, by
-                convention ``"<app>/<protocol>/<version>"``.  Names starting
-                with ``qp2p/`` are reserved for qp2p_trio.
-            handler: an async function of the `Connection` and the
+            name: 1 to 64 printable ASCII characters, no spaces (by convention
+                ``"<app>/<protocol>/<version>"``; ``qp2p/...`` is reserved).
+            handler: an async function of a `Connection` and a
                 `BidirectionalStream`, or ``None``.
 
         Raises:
-            ValueError: a malformed or reserved name, or one that already
-                has a handler.
+            ValueError: a malformed or reserved name, or one with a handler.
             TypeError: ``name`` is not a str, or ``handler`` not callable.
         """
         self._driver.protocols.register(name, handler)
