@@ -412,6 +412,7 @@ def _stub_connection(peer, *, incarnation=1, is_client=True, odcid=b"x"):
         is_closed=False,
         is_retired=False,
         close_reason=None,
+        path="direct",
         session=SimpleNamespace(closed_locally=False, peer_incarnation=incarnation, peer_id=peer),
         core=SimpleNamespace(is_client=is_client, original_destination_cid=odcid),
     )
