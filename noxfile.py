@@ -58,6 +58,9 @@ def tests(session: nox.Session) -> None:
     # (those tests skip without it), so a platform without its wheels still
     # runs the suite.
     session.run("python", "-m", "pip", "install", "--quiet", "qh3>=2.1", success_codes=[0, 1])
+    # iroh's Python bindings, the benchmarks' second baseline, smoke-tested in
+    # tests/test_benchmarks_smoke.py: best effort too (that test skips).
+    session.run("python", "-m", "pip", "install", "--quiet", "iroh>=1.2", success_codes=[0, 1])
     _check_installed_package(session)
     # The ``pytest`` console script (unlike ``python -m pytest``) does not put
     # the working directory on sys.path, and pyproject.toml selects
@@ -100,7 +103,7 @@ def bench(session: nox.Session) -> None:
     Arguments go to ``benchmarks/run.py`` (``-- --help`` lists them).  It runs
     as a script, so it imports the installed package, not the source tree.
     """
-    session.install(".")
+    session.install(".", "iroh>=1.2")  # iroh: the second baseline (--baseline iroh)
     session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
 

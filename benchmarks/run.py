@@ -1,6 +1,6 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""Benchmark qp2p_trio against aioquic's own asyncio layer, and raw UDP.
+"""Benchmark qp2p_trio against a baseline (aioquic's own asyncio layer, or iroh), and raw UDP.
 
 Usage::
 
@@ -18,7 +18,9 @@ Every run starts a server process and then a client process (``worker.py``),
 both on 127.0.0.1, for one implementation; runs alternate qp2p_trio, aioquic,
 qp2p_trio, aioquic... for ``--pairs`` pairs, and the table gives each
 implementation's median and min-max and the median over pairs of the ratio
-qp2p_trio / aioquic.  Workloads:
+qp2p_trio / aioquic.  ``--baseline iroh`` compares with iroh's Python
+bindings instead (PyPI ``iroh``, relays off, direct loopback path; W1-W5
+only; see ``impl_iroh.py``).  Workloads:
 
 W1   sequential connect + handshake + close (connections/s); then 100
      concurrent setups (wall time).
@@ -33,6 +35,10 @@ W5   one 100 MiB message: goodput (MB/s = 10^6 bytes/s, first byte sent to
 W6   1,000 connections to one endpoint, keep-alive every 5 s: server memory
      per connection (RSS growth), CPU seconds per second while idle (10 s),
      then W2 latency on one of the connections.
+W7   a swarm on the virtual network under MockClock, qp2p_trio only: N
+     endpoints in one process, each dialling 8 random others and sending 10
+     messages to each; wall time and peak RSS for N = 100 and 1,000, and how
+     they grow (``swarm.py``, one process per size).
 UDP  raw UDP ceiling: 200,000 datagrams of 1,200 bytes, blocking sockets.
 
 W2-W4 also count the datagrams both sides received per operation, and W5
@@ -69,9 +75,13 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import swarm
+
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
-IMPLS = ("qp2p_trio", "aioquic")
+#: The implementations compared: ours, then the baseline (``--baseline``).
+IMPLS: tuple[str, str] = ("qp2p_trio", "aioquic")
+BASELINES = ("aioquic", "iroh")
 MiB = 1024 * 1024
 
 FULL: dict[str, dict[str, Any]] = {
@@ -90,6 +100,7 @@ FULL: dict[str, dict[str, Any]] = {
         "count": 500,
         "size": 1024,
     },
+    "W7": {"sizes": [100, 1000], "degree": 8, "messages": 10},
     "UDP": {"count": 200_000, "size": 1200},
 }
 
@@ -109,6 +120,7 @@ SMOKE: dict[str, dict[str, Any]] = {
         "count": 50,
         "size": 1024,
     },
+    "W7": {"sizes": [10, 20], "degree": 4, "messages": 2},
     "UDP": {"count": 20_000, "size": 1200},
 }
 
@@ -119,6 +131,7 @@ TITLES = {
     "W4": "one-way 1 KiB messages",
     "W5": "bulk message",
     "W6": "idle connections + 1 active",
+    "W7": "swarm on the virtual network",
     "UDP": "raw UDP ceiling",
 }
 
@@ -460,7 +473,7 @@ def table(summary: dict[str, Any]) -> str:
             "unit",
             "better",
             "qp2p_trio median [min-max]",
-            "aioquic median [min-max]",
+            f"{IMPLS[1]} median [min-max]",
             "ratio q/a",
         )
     ]
@@ -508,7 +521,7 @@ def machine() -> dict[str, Any]:
         pass
     from importlib import metadata
 
-    for dist in ("qp2p_trio", "aioquic", "trio", "cryptography"):
+    for dist in ("qp2p_trio", "aioquic", "trio", "cryptography", "iroh"):
         try:
             info[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -526,7 +539,7 @@ def machine() -> dict[str, Any]:
 # ----------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Benchmark qp2p_trio against aioquic's asyncio layer (see the module docstring).",
+        description="Benchmark qp2p_trio against a baseline (see the module docstring).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -536,6 +549,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--pairs", type=int, help="qp2p_trio/aioquic pairs per workload (default 3, smoke 1)"
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default="aioquic",
+        help="what qp2p_trio is compared with (default aioquic; iroh needs PyPI iroh, W1-W5)",
     )
     parser.add_argument("-w", "--workloads", help=f"comma-separated subset of {','.join(FULL)}")
     parser.add_argument("--w5-mib", type=int, help="W5 message size in MiB (default 100, smoke 2)")
@@ -556,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         help="implementations to profile (default qp2p_trio)",
     )
     args = parser.parse_args(argv)
+    global IMPLS
+    IMPLS = ("qp2p_trio", args.baseline)
 
     base = SMOKE if args.smoke else FULL
     params = copy.deepcopy(base)
@@ -567,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in workloads if w not in base]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(base)}")
+    if args.baseline == "iroh":
+        if not args.workloads:
+            workloads = ["W1", "W2", "W3", "W4", "W5"]
+        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5", "W7")]
+        if unwritten:
+            parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W5")
     pairs = args.pairs or (1 if args.smoke else 3)
     timeout = args.timeout or (30.0 if args.smoke else 300.0)
     profile_impls = {s.strip() for s in args.profile_impls.split(",")}
@@ -575,8 +602,17 @@ def main(argv: list[str] | None = None) -> int:
     table_out = sys.stderr if args.json == "-" else sys.stdout
 
     runs: dict[str, dict[str, list[dict[str, float]]]] = {}
+    swarm_result: dict[str, Any] | None = None
     started = time.monotonic()
     for workload in workloads:
+        if workload == "W7":
+            w7 = params["W7"]
+            t = time.monotonic()
+            swarm_result = swarm.run_sizes(
+                w7["sizes"], w7["degree"], w7["messages"], max(timeout, 1800.0)
+            )
+            print(f"W7 swarm {time.monotonic() - t:5.1f}s", file=sys.stderr, flush=True)
+            continue
         impls = ("udp",) if workload == "UDP" else IMPLS
         runs[workload] = {impl: [] for impl in impls}
         for pair in range(pairs):
@@ -615,19 +651,26 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "machine": machine(),
         "pairs": pairs,
+        "baseline": IMPLS[1],
         "smoke": args.smoke,
         "elapsed_s": elapsed,
         "params": {w: params[w] for w in workloads},
         "workloads": summary,
     }
+    if swarm_result is not None:
+        result["swarm"] = swarm_result
     print(f"\n{command}   ({pairs} pair(s), {elapsed:.0f} s)", file=table_out)
     m = result["machine"]
     print(
         f"{m.get('cpu', '?')} x{m['cpus']}, Python {m['python']}, {m['platform']}; "
-        f"qp2p_trio {m['qp2p_trio']}, aioquic {m['aioquic']}, trio {m['trio']}",
+        f"qp2p_trio {m['qp2p_trio']}, aioquic {m['aioquic']}, trio {m['trio']}"
+        + (f", iroh {m['iroh']}" if m.get("iroh") else ""),
         file=table_out,
     )
     print(table(summary), file=table_out, flush=True)
+    if swarm_result is not None:
+        print(f"W7 {TITLES['W7']} (qp2p_trio only)", file=table_out)
+        print(swarm.table(swarm_result), file=table_out, flush=True)
     if args.profile:
         import profile_top
 

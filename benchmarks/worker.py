@@ -3,7 +3,7 @@
 """One side of one benchmark run, in its own process (started by ``run.py``).
 
 Usage: ``worker.py IMPL ROLE WORKLOAD PARAMS_JSON [PEER_JSON]`` with IMPL one
-of ``qp2p_trio``, ``aioquic``, ``udp`` and ROLE ``server`` or ``client``.
+of ``qp2p_trio``, ``aioquic``, ``iroh``, ``udp`` and ROLE ``server`` or ``client``.
 
 Run as a script (never ``-m``): its directory, not the repository root, is
 then on ``sys.path``, so ``import qp2p_trio`` finds the installed package.
@@ -15,7 +15,12 @@ import importlib
 import json
 import sys
 
-_MODULES = {"qp2p_trio": "impl_qp2p", "aioquic": "impl_aioquic", "udp": "impl_udp"}
+_MODULES = {
+    "qp2p_trio": "impl_qp2p",
+    "aioquic": "impl_aioquic",
+    "iroh": "impl_iroh",
+    "udp": "impl_udp",
+}
 
 
 def main(argv: list[str]) -> None:

@@ -25,61 +25,25 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, final
 
-import attrs
 import trio
 
-from . import _admission, _quic, _session, _wire
+from . import _admission, _quic, _sessionevents, _wire
+from ._connstats import ConnectionStatistics
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
 from ._observed import AddressObserved
 from ._peer import PeerAddress
-from ._protoname import name_field
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
-from ._streams import BidirectionalStream, ReceiveStream, SendStream
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
     from ._host import ConnectionHost
     from ._identity import NodeId
     from ._quic import Address
+    from ._streams import BidirectionalStream, ReceiveStream, SendStream
 
 __all__ = ["Connection", "ConnectionStatistics"]
-
-
-K = _wire.StreamKind
-E = _wire.StreamErrorCode
-
-
-@final
-@attrs.frozen
-class ConnectionStatistics:
-    """A snapshot of a connection's counters (`Connection.statistics`).
-
-    Attributes:
-        rtt: smoothed round-trip time in seconds (0 before the first sample).
-        rtt_min: lowest RTT seen.
-        congestion_window: bytes the congestion controller allows in flight.
-        bytes_in_flight: bytes sent and not yet acknowledged or lost.
-        datagrams_sent / datagrams_received: UDP datagrams.
-        bytes_sent / bytes_received: UDP payload bytes.
-        packets_lost: QUIC packets declared lost.
-        open_streams: streams this connection still tracks.
-        path: ``"direct"`` (the UDP socket) or ``"relayed"`` (see
-            `Connection.path`).
-    """
-
-    rtt: float
-    rtt_min: float
-    congestion_window: int
-    bytes_in_flight: int
-    datagrams_sent: int
-    datagrams_received: int
-    bytes_sent: int
-    bytes_received: int
-    packets_lost: int
-    open_streams: int
-    path: str = "direct"
 
 
 @final
@@ -144,30 +108,15 @@ class Connection(metaclass=NoPublicConstructor):
 
     @property
     def peer(self) -> PeerAddress:
-        """The peer as `Endpoint.connect` takes it: ``<node id>@<address>``.
-
-        ``str(conn.peer)`` is the copy-pasteable text form.  The address is
-        the current `peer_address`.
-        """
-        kind, relay = self._host.path_info(self)
-        if kind == "relayed":
-            return PeerAddress(self.peer_id, relay=relay)
-        return PeerAddress(self.peer_id, self.peer_address)
+        """The peer as `Endpoint.connect` takes it (`str` gives the text form): ``<node id>@
+        <address>`` (the current `peer_address`), or ``<node id>/via/<relay>`` if relayed."""
+        relay = self._host.path_info(self)[1]
+        return PeerAddress(self.peer_id, None if relay else self.peer_address, relay=relay)
 
     @property
     def path(self) -> str:
-        """How this connection's datagrams travel: ``"direct"`` or ``"relayed"``.
-
-        ``"direct"``: over the endpoint's UDP socket.  ``"relayed"``: through
-        a relay (`relay`), which forwards the end-to-end encrypted datagrams
-        (see :doc:`relays`).  A connection keeps its path for life.
-        """
+        """``"direct"`` (the UDP socket) or ``"relayed"`` (through ``peer.relay``, :doc:`relays`)."""
         return self._host.path_info(self)[0]
-
-    @property
-    def relay(self) -> PeerAddress | None:
-        """The relay carrying this connection, or ``None`` if it is direct."""
-        return self._host.path_info(self)[1]
 
     @property
     def peer_id(self) -> NodeId:
@@ -209,7 +158,7 @@ class Connection(metaclass=NoPublicConstructor):
             bytes_received=self.bytes_received,
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
-            open_streams=len(session.streams) - (session.peer_ctrl_sid is not None),
+            open_streams=len(session.streams) - (session.control.peer_sid is not None),
             path=self.path,
         )
 
@@ -222,7 +171,7 @@ class Connection(metaclass=NoPublicConstructor):
         and streams opened on a retired connection go to the kept one; what
         was in flight finishes here, then it closes (code 0).
         """
-        return self.session.goaway_sent
+        return self.session.control.goaway_sent
 
     @property
     def replacement(self) -> Connection | None:
@@ -264,12 +213,10 @@ class Connection(metaclass=NoPublicConstructor):
         session = self.session
         host = self._host
         events = session.events
-        while events or session.protocol_opened:
+        while events:
             batch, session.events = events, []
             for ev in batch:
                 self._forward(ev)
-            if session.protocol_opened:
-                self._route_protocols()
             events = session.events
         if session.want_transmit:
             session.want_transmit = False
@@ -278,13 +225,13 @@ class Connection(metaclass=NoPublicConstructor):
             self.close_sent_event.set()
         self._progress.unpark_all()
 
-    def _forward(self, ev: _session.SessionEvent) -> None:
+    def _forward(self, ev: _sessionevents.SessionEvent) -> None:
         host = self._host
-        if isinstance(ev, _session.RouteAdded):
+        if isinstance(ev, _sessionevents.RouteAdded):
             host.route_add(ev.cid, self)
-        elif isinstance(ev, _session.RouteRemoved):
+        elif isinstance(ev, _sessionevents.RouteRemoved):
             host.route_remove(ev.cid, self)
-        elif isinstance(ev, _session.MessageArrived):
+        elif isinstance(ev, _sessionevents.MessageArrived):
             msg = Message._create(
                 payload=ev.payload,
                 sender=self.peer_id,
@@ -293,38 +240,26 @@ class Connection(metaclass=NoPublicConstructor):
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
             self.session.message_taken(ev.sid, delivered)
-        elif isinstance(ev, _session.StreamRefused):
+        elif isinstance(ev, _sessionevents.ProtocolOpened):
+            self.io.route_protocol(ev.sid, ev.name, self, host)
+        elif isinstance(ev, _sessionevents.StreamRefused):
             host.count_refused(ev.code)
-        elif isinstance(ev, _session.AdmissionNeeded):
+        elif isinstance(ev, _sessionevents.AdmissionNeeded):
             verdict = host.judge_peer(self)
             if verdict is not None:
                 self.session.decide_admission(verdict, trio.current_time())
-        elif isinstance(ev, _session.Established):
+        elif isinstance(ev, _sessionevents.Established):
             self.established_event.set()
             host.connection_established(self)
-        elif isinstance(ev, _session.PeerGoaway):
+        elif isinstance(ev, _sessionevents.PeerGoaway):
             host.peer_goaway(self)
         elif isinstance(ev, AddressObserved):
             host.address_observed(self, ev.address)
-        elif isinstance(ev, _session.Closed):
+        elif isinstance(ev, _sessionevents.Closed):
             self._closed.set()
             self.established_event.set()  # wake a connect() waiting on the handshake
             self.next_ping_at = None
             host.connection_closed(self)
-
-    def _route_protocols(self) -> None:
-        """Hand the peer's new PROTOCOL streams to the host, or reset them."""
-        opened, self.session.protocol_opened = self.session.protocol_opened, []
-        for st, name in opened:
-            stream = BidirectionalStream._create(self.io, st)
-            st.handle = stream
-            code = self._host.protocol_stream(self, name, stream)
-            if code:
-                self.io.raw_reset(st, code)
-                self._host.count_refused(code)
-
-    def _dirty(self) -> None:
-        self._host.mark_dirty(self)
 
     def _transmit(self, lone: bool) -> None:
         """Queued data goes out: from this task for a lone exchange (no wake-up
@@ -468,7 +403,9 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is opened.
         """
-        return await self._open_raw(K.RAW_BIDI)  # type: ignore[return-value]
+        if self._replaced_by is not None:
+            return await self._replaced_by.open_bi()
+        return await self.io.open_bi()
 
     async def open_uni(self) -> SendStream:
         """Open a raw unidirectional stream; the peer gets it from `accept_uni`.
@@ -483,45 +420,14 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is opened.
         """
-        return await self._open_raw(K.RAW_UNI)  # type: ignore[return-value]
-
-    async def _open_raw(self, kind: _wire.StreamKind) -> SendStream | BidirectionalStream:
         if self._replaced_by is not None:
-            return await self._replaced_by._open_raw(kind)
-        st = await self.io.open_raw(kind)
-        handle: SendStream | BidirectionalStream = (
-            SendStream._create(self.io, st)
-            if kind is K.RAW_UNI
-            else BidirectionalStream._create(self.io, st)
-        )
-        st.handle = handle
-        return handle
+            return await self._replaced_by.open_uni()
+        return await self.io.open_uni()
 
     async def open_protocol(self, name: str) -> BidirectionalStream:
-        """Open a stream for protocol ``name``; the peer's handler for it gets it.
-
-        The peer routes it to the handler it registered with
-        `Endpoint.handle_protocol`.  No round trip: a peer without one
-        resets the stream, so the first read or write fails with a
-        `RawStreamReset` whose ``error_code`` is
-        ``StreamErrorCode.UNKNOWN_PROTOCOL`` (``BUSY`` if the peer runs as
-        many of our handlers as it allows one peer).
-
-        Raises:
-            ValueError, TypeError: ``name`` is not 1 to 64 printable ASCII
-                characters.
-            ConnectionClosed: the connection is gone.
-            trio.ClosedResourceError: we closed this connection.
-
-        Same slots and cancellation as `open_bi`.
-        """
-        head = _wire.encode_raw_preamble(K.PROTOCOL) + name_field(name)
-        if self._replaced_by is not None:
-            return await self._replaced_by.open_protocol(name)
-        st = await self.io.open_raw(K.RAW_BIDI, head)
-        handle = BidirectionalStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        """Open a stream for protocol ``name`` (to the peer's `Endpoint.handle_protocol`)."""
+        kept = self._replaced_by
+        return await (kept.open_protocol(name) if kept else self.io.open_protocol(name))
 
     async def accept_bi(self) -> BidirectionalStream:
         """Wait for the next raw bidirectional stream the peer opened.
@@ -535,20 +441,14 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: nothing is lost; the stream stays queued.
         """
-        st = await self.io.accept(uni=False)
-        handle = BidirectionalStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        return await self.io.accept_bi()
 
     async def accept_uni(self) -> ReceiveStream:
         """Wait for the next raw unidirectional stream the peer opened.
 
         Same limits, errors and cancellation as `accept_bi`.
         """
-        st = await self.io.accept(uni=True)
-        handle = ReceiveStream._create(self.io, st)
-        st.handle = handle
-        return handle
+        return await self.io.accept_uni()
 
     # -------------------------------------------------------------- closing
     async def aclose(self, code: int = 0, reason: str = "") -> None:
@@ -579,26 +479,11 @@ class Connection(metaclass=NoPublicConstructor):
             await self.close_sent_event.wait()
 
     async def flush_control(self, limit: float) -> None:
-        """Let the receipts already queued reach the peer before a close.
-
-        A CONNECTION_CLOSE ends the connection at once: without this, a peer
-        whose reply we just read would never learn that it arrived.
+        """`StreamIO.flush_control`: receipts reach the peer before a close.
 
         :meta private:
         """
-        sid = self.session.ctrl_sid
-        if sid is None or self.session.close_exc is not None or self.session.closed_locally:
-            await trio.lowlevel.checkpoint()
-            return
-        # Acknowledge what arrived first: a peer whose reply we just read must
-        # not see its reply fail because our ACK was still delayed.
-        self._core.ack_now(trio.current_time())
-        self._dirty()
-        with trio.move_on_after(limit):
-            while self.session.close_exc is None and (
-                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
-            ):
-                await self._progress.park()
+        await self.io.flush_control(limit)
 
     def close_locally(self, code: int, reason: str) -> None:
         self.session.close_locally(code, reason, trio.current_time())

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _admission, _metrics, _observe, _pool, _quic
+from . import _admission, _classify, _metrics, _observe, _pool, _quic
 from ._budget import ReceiveBudget
 from ._certs import make_certificate, renewal_window
 from ._connection import Connection
@@ -334,11 +334,11 @@ class Driver:
         self.gate.forget(conn)
         _observe.connection_closed(conn)
         session = conn.session
-        if session.handshake_failed:
+        if _classify.refused_by_tls(session.handshake_error):
             self.counters.handshake_failures += 1
         tally = self.tally
         if session.established:
-            reason = _pool.disconnect_reason(session.close_exc, session.closed_locally)
+            reason = _classify.disconnect_reason(session.close_exc, session.closed_locally)
             tally.connection_ended(conn, reason)
         else:
             tally.connection_ended(conn, None)

@@ -11,11 +11,12 @@ counted in `PeerEvents.dropped` rather than growing memory without bound.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import trio
+
+from ._classify import DisconnectReason
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -32,25 +33,6 @@ __all__ = [
     "PeerEvent",
     "PeerEvents",
 ]
-
-
-class DisconnectReason(enum.Enum):
-    """Why the last connection to a peer ended."""
-
-    #: The peer closed it gracefully (application close code 0).
-    CLOSED_BY_PEER = "closed by peer"
-    #: We closed it (`Connection.aclose`, or the endpoint closing).
-    CLOSED_LOCALLY = "closed locally"
-    #: Nothing was heard from the peer for `Config.idle_timeout`.
-    IDLE_TIMEOUT = "idle timeout"
-    #: A trust policy refused the peer (`CloseCode.ADMISSION_REFUSED`):
-    #: the peer's (it denied us later) or ours (`Trust` lists changed).
-    REFUSED = "refused"
-    #: Anything else: the peer closed with an error code, we closed it for
-    #: its protocol violation or after an internal error
-    #: (`CloseCode.INTERNAL_ERROR`), or QUIC failed; `Disconnected.error`
-    #: has the code and reason.
-    ERROR = "error"
 
 
 @final

@@ -7,7 +7,7 @@ Three parts, none doing I/O or reading a clock:
 - the codec of the OBSERVED_ADDRESS control record (type 0x04, see
   ``docs/wire.rst``): `encode_observed_address`, `decode_observed_address`
   (which `_wire.ControlParser` calls);
-- `ObservedReporter`, one per connection (owned by the `_session.Session`):
+- `ObservedReporter`, one per connection (owned by its `_control.ControlStreams`):
   sends the peer the address we see it at once it is established, again when
   that address changes (NAT rebinding, migration), and takes the peer's
   reports, at most `MAX_REPORTS` per connection (the rest are ignored);

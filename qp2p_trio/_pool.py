@@ -47,14 +47,14 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
+from ._classify import disconnect_reason
 from ._errors import HandshakeError, PeerIdentityError
-from ._events import Connected, Disconnected, DisconnectReason, EventHub, HandshakeFailed
+from ._events import Connected, Disconnected, EventHub, HandshakeFailed
 from ._identity import NodeId
-from ._wire import CloseCode
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._errors import ConnectError, ConnectionClosed
+    from ._errors import ConnectError
 
 __all__ = [
     "Attempt",
@@ -62,7 +62,6 @@ __all__ = [
     "Pool",
     "PoolAction",
     "Retire",
-    "disconnect_reason",
     "handshake_failure",
 ]
 
@@ -102,26 +101,6 @@ class Attempt:
         self.waiters = 0
         self.shared = False  # more than one caller waited on it
         self.timed_out = False
-
-
-def disconnect_reason(exc: ConnectionClosed | None, closed_locally: bool) -> DisconnectReason:
-    """Why a connection ended, from how it ended and whether we closed it on purpose.
-
-    ``closed_locally``: an application or endpoint close (`Connection.aclose`,
-    the pool, the shutdown, a trust refusal), as opposed to one QUIC or the
-    session chose (a protocol violation, an internal error).
-    """
-    if exc is None:
-        return DisconnectReason.CLOSED_LOCALLY
-    if exc.idle_timeout:
-        return DisconnectReason.IDLE_TIMEOUT
-    if exc.error_code == CloseCode.ADMISSION_REFUSED:
-        return DisconnectReason.REFUSED
-    if exc.by_peer:
-        return DisconnectReason.CLOSED_BY_PEER if exc.error_code == 0 else DisconnectReason.ERROR
-    if closed_locally or exc.error_code == 0:
-        return DisconnectReason.CLOSED_LOCALLY
-    return DisconnectReason.ERROR
 
 
 def handshake_failure(conn: Connection) -> ConnectError | None:
@@ -221,7 +200,7 @@ class Pool:
                     )
                 )
             return actions
-        if old.session.peer_incarnation != conn.session.peer_incarnation:
+        if old.session.control.peer_incarnation != conn.session.control.peer_incarnation:
             # The peer restarted: its old connection is dead.
             self._install(conn, key)
             actions.append(Close(old, "the peer restarted"))

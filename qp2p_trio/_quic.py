@@ -41,6 +41,11 @@ private access is here, listed below, and each has a test in
     then insists on a CRYPTO frame in it), not junk; see `QuicCore.decrypted`.
     Nothing public tells it: a ClientHello spanning several datagrams yields
     no event, no keys and no answer until its last part arrives.
+11. ``tls._supported_groups`` on clients, set to X25519 alone in
+    ``_initialize`` (before the ClientHello is built): aioquic otherwise
+    generates and sends four key shares (P-256, P-384, X25519, X448) and the
+    server uses one.  Servers keep every group, so a peer that offers only
+    another one still gets in.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from aioquic.quic.packet import (
     encode_quic_version_negotiation,
     pull_quic_header,
 )
+from aioquic.tls import Group
 
 from ._config import ALPN, Config
 
@@ -343,6 +349,9 @@ _INITIAL_TYPE: Final = _initial_type()
 
 
 # ----------------------------------------------------------------- connection
+_X25519: Final = Group.X25519
+
+
 class _QuicConnection(QuicConnection):
     """aioquic's connection with mutual TLS and a lost-packet counter."""
 
@@ -363,6 +372,10 @@ class _QuicConnection(QuicConnection):
         if not self._is_client:
             # Mutual TLS: ask the client for its certificate (RFC 8446 4.3.2).
             self.tls._request_client_certificate = True
+        else:
+            # One key share, the one every QUIC stack accepts: generating the
+            # other three cost about a tenth of a client handshake's CPU.
+            self.tls._supported_groups = [_X25519]
 
 
 @final

@@ -5,11 +5,14 @@
 Theory of operation
 -------------------
 A `Session` sits on one `QuicCore` and owns everything the qp2p_trio
-protocol keeps per connection: the phase, the peer's verified node id, the
-CONTROL streams (SETTINGS, RECEIPT, GOAWAY, OBSERVED_ADDRESS), one `StreamState` per stream
-(stream heads, message payloads, refusals, raw-stream buffers), the share of
-the endpoint's receive budget its streams hold, the peer's raw streams
-waiting to be accepted, and the stream slots our own opens take.
+protocol keeps per connection: the phase, the peer's verified node id,
+admission, the close, and the message protocol on the streams (heads,
+messages, requests and replies, refusals and receipts, stalls, raw-stream
+data).  It delegates the records: the CONTROL streams' state and records
+to `_control.ControlStreams`, the stream records (each a `StreamState`
+with its two direction machines), the receive budget they hold, our stream
+slots and the accept queues to `_streamtable.StreamTable`.  Its events are
+`_sessionevents`'; what a close or reset means to a caller is `_classify`'s.
 
 It waits for nothing and reads no clock: `process` takes ``now`` (Trio's
 time, for stalled-message checks) and the wall clock is an injected function
@@ -33,27 +36,35 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
 from typing import TYPE_CHECKING, final
 
-import attrs
-
 from . import _quic, _wire
 from ._certs import verify_certificate_chain
-from ._classify import handshake_error
+from ._classify import connection_closed, handshake_error
+from ._control import ControlStreams, Violation
 from ._errors import (
     AdmissionRefused,
     ConnectError,
     ConnectionClosed,
-    HandshakeError,
     MessageTooLarge,
     PeerIdentityError,
     RemoteProtocolError,
 )
-from ._observed import AddressObserved, ObservedAddress, ObservedReporter
-from ._streamstate import DELIVERED, QUEUED, StreamState, is_uni
+from ._sessionevents import (
+    AdmissionNeeded,
+    Closed,
+    Established,
+    MessageArrived,
+    ProtocolOpened,
+    RouteAdded,
+    RouteRemoved,
+    SessionEvent,
+    StreamRefused,
+)
+from ._streamstate import DELIVERED, QUEUED, RecvState, StreamState, is_uni
+from ._streamtable import StreamTable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,7 +73,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._identity import NodeId
 
-__all__ = ["DELIVERED", "QUEUED", "Phase", "Session", "SessionEvent", "StreamState", "is_uni"]
+__all__ = ["Phase", "Session", "StreamState"]
 
 _log = logging.getLogger("qp2p_trio")
 
@@ -75,66 +86,6 @@ class Phase(enum.Enum):
     ADMITTING = "admitting"  # the peer proved its id; its data waits for admission
     OPEN = "open"
     CLOSED = "closed"
-
-
-# ----------------------------------------------------------------- events
-@final
-@attrs.frozen
-class RouteAdded:
-    """Route datagrams for this new local connection id here."""
-
-    cid: bytes
-
-
-@final
-@attrs.frozen
-class RouteRemoved:
-    cid: bytes
-
-
-@final
-@attrs.frozen
-class Established:
-    """The peer is verified and its SETTINGS arrived."""
-
-
-@final
-@attrs.frozen
-class AdmissionNeeded:
-    """The peer proved its node id: admit it or not (`Session.decide_admission`)."""
-
-
-@final
-@attrs.frozen
-class PeerGoaway:
-    """The peer retired this connection (a duplicate)."""
-
-
-@final
-@attrs.frozen
-class Closed:
-    """The connection ended; `Session.close_exc` says how."""
-
-
-@final
-@attrs.frozen
-class MessageArrived:
-    """A complete message or request; ``reserved`` bytes of budget go with it."""
-
-    sid: int
-    payload: bytes
-    request: bool
-    reserved: int
-
-
-@final
-@attrs.frozen
-class StreamRefused:
-    code: int
-
-
-_Lifecycle = RouteAdded | RouteRemoved | AdmissionNeeded | Established | PeerGoaway | Closed
-SessionEvent = _Lifecycle | MessageArrived | StreamRefused | AddressObserved
 
 
 @final
@@ -157,10 +108,7 @@ class Session:
         self._early_settings = early_settings  # False while a policy may refuse the peer
         self.config = config
         self._expected_peer = expected_peer
-        self._incarnation = incarnation
         self._wall_clock = wall_clock
-        self._budget = budget
-        self._budget_key = budget_key
         self.phase = Phase.HANDSHAKING
         self.peer_id: NodeId | None = None
         self.handshake_error: ConnectError | None = None
@@ -170,32 +118,21 @@ class Session:
         self.close_sent = False
         self._close_in_flight = False  # a close went into the datagrams being sent
         self.broken = False  # aioquic raised: forget without a close (see contain)
-        self.streams: dict[int, StreamState] = {}
+        # Every stream's record, the budget they hold, our slots, the accept queues.
+        self.table = StreamTable(
+            config, budget=budget, budget_key=budget_key, is_client=core.is_client
+        )
+        self.streams = self.table.streams
+        self.slots_free = self.table.slots_free
+        self.accept_queue = self.table.accept_queue
         self._held: list[_quic.CoreEvent] = []
         self._held_bytes = 0
-        # Control streams (see _wire): ours carries SETTINGS and RECEIPTs.
-        self.ctrl_sid: int | None = None
-        self.peer_ctrl_sid: int | None = None
-        self._ctrl_parser = _wire.ControlParser()
-        self.observed = ObservedReporter()  # OBSERVED_ADDRESS records, both ways
-        self.peer_max_message_size: int | None = None
-        self.peer_incarnation: int | None = None
-        # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
-        self.goaway_sent = False
-        self.peer_goaway: _wire.GoAway | None = None
-        self._incoming = {True: 0, False: 0}  # distinct streams the peer opened, by uni
-        # Our own opens take a slot (Config.max_concurrent_streams), by uni.
-        self.slots_free = {
-            True: config.max_concurrent_streams,
-            False: config.max_concurrent_streams,
-        }
-        # The peer's raw streams waiting for accept_uni / accept_bi, by uni.
-        self.accept_queue: dict[bool, collections.deque[StreamState]] = {
-            True: collections.deque(),
-            False: collections.deque(),
-        }
+        # Both CONTROL streams: SETTINGS, RECEIPT, GOAWAY (retirement of a
+        # duplicate, see _pool), OBSERVED_ADDRESS.
+        self.control = ControlStreams(
+            max_message_size=config.max_message_size, incarnation=incarnation
+        )
         self.cids: set[bytes] = set()
-        self.protocol_opened: list[tuple[StreamState, str]] = []  # for the host to route
         self.stall_at: float | None = None  # next check for stalled messages
         self.events: list[SessionEvent] = []
         self.want_transmit = False
@@ -237,7 +174,7 @@ class Session:
 
     def _process(self, now: float) -> None:
         core = self.core
-        if self.ctrl_sid is None and (
+        if self.control.sid is None and (
             self.phase is Phase.OPEN
             or (
                 self.phase is Phase.HANDSHAKING
@@ -255,12 +192,12 @@ class Session:
             events, self._held = [*self._held, *events], []
         for ev in events:
             self._on_core_event(ev, now)
-        if self.established and (rec := self.observed.report(core.peer_address())):
+        if self.established and (rec := self.control.observed_address(core.peer_address())):
             self.send_control(rec)
         term = core.close_seen()
         if term is not None:
             self._terminated(term)
-        if self.goaway_sent and self._drained():
+        if self.control.goaway_sent and self._drained():
             self.close_locally(_wire.CloseCode.NO_ERROR, "duplicate connection drained", now)
 
     def _on_core_event(self, ev: _quic.CoreEvent, now: float) -> None:
@@ -312,18 +249,11 @@ class Session:
     # -------------------------------------------------------- control stream
     def _open_control_stream(self) -> None:
         sid = self.core.next_stream_id(unidirectional=True)
-        self.ctrl_sid = sid
-        self.core.send(
-            sid,
-            _wire.encode_control_preamble()
-            + _wire.encode_settings(
-                max_message_size=self.config.max_message_size, incarnation=self._incarnation
-            ),
-        )
+        self.core.send(sid, self.control.open(sid))
         self.want_transmit = True
 
     def control_writable(self) -> bool:
-        sid = self.ctrl_sid
+        sid = self.control.sid
         return (
             sid is not None
             and self.close_exc is None
@@ -333,11 +263,11 @@ class Session:
 
     def send_receipt(self, sid: int, code: int) -> None:
         """Tell the peer what became of its message (or reply) on stream ``sid``."""
-        self.send_control(_wire.encode_receipt(sid, code))
+        self.send_control(self.control.receipt(sid, code))
 
     def send_control(self, record: bytes) -> None:
-        if self.control_writable() and self.ctrl_sid is not None:
-            self.core.send(self.ctrl_sid, record)
+        if self.control_writable() and self.control.sid is not None:
+            self.core.send(self.control.sid, record)
             self.want_transmit = True
 
     def _violation(self, reason: str) -> None:
@@ -350,79 +280,54 @@ class Session:
         if term is not None:
             self._terminated(term)
 
-    def _on_control_head(self, st: StreamState) -> bool:
-        if self.peer_ctrl_sid is not None:
-            self._violation("a second control stream")
-            return False
-        self.peer_ctrl_sid = st.sid
-        return True
-
     def _on_control_data(self, data: bytes, fin: bool) -> None:
-        try:
-            records = self._ctrl_parser.feed(data)
-        except RemoteProtocolError as exc:
-            self._violation(f"control stream: {exc}")
-            return
-        for rec in records:
-            if isinstance(rec, _wire.Settings):
-                self.peer_max_message_size = rec.max_message_size
-                self.peer_incarnation = rec.incarnation
-                self.established = True
-                self.events.append(Established())
-            elif isinstance(rec, _wire.GoAway):
-                if self.peer_goaway is None:
-                    self.peer_goaway = rec
-                    self.events.append(PeerGoaway())
-            elif isinstance(rec, ObservedAddress):
-                self.events += self.observed.received_record(rec)
-            else:
-                st = self.streams.get(rec.stream_id)
+        for ev in self.control.receive(data, fin):
+            if isinstance(ev, Violation):
+                self._violation(ev.reason)
+                return
+            if isinstance(ev, _wire.Receipt):
+                st = self.streams.get(ev.stream_id)
                 if (
                     st is not None
-                    and st.sending
+                    and st.send.started
                     and st.receipt is None
                     and st.kind in (K.MESSAGE, K.REQUEST)
                 ):
-                    st.receipt = rec.code
-        if fin:
-            self._violation("the control stream ended")
+                    st.receipt = ev.code
+                continue
+            if isinstance(ev, Established):
+                self.established = True
+            self.events.append(ev)
 
     # ------------------------------------------------------------ retirement
     def retire(self) -> bool:
         """Send GOAWAY: open no more streams here.  False if it cannot be sent."""
-        if self.goaway_sent or not self.control_writable():
+        if self.control.goaway_sent or not self.control_writable():
             return False
-        self.goaway_sent = True
         core = self.core
         base_uni = 2 if core.is_client else 3
         base_bidi = 0 if core.is_client else 1
-        uni = (core.next_stream_id(unidirectional=True) - base_uni) // 4
-        bidi = (core.next_stream_id(unidirectional=False) - base_bidi) // 4
-        self.send_control(_wire.encode_goaway(uni_opened=uni, bidi_opened=bidi))
+        record = self.control.goaway(
+            uni_opened=(core.next_stream_id(unidirectional=True) - base_uni) // 4,
+            bidi_opened=(core.next_stream_id(unidirectional=False) - base_bidi) // 4,
+        )
+        if record is not None:
+            self.send_control(record)
         return True
 
     def _drained(self) -> bool:
-        goaway = self.peer_goaway
-        if not self.goaway_sent or goaway is None or self.close_exc is not None:
+        control = self.control
+        if not control.goaway_sent or self.close_exc is not None:
             return False
-        if self._incoming[True] < goaway.uni_opened or self._incoming[False] < goaway.bidi_opened:
-            return False  # a stream the peer opened has not arrived yet
-        for sid in self.streams:
-            if sid != self.peer_ctrl_sid:
-                return False
+        if not control.peer_streams_arrived(self.table.incoming):
+            return False  # no GOAWAY yet, or a stream the peer opened has not arrived
+        if any(sid != control.peer_sid for sid in self.streams):
+            return False
         # Our receipts must have reached the peer before we close.
-        assert self.ctrl_sid is not None
-        return self.core.send_progress(self.ctrl_sid).unacked == 0
+        assert control.sid is not None
+        return self.core.send_progress(control.sid).unacked == 0
 
     # ---------------------------------------------------------------- closing
-    @property
-    def handshake_failed(self) -> bool:
-        """Whether TLS refused the handshake: a TLS alert (either way) or a bad identity."""
-        err = self.handshake_error
-        return isinstance(err, PeerIdentityError) or (
-            isinstance(err, HandshakeError) and err.tls_alert is not None
-        )
-
     def close_locally(self, code: int, reason: str, now: float) -> None:
         """Close the connection ourselves (idempotent)."""
         if self.closed_locally:
@@ -438,27 +343,13 @@ class Session:
     def _terminated(self, term: _quic.Terminated) -> None:
         if self.close_exc is not None:
             return
-        if term.idle_timeout:
-            message = "connection closed: idle timeout"
-        elif term.by_peer:
-            message = f"connection closed by the peer (code 0x{term.error_code:x})"
-        else:
-            message = f"connection closed (code 0x{term.error_code:x})"
-        if term.reason:
-            message += f": {term.reason}"
-        self.close_exc = ConnectionClosed(
-            message,
-            error_code=term.error_code,
-            reason=term.reason,
-            by_peer=term.by_peer,
-            idle_timeout=term.idle_timeout,
-        )
+        self.close_exc = connection_closed(term)
         if not self.established and self.handshake_error is None:
-            self.handshake_error = handshake_error(term, message)
+            self.handshake_error = handshake_error(term, str(self.close_exc))
             self.handshake_error.__cause__ = self.close_exc
         self.phase = Phase.CLOSED
         for st in self.streams.values():
-            self.release(st)
+            self.table.release(st)
         self._held.clear()
         self.events.append(Closed())
 
@@ -469,7 +360,11 @@ class Session:
         or refused set-up) was never used: once its CONNECTION_CLOSE left,
         nothing is kept, so a flood of failed handshakes holds no memory.
         """
-        return self.close_sent and self.peer_max_message_size is None and self.close_exc is not None
+        return (
+            self.close_sent
+            and self.control.peer_max_message_size is None
+            and self.close_exc is not None
+        )
 
     def before_transmit(self) -> None:
         """The core is about to build datagrams: a close queued by now goes with them."""
@@ -485,57 +380,43 @@ class Session:
         if isinstance(ev, _quic.StreamData):
             self._on_stream_data(ev.stream_id, ev.data, ev.fin, now)
         elif isinstance(ev, _quic.StreamReset):
-            if ev.stream_id == self.peer_ctrl_sid:
+            if ev.stream_id == self.control.peer_sid:
                 self._violation("the control stream was reset")
                 return
             st = self.streams.get(ev.stream_id)
             if st is not None:
-                st.reset_code = ev.error_code
-                self.release(st)
-                st.recv_buf = bytearray()  # a reset stream's unread bytes go too
+                st.recv.peer_reset(ev.error_code)  # its unread bytes go too
+                self.table.release(st)
                 if (st.kind in (K.MESSAGE, K.REQUEST) and st.handle is None) or (
-                    st.local_recv_closed and st.handle is None and not st.sending
+                    st.recv.stopped and st.handle is None and not st.ours
                 ):
                     # An incoming message abandoned half-way: forget it.
-                    self.forget(st)
-                self.maybe_forget(st)
+                    self.table.forget(st)
+                self.table.maybe_forget(st)
         elif isinstance(ev, _quic.StopSending):
-            if ev.stream_id == self.ctrl_sid:
+            if ev.stream_id == self.control.sid:
                 self._violation("the peer stopped our control stream")
                 return
             st = self.streams.get(ev.stream_id)
             if st is not None:
-                st.stop_code = ev.error_code
-                self.maybe_forget(st)
-
-    def _new_incoming(self, sid: int) -> StreamState | None:
-        if (sid & 1) == (0 if self.core.is_client else 1):
-            return None  # one of ours that we already forgot
-        st = StreamState(sid, None)
-        uni = is_uni(sid)
-        self._incoming[uni] += 1
-        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI, K.PROTOCOL}
-        st.parser = _wire.StreamParser(
-            allowed=allowed, max_message_size=self.config.max_message_size
-        )
-        self.streams[sid] = st
-        return st
+                st.send.peer_stop(ev.error_code)
+                self.table.maybe_forget(st)
 
     def _on_stream_data(self, sid: int, data: bytes, fin: bool, now: float) -> None:
         st = self.streams.get(sid)
         if st is None:
-            st = self._new_incoming(sid)
+            st = self.table.add_incoming(sid)
             if st is None:
                 return
         st.received += len(data) + fin
-        if st.local_recv_closed:
+        if st.recv.stopped:
             # Refused or no longer read: drop what is still in flight, and
             # forget a refused stream once the peer finished it.
-            if fin and st.handle is None and not st.sending:
-                self.forget(st)
+            if fin and st.handle is None and not st.ours:
+                self.table.forget(st)
             elif fin:
-                st.recv_fin = True
-                self.maybe_forget(st)
+                st.recv.peer_fin()
+                self.table.maybe_forget(st)
             return
         if st.parser is None:
             if st.kind is K.RAW_BIDI:
@@ -561,56 +442,55 @@ class Session:
                 self._on_raw_data(st, pev.data, pev.fin)
 
     def _forget_refused(self, st: StreamState, fin: bool) -> None:
-        if fin and st.local_recv_closed and st.handle is None and not st.sending:
-            self.forget(st)
+        if fin and st.recv.stopped and st.handle is None and not st.ours:
+            self.table.forget(st)
 
     def _on_head(self, st: StreamState, head: _wire.Head, now: float) -> bool:
         if st.kind is None:
             st.kind = head.kind
         if head.kind in (K.MESSAGE, K.REQUEST):
             assert head.length is not None
-            if not self._budget.reserve(self._budget_key, messages=1, nbytes=head.length):
+            if not self.table.reserve_message(st, head.length):
                 self.refuse(st, E.BUSY, None)
                 return False
-            st.reserved = head.length
-            st.holds_message = True
             if self.stall_at is None:
                 self.stall_at = now + self.config.message_stall_timeout
             return True
         if head.kind is K.REPLY:
             return True
         if head.kind is K.CONTROL:
-            return self._on_control_head(st)
+            violation = self.control.peer_stream(st.sid)
+            if violation is not None:
+                self._violation(violation.reason)
+            return violation is None
         if head.kind is K.PROTOCOL:  # a named protocol's raw stream: the host routes it
-            st.kind, st.sending, st.handle = K.RAW_BIDI, True, QUEUED
-            self.protocol_opened.append((st, head.protocol or ""))
+            st.kind, st.handle = K.RAW_BIDI, QUEUED
+            st.send.open()  # our direction of the peer's bidi stream
+            self.events.append(ProtocolOpened(st.sid, head.protocol or ""))
             return True
         # A raw stream opened by the peer: queued for accept_uni / accept_bi.
-        uni = head.kind is K.RAW_UNI
-        queue = self.accept_queue[uni]
-        if len(queue) >= self.config.stream_accept_queue_size:
+        if not self.table.queue_for_accept(st, uni=head.kind is K.RAW_UNI):
             self.refuse(st, E.REFUSED, None)
             return False
-        st.sending = not uni  # our direction of the peer's bidi stream
-        st.handle = QUEUED
-        queue.append(st)
         return True
 
     def refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
         """Stop reading a stream with ``code``; reset our side of a bidi one."""
         self.events.append(StreamRefused(code))
         core = self.core
-        if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or (st.sending and st.kind is K.REQUEST):
+        our_request = st.ours and st.kind is K.REQUEST
+        if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or our_request:
             # A message (or our request's reply) refused: its sender waits for this.
             self.send_receipt(st.sid, code)
-        self.release(st)
+        self.table.release(st)
         core.stop(st.sid, code)
-        st.local_recv_closed = True
+        if not st.recv.stopped:
+            st.recv.stop()
         st.parser = None
-        if not is_uni(st.sid) and not st.local_send_closed:
+        if not is_uni(st.sid) and not st.send.closed:
             core.reset(st.sid, code)
-            st.local_send_closed = True
-        if st.sending and st.kind is K.REQUEST:
+            st.send.reset()
+        if our_request:
             # Our own request: the reply was too large or malformed.
             if code == E.TOO_LARGE:
                 st.error = MessageTooLarge(
@@ -630,8 +510,7 @@ class Session:
             # is saved.
             st.reply = done.payload
             return
-        reserved, st.reserved = st.reserved, 0  # the receive queue holds it now
-        st.holds_message = False
+        reserved = self.table.hand_over(st)  # the receive queue holds it now
         st.handle = DELIVERED
         st.parser = None
         self.events.append(MessageArrived(st.sid, done.payload, done.kind is K.REQUEST, reserved))
@@ -645,116 +524,61 @@ class Session:
         st = self.streams.get(sid)
         if st is not None and st.kind is K.MESSAGE:
             self.send_receipt(sid, 0 if delivered else E.CLOSED)
-            self.forget(st)
+            self.table.forget(st)
 
     def _on_raw_data(self, st: StreamState, data: bytes, fin: bool) -> None:
-        if data:
-            n = len(data)
-            if len(st.recv_buf) + n > self.config.stream_receive_buffer:
-                self._overrun(st, E.CLOSED, "Config.stream_receive_buffer bytes on this stream")
-                return
-            if not self._budget.reserve(self._budget_key, messages=0, nbytes=n):
-                self._overrun(st, E.BUSY, "its share of the receive budget (Config.receive_share)")
-                return
-            st.recv_buf += data
-            st.reserved += n
+        if data and (overrun := self.table.buffer_raw(st, data)) is not None:
+            self._overrun(st, *overrun)
+            return
         if fin:
-            st.recv_fin = True
-            self.maybe_forget(st)
+            st.recv.peer_fin()
+            self.table.maybe_forget(st)
 
     def _overrun(self, st: StreamState, code: int, what: str) -> None:
         """The peer sent more raw bytes than it may have unread: stop the stream."""
         st.overrun = f"the peer sent more than {what} ahead of the reader"
         self.core.stop(st.sid, code)
-        st.local_recv_closed = True
-        self.release(st)
-        st.recv_buf = bytearray()
+        st.recv.stop()  # its unread bytes go too
+        self.table.release(st)
         self.want_transmit = True
-        self.maybe_forget(st)
+        self.table.maybe_forget(st)
 
     # ------------------------------------------------------------ bookkeeping
-    def release(self, st: StreamState, nbytes: int | None = None) -> None:
-        """Give back ``st``'s receive budget: all of it, or ``nbytes`` of a raw stream's."""
-        if not st.reserved and not st.holds_message:
-            return
-        n = st.reserved if nbytes is None else min(nbytes, st.reserved)
-        st.reserved -= n
-        messages = 1 if st.holds_message and nbytes is None else 0
-        if messages:
-            st.holds_message = False
-        self._budget.release(self._budget_key, messages=messages, nbytes=n)
-
     def check_stalls(self, now: float) -> None:
         """Reset messages that hold budget and got no byte since the last check."""
-        waiting = False
-        for st in list(self.streams.values()):
-            if not st.holds_message:
-                continue
-            if st.received == st.checked:
-                self.refuse(st, E.STALLED, None)
-            else:
-                st.checked = st.received
-                waiting = True
+        stalled, waiting = self.table.stalled()
+        for st in stalled:
+            self.refuse(st, E.STALLED, None)
         timeout = self.config.message_stall_timeout
         self.stall_at = now + timeout if waiting and self.close_exc is None else None
 
     def open_stream(self, kind: _wire.StreamKind, *, slot: bool) -> StreamState:
         """A new stream of ours; ``slot``: it keeps a stream slot until forgotten."""
-        uni = kind in (K.MESSAGE, K.RAW_UNI)
-        sid = self.core.next_stream_id(unidirectional=uni)
-        st = StreamState(sid, kind)
-        st.sending = True
-        st.holds_slot = slot
-        self.streams[sid] = st
-        return st
-
-    def forget(self, st: StreamState) -> None:
-        self.release(st)
-        self.streams.pop(st.sid, None)
-        if st.holds_slot:
-            st.holds_slot = False
-            self.slots_free[is_uni(st.sid)] += 1
-
-    def maybe_forget(self, st: StreamState) -> None:
-        """Drop a raw stream's record once both directions are over."""
-        if st.kind not in (K.RAW_BIDI, K.RAW_UNI):
-            return
-        uni = is_uni(st.sid)
-        send_done = (uni and not st.sending) or st.local_send_closed or st.stop_code is not None
-        # A stream the peer opened stays (a tombstone) until its FIN or reset:
-        # data still in flight must not look like a new stream.
-        peer_done = st.recv_fin or st.reset_code is not None
-        recv_done = (
-            (uni and st.sending)
-            or (peer_done and (st.local_recv_closed or not st.recv_buf))
-            or (st.local_recv_closed and (st.sid & 1) == (0 if self.core.is_client else 1))
-        )
-        if send_done and recv_done:
-            self.forget(st)
+        sid = self.core.next_stream_id(unidirectional=kind in (K.MESSAGE, K.RAW_UNI))
+        return self.table.add_ours(sid, kind, slot=slot)
 
     def close_send(self, st: StreamState) -> None:
         """Finish our sending side of a raw stream (FIN), once."""
-        if st.local_send_closed or not st.sending:
-            st.local_send_closed = True
-            self.maybe_forget(st)
+        if st.send.closed or not st.send.started:
+            self.table.maybe_forget(st)
             return
-        st.local_send_closed = True
-        if self.close_exc is None and st.stop_code is None:
+        st.send.finish()
+        if self.close_exc is None and st.send.stop_code is None:
             self.core.send(st.sid, b"", end_stream=True)
             self.want_transmit = True
-        self.maybe_forget(st)
+        self.table.maybe_forget(st)
 
     def close_receive(self, st: StreamState) -> None:
         """Stop reading a raw stream: STOP_SENDING unless it already ended."""
-        if st.local_recv_closed:
+        recv = st.recv
+        if recv.stopped:
             return
-        st.local_recv_closed = True
-        if self.close_exc is None and not st.recv_fin and st.reset_code is None:
+        if self.close_exc is None and recv.state is RecvState.RECV:
             self.core.stop(st.sid, E.CLOSED)
             self.want_transmit = True
-        self.release(st)
-        st.recv_buf = bytearray()
-        self.maybe_forget(st)
+        recv.stop()  # its unread bytes go too
+        self.table.release(st)
+        self.table.maybe_forget(st)
 
     def send_room(self, st: StreamState) -> int:
         """Bytes a writer may queue on ``st`` now (the send-buffer limits)."""
@@ -769,20 +593,20 @@ class Session:
         """Reset and stop a stream of ours (a cancelled or failed call), and forget it."""
         core = self.core
         if self.close_exc is None:
-            if not st.local_send_closed or not core.send_progress(st.sid).finished:
+            if not st.send.closed or not core.send_progress(st.sid).finished:
                 core.reset(st.sid, code)
-            if not is_uni(st.sid) and not st.local_recv_closed:
+            if not is_uni(st.sid) and not st.recv.stopped:
                 core.stop(st.sid, code)
             self.want_transmit = True
-        self.forget(st)
+        self.table.forget(st)
 
     def reject(self, sid: int, code: int) -> None:
         """Reset the reply side of the peer's request ``sid`` (no reply) and forget it."""
         st = self.streams.get(sid)
-        if st is None or st.local_send_closed:
+        if st is None or st.send.closed:
             return
-        st.local_send_closed = True
+        st.send.reset()
         if self.close_exc is None and self.core.writable(sid):
             self.core.reset(sid, code or E.NO_REPLY)
             self.want_transmit = True
-        self.forget(st)
+        self.table.forget(st)

@@ -19,18 +19,23 @@ of `_streams` call the ``raw_*`` methods directly.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from . import _wire
+from . import _classify, _wire
 from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
-from ._streams import stream_error
+from ._protoname import name_field
+from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
+from ._streamstate import RecvState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._connection import Connection
+    from ._host import ConnectionHost
     from ._session import Session
     from ._streamstate import StreamState
 
@@ -38,6 +43,8 @@ __all__ = ["SendOutcome", "StreamIO", "payload_view"]
 
 K = _wire.StreamKind
 E = _wire.StreamErrorCode
+#: What a reset code becomes for a caller (a raw stream's: a `RawStreamReset`).
+stream_error = functools.partial(_classify.stream_error, raw=RawStreamReset)
 
 
 @attrs.define
@@ -84,8 +91,8 @@ class StreamIO:
             raise self.session.close_exc
 
     def raise_if_send_broken(self, st: StreamState, what: str) -> None:
-        if st.stop_code is not None:
-            raise stream_error(st.stop_code, what)
+        if st.send.stop_code is not None:
+            raise stream_error(st.send.stop_code, what)
         self.check_usable()
 
     async def write(
@@ -128,7 +135,7 @@ class StreamIO:
             self.raise_if_send_broken(st, what)
             p = self._core.send_progress(st.sid)
             if p.reset_code is not None:
-                raise stream_error(st.stop_code or p.reset_code, what)
+                raise stream_error(st.send.stop_code or p.reset_code, what)
             await self._progress.park()
 
     async def wait_reply_acked(self, st: StreamState) -> None:
@@ -141,7 +148,7 @@ class StreamIO:
                 return
             self.raise_if_send_broken(st, "reply")
             if p.reset_code is not None:
-                raise stream_error(st.stop_code or p.reset_code, "reply")
+                raise stream_error(st.send.stop_code or p.reset_code, "reply")
             await self._progress.park()
 
     def abandon(self, st: StreamState) -> None:
@@ -165,7 +172,7 @@ class StreamIO:
             try:
                 self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
                 await self.write(st, view, end=True, what="message")
-                st.local_send_closed = True
+                st.send.finish()
                 await self.wait_receipt(st, "message")
             except BaseException:
                 # Whether the peer's QUIC stack had every byte: a retry must
@@ -173,7 +180,7 @@ class StreamIO:
                 outcome.acked = self._core.send_progress(sid).finished
                 self.abandon(st)
                 raise
-            self.session.forget(st)
+            self.session.table.forget(st)
             self.messages_sent += 1
             self.message_bytes_sent += len(view)
         finally:
@@ -193,18 +200,18 @@ class StreamIO:
             try:
                 self._core.send(sid, _wire.encode_message_head(K.REQUEST, len(view)))
                 await self.write(st, view, end=True, what="request")
-                st.local_send_closed = True
+                st.send.finish()
                 while st.reply is None:
                     if st.error is not None:
                         raise st.error
-                    if st.reset_code is not None:
-                        raise stream_error(st.reset_code, "request")
+                    if st.recv.reset_code is not None:
+                        raise stream_error(st.recv.reset_code, "request")
                     self.raise_if_send_broken(st, "request")
                     await self._progress.park()
             except BaseException:
                 self.abandon(st)
                 raise
-            self.session.forget(st)
+            self.session.table.forget(st)
             self.messages_sent += 1
             self.message_bytes_sent += len(view)
             self.replies_received += 1
@@ -229,8 +236,8 @@ class StreamIO:
         # Queued whole, never waiting on the requester: a slow or hostile one
         # cannot stall the caller (a handler loop serving everyone).  Memory
         # stays bounded by _reply_problem's check of unacknowledged bytes.
-        st.sending = True
-        st.local_send_closed = True
+        st.send.open()
+        st.send.finish()
         self._core.send(sid, _wire.encode_message_head(K.REPLY, len(view)))
         self._core.send(sid, view, end_stream=True)
         if len(self.session.streams) <= 2:
@@ -243,7 +250,7 @@ class StreamIO:
             except BaseException:
                 self.abandon(st)
                 raise
-        self.session.forget(st)
+        self.session.table.forget(st)
         self.messages_sent += 1
         self.message_bytes_sent += len(view)
         return True
@@ -254,10 +261,10 @@ class StreamIO:
             return trio.ClosedResourceError("this connection was closed")
         if self.session.close_exc is not None:
             return self.session.close_exc
-        if st is None or st.local_send_closed:
+        if st is None or st.send.closed:
             return StreamReset("reply: the requester abandoned the request", error_code=E.CANCELLED)
-        if st.stop_code is not None or not self._core.writable(st.sid):
-            return stream_error(st.stop_code or E.CANCELLED, "reply")
+        if st.send.stop_code is not None or not self._core.writable(st.sid):
+            return stream_error(st.send.stop_code or E.CANCELLED, "reply")
         try:
             self.check_peer_limit(size, "reply")
         except MessageTooLarge as exc:
@@ -272,11 +279,48 @@ class StreamIO:
             )
         return None
 
-    async def open_raw(self, kind: _wire.StreamKind, head: bytes = b"") -> StreamState:
-        """Open a raw stream of ours (the handle is the connection's to make).
+    async def open_bi(self) -> BidirectionalStream:
+        """`Connection.open_bi`."""
+        st = await self._open_raw(K.RAW_BIDI)
+        st.handle = handle = BidirectionalStream._create(self, st)
+        return handle
 
-        ``head``: bytes sent instead of the preamble (a PROTOCOL stream's).
-        """
+    async def open_uni(self) -> SendStream:
+        """`Connection.open_uni`."""
+        st = await self._open_raw(K.RAW_UNI)
+        st.handle = handle = SendStream._create(self, st)
+        return handle
+
+    async def accept_bi(self) -> BidirectionalStream:
+        """`Connection.accept_bi`."""
+        st = await self._accept(uni=False)
+        st.handle = handle = BidirectionalStream._create(self, st)
+        return handle
+
+    async def accept_uni(self) -> ReceiveStream:
+        """`Connection.accept_uni`."""
+        st = await self._accept(uni=True)
+        st.handle = handle = ReceiveStream._create(self, st)
+        return handle
+
+    def route_protocol(self, sid: int, name: str, conn: Connection, host: ConnectionHost) -> None:
+        """Hand the peer's PROTOCOL stream ``sid`` to the host's handler, or reset it."""
+        st = self.session.streams.get(sid)
+        if st is None:
+            return  # reset by the peer already
+        st.handle = stream = BidirectionalStream._create(self, st)
+        if code := host.protocol_stream(conn, name, stream):
+            stream.reset(code)
+            host.count_refused(code)
+
+    async def open_protocol(self, name: str) -> BidirectionalStream:
+        """`Connection.open_protocol`: a PROTOCOL stream (preamble, then the name)."""
+        head = _wire.encode_raw_preamble(K.PROTOCOL) + name_field(name)
+        st = await self._open_raw(K.RAW_BIDI, head)
+        st.handle = handle = BidirectionalStream._create(self, st)
+        return handle
+
+    async def _open_raw(self, kind: _wire.StreamKind, head: bytes = b"") -> StreamState:
         self.check_usable()
         uni = kind is K.RAW_UNI
         # Raw streams share Config.max_concurrent_streams with messages: an
@@ -289,7 +333,7 @@ class StreamIO:
         self._transmit(False)
         return st
 
-    async def accept(self, *, uni: bool) -> StreamState:
+    async def _accept(self, *, uni: bool) -> StreamState:
         queue = self.session.accept_queue[uni]
         self.check_usable()
         if queue:
@@ -300,6 +344,28 @@ class StreamIO:
             if queue:
                 return queue.popleft()
             await self._progress.park()
+
+    async def flush_control(self, limit: float) -> None:
+        """Let the receipts already queued reach the peer before a close.
+
+        A CONNECTION_CLOSE ends the connection at once: without this, a peer
+        whose reply we just read would never learn that it arrived.
+        """
+        session = self.session
+        sid = session.control.sid
+        if sid is None or session.close_exc is not None or session.closed_locally:
+            await trio.lowlevel.checkpoint()
+            return
+        # Acknowledge what arrived first: a peer whose reply we just read must
+        # not see its reply fail because our ACK was still delayed.
+        self._core.ack_now(trio.current_time())
+        session.want_transmit = True
+        self._sync()
+        with trio.move_on_after(limit):
+            while session.close_exc is None and (
+                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
+            ):
+                await self._progress.park()
 
     async def take_slot(self, *, uni: bool) -> None:
         """Wait for one of our stream slots (`Config.max_concurrent_streams`).
@@ -318,7 +384,7 @@ class StreamIO:
             await self._progress.park()
 
     async def raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
-        if st.local_send_closed:
+        if st.send.closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
         try:
             await self.write(st, data, end=False, what="stream")
@@ -327,18 +393,19 @@ class StreamIO:
 
     async def raw_wait_writable(self, st: StreamState) -> None:
         await trio.lowlevel.checkpoint()
-        if st.local_send_closed:
+        send = st.send
+        if send.closed:
             raise trio.ClosedResourceError("this stream's sending side was closed")
-        while not st.local_send_closed and st.stop_code is None and self.session.close_exc is None:
+        while not send.closed and send.stop_code is None and self.session.close_exc is None:
             if self.session.closed_locally or self.session.send_room(st) > 0:
                 return
             await self._progress.park()
 
     def raw_send_eof(self, st: StreamState) -> None:
-        if st.local_send_closed:
+        if st.send.closed:
             return
-        if st.stop_code is not None:
-            raise stream_error(st.stop_code, "stream")
+        if st.send.stop_code is not None:
+            raise stream_error(st.send.stop_code, "stream")
         if self.session.close_exc is not None:
             raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
         self.session.close_send(st)
@@ -347,16 +414,19 @@ class StreamIO:
     def raw_reset(self, st: StreamState, code: int) -> None:
         """Abort both directions of a raw stream with ``code`` (RESET_STREAM, STOP_SENDING)."""
         session = self.session
+        send, recv = st.send, st.recv
         if session.close_exc is None:
-            if not st.local_send_closed and st.stop_code is None:
+            if send.started and not send.closed and send.stop_code is None:
                 self._core.reset(st.sid, code)
-            if not st.local_recv_closed and not st.recv_fin and st.reset_code is None:
+            if recv.state is RecvState.RECV:
                 self._core.stop(st.sid, code)
-        st.local_send_closed = st.local_recv_closed = True
-        session.release(st)
-        st.recv_buf = bytearray()
-        session.maybe_forget(st)
-        session.want_transmit = True
+            session.want_transmit = True
+        if send.started and not send.closed:
+            send.reset()
+        if not recv.stopped and recv.state is not RecvState.NONE:
+            recv.stop()
+        session.table.release(st)
+        session.table.maybe_forget(st)
         self._sync()
 
     def raw_close_send(self, st: StreamState) -> None:
@@ -369,22 +439,23 @@ class StreamIO:
 
     async def raw_receive(self, st: StreamState, max_bytes: int) -> bytes:
         await trio.lowlevel.checkpoint()
+        recv = st.recv
         while True:
-            if st.local_recv_closed:
+            if recv.stopped:
                 if st.overrun is not None:
                     raise trio.BrokenResourceError(st.overrun)
                 raise trio.ClosedResourceError("this stream's receiving side was closed")
-            if st.recv_buf:
-                chunk = bytes(st.recv_buf[:max_bytes])
-                del st.recv_buf[:max_bytes]
-                self.session.release(st, len(chunk))
-                if not st.recv_buf:
-                    self.session.maybe_forget(st)
+            if recv.buf:
+                chunk = bytes(recv.buf[:max_bytes])
+                del recv.buf[:max_bytes]
+                self.session.table.release(st, len(chunk))
+                if not recv.buf:
+                    self.session.table.maybe_forget(st)
                 return chunk
-            if st.recv_fin:
+            if recv.state is RecvState.FIN:
                 return b""
-            if st.reset_code is not None:
-                raise stream_error(st.reset_code, "stream")
+            if recv.reset_code is not None:
+                raise stream_error(recv.reset_code, "stream")
             if self.session.close_exc is not None:
                 raise trio.BrokenResourceError(
                     str(self.session.close_exc)
@@ -392,7 +463,7 @@ class StreamIO:
             await self._progress.park()
 
     def check_peer_limit(self, size: int, what: str) -> None:
-        limit = self.session.peer_max_message_size
+        limit = self.session.control.peer_max_message_size
         if limit is not None and size > limit:
             raise MessageTooLarge(
                 f"{what} of {size} bytes is over the peer's limit of {limit} bytes",

@@ -30,13 +30,12 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._errors import MessageRefused, MessageTooLarge, StreamReset
+from ._errors import StreamReset
 from ._util import ConflictDetector, NoPublicConstructor
-from ._wire import StreamErrorCode
 
 if TYPE_CHECKING:
-    from ._session import StreamState
     from ._streamio import StreamIO
+    from ._streamstate import StreamState
 
 __all__ = ["BidirectionalStream", "RawStreamReset", "ReceiveStream", "SendStream"]
 
@@ -205,8 +204,9 @@ class BidirectionalStream(
         """Return the next bytes, or ``b""`` at the end; see `ReceiveStream.receive_some`."""
         return await self._receive_some(max_bytes)
 
-    def reset(self, error_code: int = StreamErrorCode.CANCELLED) -> None:
-        """Abort both directions now: RESET_STREAM and STOP_SENDING with ``error_code``.
+    def reset(self, error_code: int = 1) -> None:
+        """Abort both directions now: RESET_STREAM and STOP_SENDING with ``error_code``
+        (default 1, ``StreamErrorCode.CANCELLED``).
 
         The peer's calls on the stream fail with a `RawStreamReset` carrying
         the code; ours raise `trio.ClosedResourceError`.  Idempotent.
@@ -221,22 +221,3 @@ class BidirectionalStream(
         self._conn.raw_close_send(self._state)
         self._conn.raw_close_receive(self._state)
         await trio.lowlevel.checkpoint()
-
-
-E = StreamErrorCode
-_REFUSAL_CODES = frozenset({E.BUSY, E.UNSUPPORTED, E.MALFORMED, E.REFUSED, E.NO_REPLY})
-
-
-def stream_error(code: int, what: str) -> StreamReset:
-    """The exception a local caller gets when the peer reset or stopped a stream."""
-    try:
-        name = E(code).name
-    except ValueError:
-        name = f"0x{code:x}"
-    if what == "stream":  # a raw stream: also a trio.BrokenResourceError
-        return RawStreamReset(f"stream: the peer reset the stream ({name})", error_code=code)
-    if code == E.TOO_LARGE:
-        return MessageTooLarge(f"{what}: the peer refused it as too large", error_code=code)
-    if code in _REFUSAL_CODES:
-        return MessageRefused(f"{what}: the peer refused it ({name})", error_code=code)
-    return StreamReset(f"{what}: the peer reset the stream ({name})", error_code=code)

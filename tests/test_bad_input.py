@@ -9,6 +9,7 @@ import pytest
 import trio
 from aioquic.buffer import Buffer
 from aioquic.quic.packet import pull_quic_header
+from hostile_peer import HostilePeer
 
 import qp2p_trio
 from qp2p_trio import _wire
@@ -150,23 +151,28 @@ BAD_STREAMS = {
 async def test_malformed_stream_refused(autojump_clock, bad):
     net = MemoryNetwork(seed=12)
     with trio.fail_after(30), net.activate():
-        async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
-            conn = await a.connect(b.local_address)
+        async with (
+            qp2p_trio.open_endpoint(ADDR) as b,
+            HostilePeer.open(net, "127.0.0.66", b.local_address) as evil,
+        ):
+            await evil.handshake()
+            evil.open_control()
+            evil.send_message(K.MESSAGE, b"warm-up")
+            await evil.flush()
             peer = await b.accept()
-            await conn.send(b"warm-up")
             assert (await b.receive()).payload == b"warm-up"
             before = b.statistics()
-            sid = conn._core.next_stream_id(unidirectional=True)
-            conn._core.send(sid, bad, end_stream=True)
-            conn._dirty()
+            sid = evil.quic.get_next_available_stream_id(is_unidirectional=True)
+            evil.quic.send_stream_data(sid, bad, end_stream=True)
             # The bad stream goes out first and this network neither loses nor
             # reorders, so once the next message is in, the bad one was handled.
-            await conn.send(b"good")
+            evil.send_message(K.MESSAGE, b"good")
+            await evil.flush()
             assert (await b.receive()).payload == b"good"
             after = b.statistics()
             assert after.streams_refused == before.streams_refused + 1
             assert after.messages_received == before.messages_received + 1
-            assert not conn.is_closed
+            assert evil.close_code() is None
             assert not peer.is_closed
             # The refused stream left no record behind on the receiver.
             assert peer.statistics().open_streams == 0
@@ -187,23 +193,23 @@ async def test_control_stream_violation_closes_only_that_connection(autojump_clo
     net = MemoryNetwork(seed=13)
     with trio.fail_after(30), net.activate():
         async with (
-            qp2p_trio.open_endpoint(ADDR) as a,
             qp2p_trio.open_endpoint(ADDR) as b,
             qp2p_trio.open_endpoint(ADDR) as c,
+            HostilePeer.open(net, "127.0.0.66", b.local_address) as evil,
         ):
-            bad = await a.connect(b.local_address)
+            await evil.handshake()  # first: the peer's pump needs a connection
             good = await c.connect(b.local_address)
+            ctrl = evil.open_control()
             if end_ours:
-                bad._core.send(bad.session.ctrl_sid, b"", end_stream=True)
+                evil.quic.send_stream_data(ctrl, b"", end_stream=True)
             elif case == "second_control_stream":
-                sid = bad._core.next_stream_id(unidirectional=True)
-                bad._core.send(sid, data)
+                sid = evil.quic.get_next_available_stream_id(is_unidirectional=True)
+                evil.quic.send_stream_data(sid, data)
             else:
-                bad._core.send(bad.session.ctrl_sid, data)
-            bad._dirty()
-            closed = await bad.wait_closed()
-            assert closed.by_peer
-            assert closed.error_code == _wire.CloseCode.PROTOCOL_VIOLATION
+                evil.quic.send_stream_data(ctrl, data)
+            await evil.flush()
+            await evil.wait_for(lambda: evil.close_code() is not None)
+            assert evil.close_code() == _wire.CloseCode.PROTOCOL_VIOLATION
             # The endpoint and its other connections are unharmed.
             await good.send(b"still here")
             msg = await b.receive()

@@ -47,6 +47,57 @@ def test_smoke_mode_reports_every_workload(tmp_path):
                 if m["must_be_positive"]:
                     assert all(v > 0 for v in values), (name, key, impl, values)
             assert math.isfinite(m["ratio"]), (name, key)
+    swarm = result["swarm"]
+    assert [r["endpoints"] for r in swarm["sizes"]] == [10, 20]
+    for r in swarm["sizes"]:
+        assert r["received"] == r["messages"] == r["endpoints"] * 4 * 2
+        assert r["wall_s"] > 0
+        assert r["peak_rss_mib"] > 0
+    assert swarm["growth"]["endpoints_x"] == 2
+    assert "swarm on the virtual network" in proc.stdout
     udp = workloads["UDP"]["metrics"]
     assert udp["datagrams_per_s"]["udp"]["median"] > 0
     assert udp["mb_per_s"]["udp"]["median"] > 0
+
+
+@pytest.mark.slow
+def test_smoke_mode_against_the_iroh_baseline(tmp_path):
+    """``--baseline iroh`` runs W1-W5 against iroh's Python bindings and gives ratios."""
+    pytest.importorskip(
+        "iroh", reason="the iroh baseline needs PyPI iroh (nox -s tests installs it)"
+    )
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--smoke", "--baseline", "iroh", "--json", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "iroh median" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["baseline"] == "iroh"
+    workloads = result["workloads"]
+    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5"}
+    for name, w in workloads.items():
+        for key, m in w["metrics"].items():
+            for impl in ("qp2p_trio", "iroh"):
+                values = m[impl]["values"]
+                assert len(values) == 1, (name, key, impl)
+                assert all(math.isfinite(v) and v > 0 for v in values), (name, key, impl, values)
+            assert math.isfinite(m["ratio"]), (name, key)
+
+
+def test_the_iroh_baseline_refuses_workloads_it_has_not(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--smoke", "--baseline", "iroh", "-w", "W6"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "the iroh baseline has no ['W6']" in proc.stderr

@@ -16,7 +16,7 @@ import trio
 from hostile_peer import HostilePeer, honest_round_trip
 
 import qp2p_trio
-from qp2p_trio import _wire
+from qp2p_trio import _session, _wire
 from qp2p_trio.testing import LinkConfig, MemoryNetwork, open_endpoint_factory
 
 K = _wire.StreamKind
@@ -45,7 +45,9 @@ async def test_stop_sending_on_control_stream_closes_only_that_connection(autoju
             await honest_round_trip(client, server)
 
 
-async def test_an_internal_error_closes_only_that_connection(autojump_clock: Any, caplog: Any):
+async def test_an_internal_error_closes_only_that_connection(
+    autojump_clock: Any, caplog: Any, monkeypatch: Any
+):
     """Any exception while handling one connection's input closes it alone, logged."""
     net = MemoryNetwork(seed=2)
     with net.activate():
@@ -56,9 +58,11 @@ async def test_an_internal_error_closes_only_that_connection(autojump_clock: Any
             def boom(*_args: object) -> None:
                 raise ZeroDivisionError("injected fault")
 
-            pair.conn_ba.session._on_message = boom  # type: ignore[method-assign]
+            # The session fails as it builds the event of the next whole message.
+            monkeypatch.setattr(_session, "MessageArrived", boom)
             with trio.fail_after(5), pytest.raises(qp2p_trio.ConnectionClosed) as info:
                 await pair.conn_ab.send(b"trigger")
+            monkeypatch.undo()
             assert info.value.error_code == C.INTERNAL_ERROR
             assert info.value.by_peer
             assert pair.conn_ba.is_closed
@@ -78,13 +82,15 @@ async def test_stop_sending_on_control_stream_against_a_dialler(autojump_clock: 
         async with open_endpoint_factory(net) as factory:
             pair = await factory.pair()
             other = await factory()
-            core = pair.conn_ba._core  # the listener plays the hostile part by hand
-            ctrl = pair.conn_ba.session.peer_ctrl_sid
+            session = pair.conn_ba.session  # the listener plays the hostile part by hand
+            ctrl = session.control.peer_sid
             assert ctrl is not None
-            core.stop(ctrl, 0)
-            msg_sid = core.next_stream_id(unidirectional=True)
-            core.send(msg_sid, _wire.encode_message_head(K.MESSAGE, 1) + b"x", end_stream=True)
-            pair.conn_ba._dirty()
+            session.core.stop(ctrl, 0)
+            msg_sid = session.core.next_stream_id(unidirectional=True)
+            message = _wire.encode_message_head(K.MESSAGE, 1) + b"x"
+            session.core.send(msg_sid, message, end_stream=True)
+            session.want_transmit = True
+            pair.conn_ba.on_input()
             closed = await pair.conn_ab.wait_closed()
             assert closed.error_code == C.PROTOCOL_VIOLATION
             assert not closed.by_peer
@@ -269,7 +275,7 @@ async def test_unread_raw_streams_hold_only_one_share(autojump_clock: Any):
                 assert set(stop_codes(evil).values()) == {E.BUSY}
                 held = server._driver.budget.usage("127.0.0.66").bytes
                 buffered = sum(
-                    len(st.recv_buf)
+                    len(st.recv.buf)
                     for c in server._driver.connections
                     for st in c.session.streams.values()
                 )

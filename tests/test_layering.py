@@ -27,8 +27,12 @@ SANS_IO = [
     "_admission",
     "_budget",
     "_session",
+    "_sessionevents",
+    "_control",
+    "_connstats",
     "_classify",
     "_streamstate",
+    "_streamtable",
     "_protoname",
     "_relayframe",
     "_peer",
@@ -119,6 +123,8 @@ def test_sans_io_module_reads_no_clock(module: str) -> None:
 #: `_host.ConnectionHost` interface.
 FORBIDDEN_UPWARD = {
     "_session": {"_connection", "_driver", "_dial", "_endpoint", "_message", "_streams"},
+    "_control": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
+    "_streamtable": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_streamstate": {"_session", "_connection", "_driver", "_dial", "_endpoint", "_streams"},
     "_connection": {"_driver", "_dial", "_endpoint"},
     "_host": {"_driver", "_dial", "_endpoint"},
@@ -273,6 +279,12 @@ def test_modules_and_functions_are_small(path: Path) -> None:
             assert node.end_lineno is not None
             length = node.end_lineno - node.lineno + 1
             assert length <= 80, f"{path.name}: {node.name} has {length} lines"
+
+
+def test_connection_module_stays_under_500_lines() -> None:
+    """Issue 11: the public Connection handle stays thin; protocol work belongs to the session."""
+    lines = (PACKAGE / "_connection.py").read_text(encoding="utf-8").count("\n")
+    assert lines < 500, f"_connection.py has {lines} lines: move work into _streamio or _session"
 
 
 def _names_defined(tree: ast.AST) -> set[str]:

@@ -79,7 +79,7 @@ def ignore_peer_settings(conn):
     would not reach the receiver's own enforcement (which protects it from
     buggy or hostile peers).
     """
-    conn.session.peer_max_message_size = None
+    conn.session.control.peer_max_message_size = None
 
 
 async def test_max_message_size_refused_by_sender():

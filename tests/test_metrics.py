@@ -319,9 +319,13 @@ async def test_disconnected_reason_for_a_protocol_violation(autojump_clock: Any)
     with trio.fail_after(60), MemoryNetwork(seed=9).activate():
         async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
             async with a.events() as ea, b.events() as eb:
-                _conn, peer = await connected_pair(a, b)
-                peer.session._violation("a test")  # as the session does for a malformed stream
-                peer._sync()
+                conn, _peer = await connected_pair(a, b)
+                # a's session writes a malformed RECEIPT on its control stream.
+                session = conn.session
+                assert session.control.sid is not None
+                session.core.send(session.control.sid, b"\x02\x00\x01\x00")
+                session.want_transmit = True
+                conn.on_input()
                 da, db = await next_disconnected(ea), await next_disconnected(eb)
     assert da.reason is db.reason is DisconnectReason.ERROR
     assert db.error is not None

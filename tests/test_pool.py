@@ -394,7 +394,7 @@ async def test_connect_takes_one_round_trip(autojump_clock):
             start = trio.current_time()
             conn = await a.connect(b.local_address, node_id=b.node_id)
             assert trio.current_time() - start == pytest.approx(0.1, abs=0.01)
-            assert conn.session.peer_max_message_size == b.config.max_message_size
+            assert conn.session.control.peer_max_message_size == b.config.max_message_size
 
 
 class _Stub(types.SimpleNamespace):
@@ -413,7 +413,11 @@ def _stub_connection(peer, *, incarnation=1, is_client=True, odcid=b"x"):
         is_retired=False,
         close_reason=None,
         path="direct",
-        session=SimpleNamespace(closed_locally=False, peer_incarnation=incarnation, peer_id=peer),
+        session=SimpleNamespace(
+            closed_locally=False,
+            control=SimpleNamespace(peer_incarnation=incarnation),
+            peer_id=peer,
+        ),
         core=SimpleNamespace(is_client=is_client, original_destination_cid=odcid),
     )
 

@@ -117,6 +117,50 @@ def test_server_requests_client_certificate():
     assert client._quic.tls._request_client_certificate is False
 
 
+# 11. tls._supported_groups: the client offers one key share, X25519
+def test_client_offers_only_the_x25519_key_share():
+    from aioquic.tls import Group
+
+    client = QuicCore(conf(True))
+    client.connect(SERVER_ADDR, 1000.0)
+    tls = client._quic.tls
+    assert getattr(tls, "_supported_groups", None) == [Group.X25519], (
+        "aioquic tls.Context._supported_groups changed: the client builds four key shares again"
+    )
+    assert tls._x448_private_key is None, "an X448 key share was generated"
+    assert tls._ec_private_keys == [], "an ECDHE key share was generated"
+    assert tls._x25519_private_key is not None
+    # One Initial datagram carries the whole ClientHello.
+    assert len(client.datagrams(1000.0)) == 1
+
+
+def test_server_still_accepts_a_client_offering_only_p256():
+    """Servers keep every group: a peer offering only P-256 completes the handshake."""
+    from aioquic.tls import Group
+
+    client = QuicCore(conf(True))
+    original = type(client._quic)._initialize
+
+    def p256_only(self, peer_cid):
+        original(self, peer_cid)
+        self.tls._supported_groups = [Group.SECP256R1]
+
+    client._quic._initialize = p256_only.__get__(client._quic)
+    client.connect(SERVER_ADDR, 1000.0)
+    assert client._quic.tls._x25519_private_key is None
+    first = client.datagrams(1000.0)
+    from qp2p_trio._quic import parse_datagram_header
+
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    pump = Pump(client, server)
+    pump.run()
+    for side in (client, server):
+        assert any(isinstance(e, HandshakeDone) for e in pump.events[id(side)])
+
+
 # 2. tls._peer_certificate / _peer_certificate_chain
 def test_peer_certificates_both_sides():
     cid, sid = Identity.generate(), Identity.generate()

@@ -17,6 +17,19 @@ def peer(ep):
     return qp2p_trio.PeerAddress(node_id=ep.node_id, address=ep.local_address)
 
 
+async def assert_no_dial_left_pending(ep, target):
+    """Nothing of an earlier dial to the silent ``target`` is left behind.
+
+    A new `connect` starts a handshake of its own (an Initial goes out and
+    it waits); a dial left pending would be shared and fail at once.
+    """
+    before = ep.statistics().datagrams_sent
+    with trio.move_on_after(0.5) as scope:
+        await ep.connect(target)
+    assert scope.cancelled_caught
+    assert ep.statistics().datagrams_sent > before
+
+
 async def test_race_dead_blackholed_wrong_identity_good(autojump_clock):
     net = MemoryNetwork(seed=1)
     hosts = {name: net.add_host(f"127.0.0.{i}") for i, name in enumerate("xyzg", start=2)}
@@ -51,10 +64,10 @@ async def test_race_dead_blackholed_wrong_identity_good(autojump_clock):
             stats = me.statistics()
             assert stats.connections == 1
             assert me.connections() == [conn]
-            assert me._pool.pending == {}
             await trio.testing.wait_all_tasks_blocked()
             await conn.send(b"winner")
             assert (await good.receive()).payload == b"winner"
+            await assert_no_dial_left_pending(me, peer(blackholed))
 
 
 async def test_race_all_fail_raises_one_error_with_every_cause(autojump_clock):
@@ -189,7 +202,7 @@ async def test_race_cancelled_from_outside_cleans_up(autojump_clock):
             with trio.move_on_after(2):
                 await me.connect_to_any([("127.0.0.2", 4000), ("127.0.0.2", 4001)])
             assert me.statistics().connections == 0
-            assert me._pool.pending == {}
+            await assert_no_dial_left_pending(me, ("127.0.0.2", 4000))
 
 
 async def test_race_needs_candidates():

@@ -88,7 +88,7 @@ async def test_two_symmetric_nats_connect_by_node_id_through_the_relay(autojump_
             assert trio.current_time() - start < 2.0
             assert conn.peer_id == b.node_id
             assert conn.path == "relayed"
-            assert conn.relay == relay.peer_address
+            assert conn.peer.relay == relay.peer_address
             assert conn.statistics().path == "relayed"
             assert conn.peer == b_addr
             peer = await b.accept()
@@ -144,7 +144,7 @@ async def test_direct_wins_the_race_when_it_works(autojump_clock: Any):
             conn = await a.connect(b.peer_address)
             await trio.sleep(1)
             assert conn.path == "direct"
-            assert conn.relay is None
+            assert conn.peer.relay is None
             await conn.send(b"direct")
             assert (await b.receive()).payload == b"direct"
             assert [c.path for c in a.connections()] == ["direct", "direct"]

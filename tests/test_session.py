@@ -19,13 +19,13 @@ import pytest
 from qp2p_trio import AdmissionRefused, Config, Identity, PeerIdentityError, _quic, _wire
 from qp2p_trio._budget import ReceiveBudget
 from qp2p_trio._certs import make_certificate
-from qp2p_trio._session import (
+from qp2p_trio._classify import refused_by_tls
+from qp2p_trio._session import Phase, Session
+from qp2p_trio._sessionevents import (
     AdmissionNeeded,
     Closed,
     Established,
     MessageArrived,
-    Phase,
-    Session,
     StreamRefused,
 )
 
@@ -156,7 +156,7 @@ def send_message(side: Side, payload: bytes) -> Any:
     """What `Connection.send` does to the session, without the waiting."""
     st = side.session.open_stream(K.MESSAGE, slot=False)
     side.core.send(st.sid, _wire.encode_message_head(K.MESSAGE, len(payload)) + payload, True)
-    st.local_send_closed = True
+    st.send.finish()
     return st
 
 
@@ -167,8 +167,8 @@ def test_handshake_verifies_both_and_exchanges_settings() -> None:
         assert side.session.peer_id == other.identity.node_id
         assert side.session.established
         assert len(pair.of(side, Established)) == 1
-        assert side.session.peer_incarnation == 7
-        assert side.session.peer_max_message_size == Config().max_message_size
+        assert side.session.control.peer_incarnation == 7
+        assert side.session.control.peer_max_message_size == Config().max_message_size
 
 
 def test_message_arrives_and_the_receipt_confirms_it() -> None:
@@ -181,7 +181,7 @@ def test_message_arrives_and_the_receipt_confirms_it() -> None:
     assert arrived.reserved == 5
     assert st.receipt == 0
     # The receiver forgot the stream; its budget went with the message.
-    assert set(pair.server.session.streams) == {pair.server.session.peer_ctrl_sid}
+    assert set(pair.server.session.streams) == {pair.server.session.control.peer_sid}
 
 
 def test_a_message_nobody_takes_gets_a_closed_receipt() -> None:
@@ -236,7 +236,7 @@ def test_goaway_on_both_sides_drains_and_closes_with_code_zero() -> None:
     assert not pair.client.session.retire()  # once
     pair.run()
     for side in (pair.client, pair.server):
-        assert side.session.peer_goaway is not None
+        assert side.session.control.peer_goaway is not None
         assert side.session.close_exc is not None
         assert side.session.close_exc.error_code == C.NO_ERROR
         assert len(pair.of(side, Closed)) == 1
@@ -244,7 +244,7 @@ def test_goaway_on_both_sides_drains_and_closes_with_code_zero() -> None:
 
 def test_stop_sending_on_the_control_stream_is_a_violation() -> None:
     pair = Pair()
-    ctrl = pair.server.session.peer_ctrl_sid
+    ctrl = pair.server.session.control.peer_sid
     assert ctrl is not None
     pair.server.core.stop(ctrl, 0)
     pair.run()
@@ -259,7 +259,7 @@ def test_stop_sending_on_the_control_stream_is_a_violation() -> None:
 def test_the_wrong_node_id_fails_the_handshake() -> None:
     pair = Pair(expect_server=Identity.generate())
     assert isinstance(pair.client.session.handshake_error, PeerIdentityError)
-    assert pair.client.session.handshake_failed
+    assert refused_by_tls(pair.client.session.handshake_error)
     assert pair.client.session.close_exc is not None
     assert pair.client.session.close_exc.error_code == C.PEER_IDENTITY
     assert pair.of(pair.client, Established) == []
@@ -273,7 +273,7 @@ def test_a_refused_client_gets_admission_refused_before_it_is_established() -> N
     assert error.by_peer
     assert error.error_code == C.ADMISSION_REFUSED
     assert pair.of(pair.client, Established) == []
-    assert not pair.client.session.handshake_failed  # not a TLS failure
+    assert not refused_by_tls(pair.client.session.handshake_error)  # not a TLS failure
     server_error = pair.server.session.handshake_error
     assert isinstance(server_error, AdmissionRefused)
     assert not server_error.by_peer

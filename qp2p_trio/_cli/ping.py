@@ -114,7 +114,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def _path(conn: Connection) -> str:
     """``direct``, or ``relayed via <relay>``."""
-    return f"relayed via {conn.relay}" if conn.relay is not None else conn.path
+    relay = conn.peer.relay
+    return f"relayed via {relay}" if relay is not None else conn.path
 
 
 def _summary(

@@ -241,5 +241,5 @@ def _save(directory: Path, name: str, content: memoryview) -> str:
 
 def _where(conn: Connection) -> str:
     """``host:port``, or ``via <relay>`` for a relayed connection."""
-    relay = conn.relay
+    relay = conn.peer.relay
     return f"via {relay}" if relay is not None else format_address(conn.peer_address)

@@ -1,0 +1,41 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""`ConnectionStatistics`: the snapshot `Connection.statistics` returns (sans-IO)."""
+
+from __future__ import annotations
+
+from typing import final
+
+import attrs
+
+__all__ = ["ConnectionStatistics"]
+
+
+@final
+@attrs.frozen
+class ConnectionStatistics:
+    """A snapshot of a connection's counters (`Connection.statistics`).
+
+    Attributes:
+        rtt: smoothed round-trip time in seconds (0 before the first sample).
+        rtt_min: lowest RTT seen.
+        congestion_window: bytes the congestion controller allows in flight.
+        bytes_in_flight: bytes sent and not yet acknowledged or lost.
+        datagrams_sent / datagrams_received: UDP datagrams.
+        bytes_sent / bytes_received: UDP payload bytes.
+        packets_lost: QUIC packets declared lost.
+        open_streams: streams this connection still tracks.
+        path: ``"direct"`` or ``"relayed"`` (`Connection.path`).
+    """
+
+    rtt: float
+    rtt_min: float
+    congestion_window: int
+    bytes_in_flight: int
+    datagrams_sent: int
+    datagrams_received: int
+    bytes_sent: int
+    bytes_received: int
+    packets_lost: int
+    open_streams: int
+    path: str = "direct"
