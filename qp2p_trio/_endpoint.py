@@ -659,8 +659,10 @@ class Endpoint(metaclass=NoPublicConstructor):
         if driver.closed:
             await trio.lowlevel.checkpoint()
             return
-        driver.closing = True
         grace = self._config.close_grace
+        with trio.move_on_after(grace / 2):  # while their relays still carry them
+            await self._relays.close_relayed(list(driver.connections), grace / 2)
+        driver.closing = True
         conns = list(driver.connections)
         # Receipts already queued first (bounded), then the closes.
         with trio.move_on_after(grace / 2):

@@ -75,6 +75,8 @@ class RelayPath:
         self._out: collections.deque[bytes] = collections.deque()
         self._out_bytes = 0
         self._out_wake = trio.Event()
+        self._writing = False
+        self._idle = trio.Event()  # set (and replaced) whenever the writer waits
         self._in: collections.deque[tuple[bytes, Address]] = collections.deque()
         self._in_wake = trio.Event()
         self._raw: dict[str, bytes] = {}
@@ -175,6 +177,14 @@ class RelayPath:
             self._text[raw] = text
         return text
 
+    async def drain(self) -> None:
+        """Wait until what `send` took is written and acknowledged by the relay."""
+        while self._stream is not None and (self._out or self._writing):
+            await self._idle.wait()
+        stream = self._stream
+        if stream is not None:
+            await stream.wait_acknowledged()
+
     # -------------------------------------------------------------- stream
     async def run_stream(self, stream: BidirectionalStream) -> None:
         """Carry this path's datagrams on ``stream`` until it ends."""
@@ -221,13 +231,19 @@ class RelayPath:
     async def _write(self, stream: BidirectionalStream) -> None:
         while True:
             if not self._out:
+                self._idle.set()
+                self._idle = trio.Event()
                 await self._out_wake.wait()
                 self._out_wake = trio.Event()
                 continue
             data = b"".join(self._out)
             self._out.clear()
             self._out_bytes = 0
-            await stream.send_all(data)
+            self._writing = True
+            try:
+                await stream.send_all(data)
+            finally:
+                self._writing = False
 
 
 @final
@@ -256,6 +272,19 @@ class RelayManager:
         home = self._config.home_relay
         if home is not None:
             self._path(home)
+
+    async def close_relayed(self, conns: list[Connection], limit: float) -> None:
+        """Close the relayed ones of ``conns`` (receipts first, `Connection.flush_control`)
+        and wait until their relays carried the closes, so their peers learn at once."""
+        relayed = [c for c in conns if c.path == "relayed"]
+        for conn in relayed:
+            await conn.flush_control(limit)
+        for conn in relayed:
+            conn.close_locally(0, "endpoint closed")
+        for conn in relayed:
+            await conn.close_sent_event.wait()
+        for path in self.paths.values():
+            await path.drain()
 
     @property
     def dropped(self) -> int:

@@ -391,6 +391,15 @@ class StreamIO:
         except ConnectionClosed as exc:
             raise trio.BrokenResourceError(str(exc)) from exc
 
+    async def raw_wait_acked(self, st: StreamState) -> None:
+        """Wait until every byte written on ``st`` is acknowledged (or cannot be)."""
+        await trio.lowlevel.checkpoint()
+        while self.session.close_exc is None and not self.session.closed_locally:
+            p = self._core.send_progress(st.sid)
+            if p.finished or p.unacked == 0 or p.reset_code is not None:
+                return
+            await self._progress.park()
+
     async def raw_wait_writable(self, st: StreamState) -> None:
         await trio.lowlevel.checkpoint()
         send = st.send

@@ -192,6 +192,14 @@ class BidirectionalStream(
         """Wait until `send_all` would not block (or would fail at once)."""
         await self._wait_send_all_might_not_block()
 
+    async def wait_acknowledged(self) -> None:
+        """Wait until the peer's QUIC stack acknowledged every byte sent so far.
+
+        That the bytes arrived, not that the peer's application read them;
+        returns at once if the stream or the connection is over.
+        """
+        await self._conn.raw_wait_acked(self._state)
+
     async def send_eof(self) -> None:
         """Send the FIN; later `send_all` raises `trio.ClosedResourceError`. Idempotent.
 

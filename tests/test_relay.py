@@ -404,3 +404,24 @@ async def test_peers_reregister_when_their_relay_comes_back(autojump_clock: Any)
                 assert again.path == "relayed"
                 await again.send(b"back again")
                 assert (await b.receive()).payload == b"back again"
+
+
+async def test_closing_an_endpoint_tells_its_relayed_peers_at_once(autojump_clock: Any):
+    """Relayed connections close first, while the relay still carries their CONNECTION_CLOSE."""
+    net = MemoryNetwork(seed=12)
+    net.add_host(RELAY_IP)
+    net.add_host("127.5.0.1")
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay = await open_relay(factory)
+            b = await factory(config=peer_config(relay, hole_punching=False))
+            config = peer_config(relay, hole_punching=False)
+            async with qp2p_trio.open_endpoint(("127.5.0.1", 0), config=config) as a:
+                await wait_registered(relay, 2)
+                await a.connect(PeerAddress(b.node_id, relay=relay.peer_address))
+                peer = await b.accept()
+                start = trio.current_time()
+            closed = await peer.wait_closed()
+            assert closed.by_peer
+            assert not closed.idle_timeout
+            assert trio.current_time() - start < 1.0
