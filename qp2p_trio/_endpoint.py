@@ -147,7 +147,8 @@ class EndpointStatistics:
             (`Config.relay_max_peers`) or cut off for a bad frame.
         relay_paths_dropped: our datagrams dropped on the way to a relay.
         punch_attempts / punch_successes / punch_failures: hole punching
-            rounds for relayed connections we dialled.
+            rounds for relayed connections we dialled; punch_requests_refused:
+            peers' punch requests not answered (not relayed, or too many).
     """
 
     connections: int
@@ -192,6 +193,7 @@ class EndpointStatistics:
     punch_attempts: int = 0
     punch_successes: int = 0
     punch_failures: int = 0
+    punch_requests_refused: int = 0
 
 
 @final

@@ -73,6 +73,7 @@ class PunchCounters:
     punch_attempts: int = 0
     punch_successes: int = 0
     punch_failures: int = 0
+    punch_requests_refused: int = 0
 
 
 def _encode(kind: int, body: bytes = b"") -> bytes:
@@ -133,6 +134,7 @@ class Puncher:
         self._dial = dial
         self._spawn = spawn
         self._running: set[Connection] = set()
+        self._answered: dict[Connection, int] = {}  # punch requests answered, per connection
         self.counters = PunchCounters()
 
     def install(self, router: ProtocolRouter) -> None:
@@ -184,7 +186,24 @@ class Puncher:
         finally:
             await stream.aclose()
 
+    def _may_answer(self, conn: Connection) -> bool:
+        """A peer makes us dial its candidates only over a relayed connection and
+        `ROUNDS` times in all: we are nobody's packet cannon."""
+        answered = self._answered
+        if len(answered) > 256:
+            for done in [c for c in answered if c.is_closed]:
+                del answered[done]
+        count = answered.get(conn, 0)
+        if conn.path != "relayed" or count >= ROUNDS:
+            self.counters.punch_requests_refused += 1
+            return False
+        answered[conn] = count + 1
+        return True
+
     async def _respond(self, conn: Connection, stream: BidirectionalStream) -> None:
+        if not self._may_answer(conn):
+            stream.reset()
+            return
         buf = bytearray()
         kind, body = await _read_record(stream, buf)
         if kind != CONNECT:

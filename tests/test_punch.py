@@ -108,3 +108,34 @@ async def test_symmetric_nats_stay_relayed(autojump_clock: Any):
             assert stats.punch_failures == 3
             await conn.send(b"still relayed")
             assert (await b.receive()).payload == b"still relayed"
+
+
+async def test_punch_requests_are_bounded(autojump_clock: Any):
+    """A peer cannot make us dial addresses of its choosing more than a few times."""
+    from qp2p_trio._punch import PUNCH_PROTOCOL, SYNC
+
+    net = MemoryNetwork(seed=12, default_link=LinkConfig(delay=0.02))
+    net.add_host(RELAY_IP)
+    victim = ("127.66.0.1", 9)  # nobody there
+    request = encode_candidates([victim]) + bytes([SYNC, 0, 0])
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay, a, b = await setup(factory, net, SYMMETRIC)
+            quiet = Config(home_relay=relay.peer_address, hole_punching=False)
+            evil = await factory(config=quiet)
+            service = relay._relay_service
+            with trio.fail_after(30):
+                while len(service.clients) < 3:
+                    await service.changed.wait()
+            conn = await evil.connect(PeerAddress(b.node_id, relay=relay.peer_address))
+            assert conn.path == "relayed"
+            for _ in range(6):
+                stream = await conn.open_protocol(PUNCH_PROTOCOL)
+                await stream.send_all(request)
+            direct = await evil.connect(relay.peer_address)
+            stream = await direct.open_protocol(PUNCH_PROTOCOL)
+            await stream.send_all(request)
+            await trio.sleep(10)  # every request has been answered or refused
+            assert b.statistics().punch_requests_refused == 3  # 3 answered, 3 not
+            assert relay.statistics().punch_requests_refused == 1  # not over a relay
+            assert a.statistics().punch_requests_refused == 0
