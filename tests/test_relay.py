@@ -425,3 +425,38 @@ async def test_closing_an_endpoint_tells_its_relayed_peers_at_once(autojump_cloc
             assert closed.by_peer
             assert not closed.idle_timeout
             assert trio.current_time() - start < 1.0
+
+
+# ------------------------------------------------------- peer addresses
+def test_relayed_peer_addresses_round_trip_and_reject_nonsense():
+    node = qp2p_trio.Identity.generate().node_id
+    relay_id = qp2p_trio.Identity.generate().node_id
+    relay = PeerAddress(relay_id, ("2001:db8::1", 4433))
+    forms = [
+        PeerAddress(node, ("192.0.2.7", 4433)),
+        PeerAddress(node, ("192.0.2.7", 4433), relay=relay),
+        PeerAddress(node, relay=relay),
+        PeerAddress(node, relay=PeerAddress(relay_id, ("relay.example.org", 443))),
+    ]
+    for peer in forms:
+        assert PeerAddress.parse(str(peer)) == peer
+        assert PeerAddress.parse(f"  {peer}\n") == peer
+    assert str(forms[2]) == f"{node}/via/{relay_id}@[2001:db8::1]:4433"
+    assert forms[2].address is None
+    with pytest.raises(ValueError, match="no direct address"):
+        _ = forms[2].host
+    bad = [
+        f"{node}/via/",  # no relay
+        f"{node}/via/{relay_id}",  # a relay without an address
+        f"{node}/via/{relay_id}/via/{relay_id}@192.0.2.1:1",  # nested relays
+        f"{node}/via/{node}@192.0.2.1:1",  # its own relay
+        f"{node}@192.0.2.7:4433/via/nonsense",
+        "/via/{relay_id}@192.0.2.1:1",
+    ]
+    for text in bad:
+        with pytest.raises(ValueError, match="invalid peer address"):
+            PeerAddress.parse(text)
+    with pytest.raises(ValueError, match="needs a socket address, a relay, or both"):
+        PeerAddress(node)
+    with pytest.raises(TypeError):
+        PeerAddress(node, relay="not a peer address")  # type: ignore[arg-type]
