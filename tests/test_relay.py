@@ -460,3 +460,33 @@ def test_relayed_peer_addresses_round_trip_and_reject_nonsense():
         PeerAddress(node)
     with pytest.raises(TypeError):
         PeerAddress(node, relay="not a peer address")  # type: ignore[arg-type]
+
+
+async def test_a_hostile_relay_only_loses_its_stream(autojump_clock: Any):
+    """Junk from a relay (bad ids, floods, a bogus length) ends that stream; the client reconnects."""
+    net = MemoryNetwork(seed=13)
+    net.add_host(RELAY_IP)
+    streams: list[Any] = []
+    done = trio.Event()
+
+    async def evil(conn: qp2p_trio.Connection, stream: Any) -> None:
+        streams.append(stream)
+        await stream.send_all(encode_frame(FrameType.DATAGRAM, bytes(32), b"x" * 100))  # bad id
+        junk = encode_frame(FrameType.DATAGRAM, conn.peer_id.raw, b"\x00" * 1200)
+        await stream.send_all(junk * 2000)  # a flood of junk datagrams
+        await stream.send_all(b"\x01" + bytes(32) + b"\xff\xff")  # over the limit
+        if len(streams) >= 2:
+            done.set()
+        await trio.sleep_forever()
+
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            relay = await factory(local_address=(RELAY_IP, 4433))
+            relay._driver.protocols.register(RELAY_PROTOCOL, evil, internal=True)
+            client = await factory(config=peer_config(relay))
+            await done.wait()  # reset once, and back (with backoff)
+            assert client.statistics().dropped_malformed > 0  # the junk datagrams
+            other = await factory()
+            conn = await other.connect(client.peer_address.address, node_id=client.node_id)
+            await conn.send(b"the client is fine")
+            assert (await client.receive()).payload == b"the client is fine"
