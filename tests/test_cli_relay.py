@@ -36,8 +36,13 @@ def test_ping_and_send_through_a_relay(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
             assert f"path: relayed via {relay.peer}" in result.stdout
             assert "2 probes sent, 2 replies" in result.stdout
-            result = run(tmp_path, "ping", "--json", "-c", "1", relayed)
-            assert json.loads(result.stdout)["path"].startswith("relayed via ")
+            # Hole punching on loopback works at once: the path changes to direct.
+            result = run(tmp_path, "ping", "--json", "-c", "20", "-i", "0.1", relayed)
+            info = json.loads(result.stdout)
+            assert info["path"].startswith("relayed via ")
+            assert info["rounds"][-1]["path"] == "direct"
+            result = run(tmp_path, "ping", "-c", "20", "-i", "0.1", relayed)
+            assert "path changed: direct" in result.stdout
             result = run(tmp_path, "send", relayed, "through the relay")
             assert result.returncode == 0, result.stderr
             event = node.wait_event("connected")  # the first ping's connection

@@ -113,7 +113,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def _path(conn: Connection) -> str:
-    """``direct``, or ``relayed via <relay>``."""
+    """``direct``, or ``relayed via <relay>``: of the connection that now carries requests."""
+    while conn.replacement is not None:  # retired for a direct one (hole punching)
+        conn = conn.replacement
     relay = conn.peer.relay
     return f"relayed via {relay}" if relay is not None else conn.path
 
@@ -176,6 +178,7 @@ async def _ping_rounds(
 ) -> None:
     start = trio.current_time()
     seq = 0
+    path = _path(conn)
     while args.count == 0 or seq < args.count:
         seq += 1
         await trio.sleep_until(start + (seq - 1) * args.interval)
@@ -195,7 +198,11 @@ async def _ping_rounds(
             raise CliError(
                 ExitCode.MISMATCH, f"seq={seq}: the reply differs from the probe it echoes"
             )
-        rounds.append({"seq": seq, "rtt_ms": rtt * 1e3})
+        rounds.append({"seq": seq, "rtt_ms": rtt * 1e3, "path": _path(conn)})
+        if rounds[-1]["path"] != path:  # hole punching moved the connection
+            path = rounds[-1]["path"]
+            if human:
+                print(f"path changed: {path}", flush=True)
         if human:
             print(
                 f"{len(reply)} bytes from {peer.node_id.short()}: seq={seq} time={rtt * 1e3:.3f} ms",
