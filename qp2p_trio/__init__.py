@@ -39,6 +39,7 @@ from ._events import (
     Disconnected as Disconnected,
     DisconnectReason as DisconnectReason,
     HandshakeFailed as HandshakeFailed,
+    PathChanged as PathChanged,
     PeerEvent as PeerEvent,
     PeerEvents as PeerEvents,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "Disconnected",
     "DisconnectReason",
     "HandshakeFailed",
+    "PathChanged",
     "PeerEvent",
     "PeerEvents",
     "PeerIdentityError",

@@ -49,7 +49,7 @@ import attrs
 
 from ._classify import disconnect_reason
 from ._errors import HandshakeError, PeerIdentityError
-from ._events import Connected, Disconnected, EventHub, HandshakeFailed
+from ._events import Connected, Disconnected, EventHub, HandshakeFailed, PathChanged
 from ._identity import NodeId
 
 if TYPE_CHECKING:
@@ -213,6 +213,8 @@ class Pool:
             winner, loser = old, conn
         self._install(winner, self._keys.get(winner, key))
         actions.append(Retire(loser, winner))
+        if winner is conn and winner.path != loser.path:
+            self._hub.emit(PathChanged(peer, winner.path, winner, loser))
         return actions
 
     def peer_goaway(self, conn: Connection) -> list[PoolAction]:

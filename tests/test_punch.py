@@ -66,6 +66,7 @@ async def test_cone_nats_punch_through_and_continue_direct(autojump_clock: Any, 
     with trio.fail_after(120), net.activate():
         async with open_endpoint_factory(net) as factory:
             relay, a, b = await setup(factory, net, CONE)
+            events = a.events()
             start = trio.current_time()
             relayed = await a.connect(PeerAddress(b.node_id, relay=relay.peer_address))
             assert relayed.path == "relayed"
@@ -91,6 +92,16 @@ async def test_cone_nats_punch_through_and_continue_direct(autojump_clock: Any, 
             assert {c.path for c in a.connections()} == {"direct"}
             assert {c.path for c in b.connections()} == {"direct"}
             await relayed.wait_closed()
+            async with events:
+                seen = []
+                async for event in events:
+                    seen.append(event)
+                    if isinstance(event, qp2p_trio.PathChanged):
+                        break
+            changed = seen[-1]
+            assert isinstance(changed, qp2p_trio.PathChanged)
+            assert (changed.peer, changed.path, changed.previous) == (b.node_id, "direct", relayed)
+            assert changed.connection.path == "direct"
 
 
 async def test_symmetric_nats_stay_relayed(autojump_clock: Any):
