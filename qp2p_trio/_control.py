@@ -69,12 +69,14 @@ class ControlStreams:
         "_max_message_size",
         "_parser",
         "goaway_sent",
+        "must_arrive",
         "observed",
         "peer_goaway",
         "peer_incarnation",
         "peer_max_message_size",
         "peer_sid",
         "sid",
+        "written",
     )
 
     def __init__(self, *, max_message_size: int, incarnation: int) -> None:
@@ -88,6 +90,10 @@ class ControlStreams:
         self.goaway_sent = False
         self.peer_goaway: _wire.GoAway | None = None
         self.observed = ObservedReporter()
+        #: Bytes written on our control stream, and the offset after the last
+        #: record the peer must have before we close (receipts, GOAWAY).
+        self.written = 0
+        self.must_arrive = 0
 
     # ------------------------------------------------------------- sending
     def open(self, sid: int) -> bytes:
@@ -98,6 +104,20 @@ class ControlStreams:
         return _wire.encode_control_preamble() + _wire.encode_settings(
             max_message_size=self._max_message_size, incarnation=self._incarnation
         )
+
+    def wrote(self, size: int, *, must_arrive: bool) -> None:
+        """Count ``size`` bytes written on our control stream (after `open`'s)."""
+        self.written += size
+        if must_arrive:
+            self.must_arrive = self.written
+
+    def undelivered(self, unacked: int) -> bool:
+        """Whether a record that must arrive is not acknowledged yet.
+
+        ``unacked``: bytes of our control stream not yet acknowledged.  Only
+        SETTINGS or OBSERVED_ADDRESS in flight do not hold a close back.
+        """
+        return self.written - unacked < self.must_arrive
 
     @staticmethod
     def receipt(sid: int, code: int) -> bytes:

@@ -249,7 +249,9 @@ class Session:
     # -------------------------------------------------------- control stream
     def _open_control_stream(self) -> None:
         sid = self.core.next_stream_id(unidirectional=True)
-        self.core.send(sid, self.control.open(sid))
+        head = self.control.open(sid)
+        self.core.send(sid, head)
+        self.control.wrote(len(head), must_arrive=False)
         self.want_transmit = True
 
     def control_writable(self) -> bool:
@@ -263,11 +265,13 @@ class Session:
 
     def send_receipt(self, sid: int, code: int) -> None:
         """Tell the peer what became of its message (or reply) on stream ``sid``."""
-        self.send_control(self.control.receipt(sid, code))
+        self.send_control(self.control.receipt(sid, code), must_arrive=True)
 
-    def send_control(self, record: bytes) -> None:
+    def send_control(self, record: bytes, *, must_arrive: bool = False) -> None:
+        """Write a record on our control stream; ``must_arrive``: a close waits for it."""
         if self.control_writable() and self.control.sid is not None:
             self.core.send(self.control.sid, record)
+            self.control.wrote(len(record), must_arrive=must_arrive)
             self.want_transmit = True
 
     def _violation(self, reason: str) -> None:
@@ -312,7 +316,7 @@ class Session:
             bidi_opened=(core.next_stream_id(unidirectional=False) - base_bidi) // 4,
         )
         if record is not None:
-            self.send_control(record)
+            self.send_control(record, must_arrive=True)
         return True
 
     def _drained(self) -> bool:
@@ -323,9 +327,9 @@ class Session:
             return False  # no GOAWAY yet, or a stream the peer opened has not arrived
         if any(sid != control.peer_sid for sid in self.streams):
             return False
-        # Our receipts must have reached the peer before we close.
+        # Our receipts (and GOAWAY) must have reached the peer before we close.
         assert control.sid is not None
-        return self.core.send_progress(control.sid).unacked == 0
+        return not control.undelivered(self.core.send_progress(control.sid).unacked)
 
     # ---------------------------------------------------------------- closing
     def close_locally(self, code: int, reason: str, now: float) -> None:

@@ -349,7 +349,11 @@ class StreamIO:
         """Let the receipts already queued reach the peer before a close.
 
         A CONNECTION_CLOSE ends the connection at once: without this, a peer
-        whose reply we just read would never learn that it arrived.
+        whose reply we just read would never learn that it arrived.  A
+        handshake still finishing is waited for too: a close sent before it
+        can only be a transport APPLICATION_ERROR, not a graceful close.
+        Records that need not arrive (SETTINGS, OBSERVED_ADDRESS) are not
+        waited for.
         """
         session = self.session
         sid = session.control.sid
@@ -363,7 +367,9 @@ class StreamIO:
         self._sync()
         with trio.move_on_after(limit):
             while session.close_exc is None and (
-                self._core.send_progress(sid).unacked > 0 or self._core.ack_pending()
+                not session.established
+                or session.control.undelivered(self._core.send_progress(sid).unacked)
+                or self._core.ack_pending()
             ):
                 await self._progress.park()
 

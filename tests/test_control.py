@@ -103,3 +103,20 @@ def test_our_stream_opens_once() -> None:
     ours.open(2)
     with pytest.raises(RuntimeError, match="already open"):
         ours.open(6)
+
+
+def test_only_records_that_must_arrive_hold_a_close_back() -> None:
+    control = make()
+    head = control.open(2)
+    control.wrote(len(head), must_arrive=False)
+    # SETTINGS unacknowledged: nothing that must arrive is in flight.
+    assert not control.undelivered(unacked=len(head))
+    receipt = control.receipt(0, 0)
+    control.wrote(len(receipt), must_arrive=True)
+    assert control.undelivered(unacked=len(receipt))
+    observed = b"\x04" * 9
+    control.wrote(len(observed), must_arrive=False)
+    # The receipt acknowledged, the later record not: no wait.
+    assert not control.undelivered(unacked=len(observed))
+    assert control.undelivered(unacked=len(observed) + 1)
+    assert not control.undelivered(unacked=0)

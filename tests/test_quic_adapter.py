@@ -161,6 +161,52 @@ def test_server_still_accepts_a_client_offering_only_p256():
         assert any(isinstance(e, HandshakeDone) for e in pump.events[id(side)])
 
 
+# 12. _crypto_buffers: the handshake's 16 KiB TLS output buffers are let go
+def test_crypto_buffers_shrink_once_the_handshake_completed():
+    from qp2p_trio._quic import SPENT_CRYPTO_BUFFER
+
+    fresh = QuicCore(conf(True))
+    fresh.connect(SERVER_ADDR, 1000.0)
+    buffers = getattr(fresh._quic, "_crypto_buffers", None)
+    assert isinstance(buffers, dict), "aioquic QuicConnection._crypto_buffers is gone"
+    assert all(b.capacity > SPENT_CRYPTO_BUFFER for b in buffers.values())
+    client, server, _ = handshake()
+    for side in (client, server):
+        assert all(b.capacity == SPENT_CRYPTO_BUFFER for b in side._quic._crypto_buffers.values())
+
+
+def test_a_connection_works_after_its_crypto_buffers_shrank():
+    client, server, pump = handshake()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"x" * 5000, end_stream=True)
+    back = server.next_stream_id(unidirectional=True)
+    server.send(back, b"y" * 5000, end_stream=True)
+    pump.run()
+    got = b"".join(
+        e.data for e in pump.events[id(server)] if isinstance(e, StreamData) and e.stream_id == sid
+    )
+    assert got == b"x" * 5000
+    got = b"".join(
+        e.data for e in pump.events[id(client)] if isinstance(e, StreamData) and e.stream_id == back
+    )
+    assert got == b"y" * 5000
+
+
+# 13. __frame_handlers: the epoch sets are shared between connections
+def test_frame_handler_epoch_sets_are_shared():
+    a, b = QuicCore(conf(True)), QuicCore(conf(True))
+    tables = [getattr(c._quic, "_QuicConnection__frame_handlers", None) for c in (a, b)]
+    assert all(isinstance(t, dict) and t for t in tables), (
+        "aioquic QuicConnection.__frame_handlers is gone: epoch sets are per connection again"
+    )
+    first, second = tables
+    assert first.keys() == second.keys()
+    for frame_type in first:
+        assert first[frame_type][1] is second[frame_type][1], hex(frame_type)
+        assert first[frame_type][0].__self__ is a._quic
+        assert second[frame_type][0].__self__ is b._quic
+
+
 # 2. tls._peer_certificate / _peer_certificate_chain
 def test_peer_certificates_both_sides():
     cid, sid = Identity.generate(), Identity.generate()

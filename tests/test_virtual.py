@@ -230,3 +230,37 @@ async def test_a_request_and_its_reply_take_one_datagram_each(autojump_clock):
             sent = net.statistics().total.sent - before
             assert sent <= 2 * 50 + 5, sent  # was about 3 per round trip
             nursery.cancel_scope.cancel()
+
+
+async def test_aclose_right_after_connect_waits_for_no_round_trip(autojump_clock):
+    """Only receipts (and GOAWAY) hold a close back: SETTINGS in flight do not."""
+    net = MemoryNetwork(seed=11)
+    with trio.fail_after(30), net.activate():
+        async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
+            net.set_link_both(a.local_address[0], b.local_address[0], LinkConfig(delay=0.05))
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            peer = await b.accept()
+            start = trio.current_time()
+            await conn.aclose()
+            assert trio.current_time() - start < 0.01
+            closed = await peer.wait_closed()
+            assert closed.error_code == 0
+            assert closed.by_peer
+
+
+async def test_aclose_after_reading_a_message_lets_its_receipt_arrive(autojump_clock):
+    net = MemoryNetwork(seed=12)
+    with trio.fail_after(30), net.activate():
+        async with qp2p_trio.open_endpoint(ADDR) as a, qp2p_trio.open_endpoint(ADDR) as b:
+            net.set_link_both(a.local_address[0], b.local_address[0], LinkConfig(delay=0.05))
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            peer = await b.accept()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn.send, b"hello")
+                msg = await b.receive()
+                assert msg.payload == b"hello"
+                start = trio.current_time()
+                await peer.aclose()
+                # The receipt went out and was acknowledged: one round trip.
+                assert trio.current_time() - start >= 0.1 - 1e-9
+            # conn.send returned normally: the receipt arrived before the close.
