@@ -21,6 +21,7 @@ from ._errors import (
     ConnectionClosed as ConnectionClosed,
     ConnectRefused as ConnectRefused,
     EndpointError as EndpointError,
+    GatewayReplyError as GatewayReplyError,
     HandshakeError as HandshakeError,
     LocalProtocolError as LocalProtocolError,
     MessageError as MessageError,
@@ -28,6 +29,7 @@ from ._errors import (
     MessageTooLarge as MessageTooLarge,
     PeerIdentityError as PeerIdentityError,
     PeerNotAtRelay as PeerNotAtRelay,
+    PortMappingError as PortMappingError,
     ProtocolError as ProtocolError,
     QP2PError as QP2PError,
     RelayUnavailable as RelayUnavailable,
@@ -48,6 +50,7 @@ from ._message import Message as Message
 from ._metrics import EndpointMetrics as EndpointMetrics
 from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
 from ._peer import PeerAddress as PeerAddress
+from ._portmap_io import GatewayProbe as GatewayProbe, PortMappingStatus as PortMappingStatus
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
 from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
@@ -76,6 +79,8 @@ __all__ = [
     "EndpointStatistics",
     "ExternalAddress",
     "EndpointMetrics",
+    "GatewayProbe",
+    "GatewayReplyError",
     "HandshakeError",
     "Identity",
     "LocalProtocolError",
@@ -96,6 +101,8 @@ __all__ = [
     "PeerEvents",
     "PeerIdentityError",
     "PeerNotAtRelay",
+    "PortMappingError",
+    "PortMappingStatus",
     "PrometheusCollector",
     "ProtocolError",
     "QP2PError",

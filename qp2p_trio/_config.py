@@ -9,6 +9,7 @@ limits that keep memory bounded are documented in one place.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from typing import TYPE_CHECKING, Any, Literal, final
@@ -105,6 +106,19 @@ def _optional_node_ids(value: object) -> frozenset[NodeId] | None:
 def _optional_path(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise TypeError(f"Config.{attribute.name} must be a path or None, got {value!r}")
+
+
+def _optional_ipv4(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"Config.{attribute.name} must be an IPv4 address or None, got {value!r}")
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(
+            f"Config.{attribute.name} must be an IPv4 address, got {value!r}"
+        ) from None
 
 
 def _optional_positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -339,6 +353,26 @@ class Config:
     #: address alone, and a small network still gets there (libp2p's
     #: identify uses 4).
     observed_address_quorum: int = attrs.field(default=3, validator=_positive_int)
+    #: Seconds a peer's report of our address still counts after its last
+    #: connection closed (while connected it counts, and the peer reports
+    #: again if the address changes).  Half an hour: NAT mappings and DHCP
+    #: leases change, and a peer long gone says nothing about now.
+    observed_address_max_age: float = attrs.field(default=1800.0, validator=_positive)
+
+    # ---- port mapping (NAT-PMP, PCP, UPnP-IGD; see `Endpoint.port_mapping`)
+    #: Ask the gateway in front of this machine to forward the endpoint's
+    #: UDP port (NAT-PMP, PCP and UPnP-IGD are probed at once; the first
+    #: that answers is used), keep the mapping while the endpoint runs and
+    #: delete it on close.  Off by default: opening a port on the user's
+    #: router is the application's decision, and a library that every test
+    #: and one-shot command opens should not talk to routers unasked.
+    port_mapping: bool = False
+    #: The gateway's IPv4 address, or ``None`` for this machine's IPv4
+    #: default gateway (then SSDP also searches by multicast).
+    port_mapping_gateway: str | None = attrs.field(default=None, validator=_optional_ipv4)
+    #: Seconds of lease to ask for (renewed at half of what is granted);
+    #: 7200 as RFC 6886 recommends.
+    port_mapping_lifetime: int = attrs.field(default=7200, validator=_positive_int)
 
     def __attrs_post_init__(self) -> None:
         if self.keep_alive_interval is not None and self.keep_alive_interval >= self.idle_timeout:

@@ -167,7 +167,8 @@ class Driver:
         self.tally = _metrics.Tally()  # per connection, message, dial (see _metrics)
         self.admission = _admission.Admission[Connection](config)
         self.gate = Gatekeeper(config)  # trust: who is admitted once verified
-        self.observations = ObservationBook()  # where peers see us (OBSERVED_ADDRESS)
+        # where peers see us (OBSERVED_ADDRESS)
+        self.observations = ObservationBook(max_age=config.observed_address_max_age)
         self.protocols = ProtocolRouter(config)  # PROTOCOL streams to their handlers
         self.gate.trust.changed = self._revoke
         self._closing = False
@@ -333,6 +334,8 @@ class Driver:
         self._pool.closed(conn)
         self.gate.forget(conn)
         _observe.connection_closed(conn)
+        if conn.session.peer_id is not None:
+            self.observations.ended(conn.session.peer_id, trio.current_time())
         session = conn.session
         if _classify.refused_by_tls(session.handshake_error):
             self.counters.handshake_failures += 1

@@ -29,6 +29,7 @@ import trio
 from ._config import Config
 from ._dial import Dialer, NoRetry, Peer
 from ._driver import Driver
+from ._endpointstats import EndpointStatistics
 from ._errors import (
     ConnectionClosed,
     EndpointError,
@@ -37,8 +38,10 @@ from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
+from ._observed import ExternalAddress
 from ._peer import PeerAddress
 from ._pool import Pool
+from ._portmap_io import PortMapper, PortMappingStatus
 from ._punch import Puncher
 from ._quic import Address
 from ._relay import RelayService
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._message import Message
-    from ._observed import ExternalAddress, NatMapping
+    from ._observed import NatMapping
     from ._streams import BidirectionalStream
     from ._trust import Trust
 
@@ -67,133 +70,6 @@ _SOCKET_BUFFER = 4 * 1024 * 1024
 _TIMER_SLACK = 1e-6
 #: At most this many datagrams are sent straight from a user call (`_flush`).
 _DIRECT_MAX = 4
-
-
-@final
-@attrs.frozen
-class EndpointStatistics:
-    """A snapshot of an endpoint's counters (`Endpoint.statistics`).
-
-    Attributes:
-        connections: connections alive (handshaking or open, not closing).
-        connections_closing: closed connections still in QUIC's closing
-            period (they only answer stray packets, then are forgotten).
-        pooled: peers with a live pooled connection.
-        connections_refused: Initial datagrams of new incoming connections
-            answered with CONNECTION_REFUSED, because of
-            `Config.max_connections`, `Config.max_pending_handshakes` or
-            `Config.max_pending_handshakes_per_address` (a client that
-            retransmits its Initial is counted again).
-        retries_sent: Initials answered with a QUIC Retry (address
-            validation, see `Config.address_validation_threshold`).
-        invalid_tokens: Initials whose token was not a valid Retry token of
-            ours for that address (expired, forged, replayed elsewhere),
-            answered with INVALID_TOKEN.
-        handshakes_timed_out: incoming connections closed with
-            ``CloseCode.HANDSHAKE_TIMEOUT`` because they were not established
-            by the set-up deadline (see `Config.handshake_timeout`).
-        handshakes_unvalidated_expired: incoming handshakes forgotten because
-            their client never proved its address within
-            `Config.unvalidated_handshake_timeout`.
-        peers_refused: connections closed with
-            ``CloseCode.ADMISSION_REFUSED`` because our trust policy did not
-            admit the peer (`Trust` lists, `Config.admit_peer`), incoming or
-            outgoing, including live ones closed when the lists changed.
-        admission_hook_failures: `Config.admit_peer` calls that raised or
-            timed out (each refused the peer).
-        addresses_refused: Initials of new incoming connections that
-            `Config.admit_address` refused (answered with CONNECTION_REFUSED
-            like a limit, before any TLS work).
-        answers_suppressed: refusals and Retries not sent because more than
-            1,000 per second (burst 200) were due: the Initials were dropped,
-            so a flood of them costs what junk costs.
-        datagrams_received / datagrams_sent: UDP datagrams (and those
-            carried by an attached datagram path; sent ones as handed over).
-        bytes_received / bytes_sent: their payload bytes.
-        dropped_malformed: datagrams whose QUIC header did not parse, or that
-            aioquic rejected.
-        dropped_unknown_connection: datagrams for no known connection that
-            could not start one (not an Initial, or shorter than 1200 bytes).
-        dropped_unsupported_version: datagrams of another QUIC version
-            (answered with Version Negotiation).
-        send_errors / receive_errors: socket errors, datagram skipped.
-        messages_received: messages delivered to the receive queue.
-        streams_refused: incoming streams refused (too large, queue full,
-            malformed, unsupported).
-        connections_unannounced: accepted connections `Endpoint.accept` did
-            not get because its queue was full (they work all the same).
-        streams_stalled: incoming messages reset with ``STALLED``: they held
-            receive budget and made no progress for
-            `Config.message_stall_timeout` (also in ``streams_refused``).
-        handshake_failures: handshakes, incoming or outgoing, that TLS
-            refused: a TLS alert sent or received (QUIC CRYPTO_ERROR, 0x100 +
-            alert; for example 0x178 for a ClientHello without our ALPN, 0x128
-            for one without Ed25519 among its signature algorithms), or a
-            peer certificate that proves no node id or not the expected one.
-            The listener answers a refused ClientHello with its alert within
-            one round trip; these are not counted as `dropped_malformed`.
-        protocol_streams_handled: peers' protocol streams given to a
-            handler (`handle_protocol`).
-        protocol_streams_unknown / protocol_streams_busy: protocol streams
-            reset with ``UNKNOWN_PROTOCOL`` / ``BUSY`` (also in
-            ``streams_refused``).
-        protocol_handler_failures: protocol handlers that raised.
-        relay_clients: peers registered with this relay (`Config.relay`).
-        relay_frames_forwarded / relay_bytes_forwarded: what it forwarded.
-        relay_dropped_rate / _buffer / _unknown_peer: datagrams it dropped
-            (source over `Config.relay_peer_rate`, destination's queue full,
-            nobody registered with that id).
-        relay_clients_refused / relay_clients_malformed: clients refused
-            (`Config.relay_max_peers`) or cut off for a bad frame.
-        relay_paths_dropped: our datagrams dropped on the way to a relay.
-        punch_attempts / punch_successes / punch_failures: hole punching
-            rounds for relayed connections we dialled; punch_requests_refused:
-            peers' punch requests not answered (not relayed, or too many).
-    """
-
-    connections: int
-    connections_closing: int
-    pooled: int
-    datagrams_received: int
-    datagrams_sent: int
-    bytes_received: int
-    bytes_sent: int
-    dropped_malformed: int
-    dropped_unknown_connection: int
-    dropped_unsupported_version: int
-    send_errors: int
-    receive_errors: int
-    messages_received: int
-    streams_refused: int
-    connections_unannounced: int
-    streams_stalled: int
-    connections_refused: int
-    handshake_failures: int
-    retries_sent: int
-    invalid_tokens: int
-    handshakes_timed_out: int
-    handshakes_unvalidated_expired: int
-    answers_suppressed: int
-    peers_refused: int
-    admission_hook_failures: int
-    addresses_refused: int
-    protocol_streams_handled: int = 0
-    protocol_streams_unknown: int = 0
-    protocol_streams_busy: int = 0
-    protocol_handler_failures: int = 0
-    relay_clients: int = 0
-    relay_frames_forwarded: int = 0
-    relay_bytes_forwarded: int = 0
-    relay_dropped_rate: int = 0
-    relay_dropped_buffer: int = 0
-    relay_dropped_unknown_peer: int = 0
-    relay_clients_refused: int = 0
-    relay_clients_malformed: int = 0
-    relay_paths_dropped: int = 0
-    punch_attempts: int = 0
-    punch_successes: int = 0
-    punch_failures: int = 0
-    punch_requests_refused: int = 0
 
 
 @final
@@ -232,6 +108,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Shielded: when the code around `open_endpoint` is cancelled, the
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
+        self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
 
     # ------------------------------------------------------------ properties
     @property
@@ -308,10 +185,58 @@ class Endpoint(metaclass=NoPublicConstructor):
         observers are counted by IP address, and an address is ``confirmed``
         once `Config.observed_address_quorum` of them agree.  At most 64
         peers' reports are kept (the least recent dropped), also after their
-        connections closed.
+        connections closed, for `Config.observed_address_max_age` seconds.
+
+        With `Config.port_mapping`, the address the gateway forwards to this
+        endpoint comes right after the bound one (``source="mapped"``,
+        ``confirmed`` while the gateway's lease lasts) for as long as the
+        mapping is kept.
         """
-        return self._driver.observations.external_addresses(
-            self._local_address, self._config.observed_address_quorum
+        book = self._driver.observations
+        book.expire(trio.current_time())
+        found = book.external_addresses(self._local_address, self._config.observed_address_quorum)
+        lease = None if self._portmapper is None else self._portmapper.lease
+        if lease is None:
+            return found
+        seen = [a for a in found if a.address == lease.external]
+        mapped = ExternalAddress(lease.external, "mapped", seen[0].observers if seen else 0, True)
+        rest = [a for a in found if a.address != lease.external]
+        local = [a for a in rest if a.source == "local"]
+        return [*local, mapped, *(a for a in rest if a.source != "local")]
+
+    def port_mapping(self) -> PortMappingStatus:
+        """The port mapping of this endpoint: gateway, protocols that answered, mapped address.
+
+        Empty (no gateway, no probes) unless `Config.port_mapping` is on;
+        see `probe_port_mapping` to probe without mapping.
+        """
+        if self._portmapper is None:
+            return PortMappingStatus(gateway=self._config.port_mapping_gateway)
+        return self._portmapper.status()
+
+    async def probe_port_mapping(self) -> PortMappingStatus:
+        """Ask the gateway which port mapping protocols it speaks, mapping nothing.
+
+        Sends NAT-PMP's external address request, PCP's ANNOUNCE and UPnP's
+        SSDP search and GetExternalIPAddress to the gateway
+        (`Config.port_mapping_gateway`, else the default route's) at once;
+        takes at most about 2 s.  Gateways that do not answer, or answer
+        garbage, are reported as such: nothing is raised for them.
+
+        Cancellation: safe; nothing is left behind.
+        """
+        mapper = self._new_port_mapper()
+        return await mapper.probe()
+
+    def _new_port_mapper(self) -> PortMapper:
+        local = self._local_address
+        ip = str(local[0])
+        if ipaddress.ip_address(ip).version != 4:
+            ip = "0.0.0.0"
+        return PortMapper(
+            self._config.port_mapping_gateway,
+            (ip, int(local[1])),
+            self._config.port_mapping_lifetime,
         )
 
     def nat_mapping(self) -> NatMapping:
@@ -326,7 +251,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         says nothing about the NAT's filtering, nor whether anyone can reach
         the address unasked.
         """
-        return self._driver.observations.nat_mapping(self._local_address)
+        book = self._driver.observations
+        book.expire(trio.current_time())
+        return book.nat_mapping(self._local_address)
 
     def metrics(self) -> EndpointMetrics:
         """Return an immutable snapshot of what an operator watches (see `EndpointMetrics`).
@@ -665,6 +592,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         with trio.move_on_after(grace / 2):  # while their relays still carry them
             await self._relays.close_relayed(list(driver.connections), grace / 2)
         driver.closing = True
+        if self._portmapper is not None:  # delete the mapping while the peers still hear us
+            await self._portmapper.aclose(min(grace, 2.0))
         conns = list(driver.connections)
         # Receipts already queued first (bounded), then the closes.
         with trio.move_on_after(grace / 2):
@@ -782,6 +711,9 @@ async def open_endpoint(
                 try:
                     await nursery.start(endpoint._run_background)
                     endpoint._relays.start()
+                    if config.port_mapping:
+                        endpoint._portmapper = endpoint._new_port_mapper()
+                        nursery.start_soon(endpoint._portmapper.run)
                     _log.info("endpoint %s open on %r", identity.node_id, endpoint.local_address)
                     yield endpoint
                 finally:

@@ -20,8 +20,10 @@ __all__ = [
     "MessageError",
     "MessageRefused",
     "MessageTooLarge",
+    "GatewayReplyError",
     "PeerIdentityError",
     "PeerNotAtRelay",
+    "PortMappingError",
     "ProtocolError",
     "QP2PError",
     "RelayUnavailable",
@@ -217,3 +219,24 @@ class RemoteProtocolError(ProtocolError):
 
 class EndpointError(QP2PError):
     """The endpoint's background machinery failed (socket error or internal bug)."""
+
+
+class PortMappingError(QP2PError):
+    """A port mapping gateway (NAT-PMP, PCP, UPnP-IGD) refused or failed a request.
+
+    Attributes:
+        protocol: ``"natpmp"``, ``"pcp"`` or ``"upnp"``.
+        code: the gateway's result or error code, or ``None`` (no answer,
+            or no code in it).
+    """
+
+    def __init__(self, message: str, *, protocol: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.protocol = protocol
+        self.code = code
+
+
+class GatewayReplyError(PortMappingError):
+    """A gateway's reply did not parse: too short, the wrong version or opcode,
+    an unexpected nonce, malformed HTTP, XML or SOAP.  The reply is ignored;
+    the endpoint carries on."""

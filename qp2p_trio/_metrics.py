@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ._budget import ReceiveBudget
     from ._connection import Connection
-    from ._endpoint import EndpointStatistics
+    from ._endpointstats import EndpointStatistics
 
 __all__ = ["EndpointMetrics", "Tally", "snapshot"]
 

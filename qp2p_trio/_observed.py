@@ -14,7 +14,9 @@ Three parts, none doing I/O or reading a clock:
 - `ObservationBook`, one per endpoint: each observing peer's latest report
   (at most `MAX_OBSERVERS` peers, the least recent dropped), from which come
   `external_addresses` (with a quorum of observers) and the NAT mapping
-  classification `nat_mapping`.
+  classification `nat_mapping`.  A report counts while its observer's
+  connection lives and for ``max_age`` seconds after it ended (`ended`);
+  the caller passes the time in.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import collections
 import enum
 import ipaddress
+import math
 import struct
 from typing import TYPE_CHECKING, Final, Literal, final
 
@@ -204,16 +207,18 @@ class ExternalAddress:
 
     Attributes:
         address: ``(ip, port)``.
-        source: ``"local"`` (the bound address, when it is not a wildcard) or
-            ``"observed"`` (reported by peers on their connections).
+        source: ``"local"`` (the bound address, when it is not a wildcard),
+            ``"observed"`` (reported by peers on their connections) or
+            ``"mapped"`` (forwarded to us by the gateway: `Config.port_mapping`).
         observers: how many distinct observers (peers at distinct IPs)
             report this address now.
         confirmed: whether ``observers`` reached
-            `Config.observed_address_quorum`.
+            `Config.observed_address_quorum` (for a mapped address: whether
+            the gateway's lease is live).
     """
 
     address: tuple[str, int]
-    source: Literal["local", "observed"]
+    source: Literal["local", "observed", "mapped"]
     observers: int
     confirmed: bool
 
@@ -222,16 +227,18 @@ class ExternalAddress:
 class _Observation:
     observer_address: tuple[str, int]  # where we see the observing peer
     observed: tuple[str, int]  # where it sees us
+    ended: float | None = None  # when the observer's connection ended
 
 
 @final
 class ObservationBook:
     """The endpoint's observations: each observing peer's latest (bounded)."""
 
-    __slots__ = ("_by_peer", "limit")
+    __slots__ = ("_by_peer", "limit", "max_age")
 
-    def __init__(self, limit: int = MAX_OBSERVERS) -> None:
+    def __init__(self, limit: int = MAX_OBSERVERS, max_age: float = math.inf) -> None:
         self.limit = limit
+        self.max_age = max_age
         self._by_peer: collections.OrderedDict[Hashable, _Observation] = collections.OrderedDict()
 
     def __len__(self) -> int:
@@ -252,6 +259,22 @@ class ObservationBook:
         by_peer[observer] = _Observation((str(ip), int(str(observer_address[1]))), observed)
         while len(by_peer) > self.limit:
             by_peer.popitem(last=False)
+
+    def ended(self, observer: Hashable, now: float) -> None:
+        """``observer``'s connection ended at ``now``: its report expires ``max_age`` later."""
+        obs = self._by_peer.get(observer)
+        if obs is not None and obs.ended is None:
+            self._by_peer[observer] = attrs.evolve(obs, ended=now)
+
+    def expire(self, now: float) -> None:
+        """Forget the reports of observers gone for ``max_age`` seconds or more at ``now``."""
+        stale = [
+            key
+            for key, obs in self._by_peer.items()
+            if obs.ended is not None and now - obs.ended >= self.max_age
+        ]
+        for key in stale:
+            del self._by_peer[key]
 
     def _observers(self) -> dict[tuple[str, int], set[str]]:
         """Each observed address and the distinct observer IPs reporting it."""

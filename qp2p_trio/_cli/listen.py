@@ -11,13 +11,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
 from qp2p_trio import PeerAddress, open_endpoint, serve_metrics
 
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
-from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, relay_options, size
+from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, ipv4, relay_options, size
 from .output import format_address, format_size
 from .service import Service
 
@@ -78,6 +79,18 @@ def add_parser(commands: Commands) -> None:
         help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: any "
         "free port; keep it on loopback); needs the qp2p_trio[metrics] extra",
     )
+    parser.add_argument(
+        "--port-mapping",
+        action="store_true",
+        help="ask the gateway (NAT-PMP, PCP or UPnP-IGD) to forward this node's port, "
+        "print the mapped address, delete the mapping on exit",
+    )
+    parser.add_argument(
+        "--gateway",
+        type=ipv4,
+        metavar="IP",
+        help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
+    )
     relay_options(parser, serve=True)
     debug_options(parser)
 
@@ -92,6 +105,8 @@ async def run(args: argparse.Namespace) -> int:
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
     config = config_for(args.max_message_size, args)
+    if args.port_mapping:
+        config = attrs.evolve(config, port_mapping=True, port_mapping_gateway=args.gateway)
     metrics = _metrics_address(args.metrics)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_endpoint(bind, identity=identity, config=config) as ep:
@@ -100,6 +115,8 @@ async def run(args: argparse.Namespace) -> int:
             received = "none"
             async with _serving_metrics(ep, metrics, service), trio.open_nursery() as nursery:
                 nursery.start_soon(service.run)
+                if args.port_mapping:
+                    nursery.start_soon(_watch_mapping, ep, service)
                 async for signum in signals:
                     received = signal.Signals(signum).name
                     break
@@ -121,6 +138,19 @@ async def run(args: argparse.Namespace) -> int:
             probes=service.probes,
         )
     return ExitCode.OK
+
+
+async def _watch_mapping(ep: Endpoint, service: Service) -> None:
+    """Print a ``mapped`` event whenever the mapped address changes."""
+    last: tuple[str, int] | None = None
+    while True:  # until the node stops; a look every half second
+        status = ep.port_mapping()
+        if status.external != last:
+            last = status.external
+            address = None if last is None else format_address(last)
+            text = f"  mapped:       {address} ({status.protocol})" if address else "  unmapped"
+            service.event("mapped", text, address=address, protocol=status.protocol)
+        await trio.sleep(0.5)
 
 
 def _metrics_address(text: str | None) -> tuple[str, int] | None:

@@ -4,26 +4,29 @@
 
 Connects to every PEER at once, waits (bounded) for each to report the
 address it sees us at (the OBSERVED_ADDRESS control record), and prints
-this endpoint's external addresses and the NAT mapping they imply.
+this endpoint's external addresses and the NAT mapping they imply.  With
+``--port-mapping`` it also probes the gateway for NAT-PMP, PCP and UPnP-IGD
+(mapping nothing) and prints which answered.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from qp2p_trio import QP2PError, open_endpoint
 
 from .client import bind_address_for, config_for, load_identity, parse_peer
 from .errors import ExitCode
-from .options import client_options
+from .options import client_options, ipv4
 from .output import format_address, print_json
 
 if TYPE_CHECKING:
     import argparse
 
-    from qp2p_trio import Endpoint, PeerAddress
+    from qp2p_trio import Endpoint, PeerAddress, PortMappingStatus
 
     from .options import Commands
 
@@ -41,22 +44,41 @@ def add_parser(commands: Commands) -> None:
         run,
     )
     parser.add_argument("peers", metavar="PEER", nargs="+", help="peer addresses")
+    parser.add_argument(
+        "--port-mapping",
+        action="store_true",
+        help="also ask the gateway which of NAT-PMP, PCP and UPnP-IGD it speaks "
+        "(harmless requests: nothing is mapped; up to 2 s)",
+    )
+    parser.add_argument(
+        "--gateway",
+        type=ipv4,
+        metavar="IP",
+        help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
+    )
     client_options(parser)
 
 
 async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio netcheck PEER [PEER ...]``: exit 0 if any peer answered."""
     peers = [parse_peer(text) for text in args.peers]
-    config = config_for(args.max_message_size, args)
+    config = attrs.evolve(
+        config_for(args.max_message_size, args), port_mapping_gateway=args.gateway
+    )
     bind = bind_address_for(peers[0].address or ("0.0.0.0", 0))
     async with open_endpoint(bind, identity=load_identity(args.identity), config=config) as ep:
         results: dict[str, str | None] = {}
+        probes: list[PortMappingStatus] = []
         async with trio.open_nursery() as nursery:
             for peer in peers:
                 nursery.start_soon(_dial, ep, peer, args.timeout, results)
+            if args.port_mapping:
+                nursery.start_soon(_probe, ep, probes)
         reached = sum(error is None for error in results.values())
         await _wait_for_reports(ep, reached, min(args.timeout, 5.0))
         report = _report(ep, peers, results)
+        if probes:
+            report["port_mapping"] = _port_mapping(probes[0])
     if args.json:
         print_json(report)
     else:
@@ -76,6 +98,26 @@ async def _dial(
         out[str(peer)] = str(exc)
     else:
         out[str(peer)] = None
+
+
+async def _probe(ep: Endpoint, out: list[PortMappingStatus]) -> None:
+    out.append(await ep.probe_port_mapping())
+
+
+def _port_mapping(status: PortMappingStatus) -> dict[str, Any]:
+    return {
+        "gateway": status.gateway,
+        "answered": list(status.answered),
+        "probes": [
+            {
+                "protocol": p.protocol,
+                "answered": p.answered,
+                "external_ip": p.external_ip,
+                "detail": p.detail,
+            }
+            for p in status.probes
+        ],
+    }
 
 
 async def _wait_for_reports(ep: Endpoint, reached: int, limit: float) -> None:
@@ -119,3 +161,10 @@ def _print(report: dict[str, Any]) -> None:
         seen = "" if a["source"] == "local" else f", seen by {a['observers']}"
         print(f"address:        {a['address']} [{a['source']}{seen}]{confirmed}")
     print(f"NAT mapping:    {report['nat_mapping']}")
+    mapping = report.get("port_mapping")
+    if mapping is not None:
+        print(f"gateway:        {mapping['gateway'] or 'none found'}")
+        for p in mapping["probes"]:
+            said = f", external {p['external_ip']}" if p["external_ip"] else ""
+            state = "answered" if p["answered"] else "no"
+            print(f"port mapping:   {p['protocol']}: {state} ({p['detail']}{said})")

@@ -10,6 +10,7 @@ groups (`client_options`, ...) are the options several subcommands take.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, final
 
@@ -105,6 +106,14 @@ def _float(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     return value
+
+
+def ipv4(text: str) -> str:
+    """A numeric IPv4 address (a gateway's)."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an IPv4 address: {text!r}") from None
 
 
 def seconds(text: str) -> float:

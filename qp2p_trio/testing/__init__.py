@@ -7,8 +7,9 @@ with link impairments (loss, also in bursts; delay, jitter and reordering;
 duplication; corruption; a rate cap with a queue; an MTU), partitions,
 blackholes, on/off link schedules, NAT rebinding and NATs (RFC 4787
 mapping and filtering behaviours, port preservation or seeded random ports,
-mapping timeouts, hairpinning: `MemoryNetwork.add_nat`, `NatConfig`), and
-no real sockets.
+mapping timeouts, hairpinning, NATs behind NATs: `MemoryNetwork.add_nat`,
+`NatConfig`) with NAT-PMP / PCP / UPnP-IGD gateways that map ports
+(`FakeGateway`; UPnP's HTTP rides a minimal TCP), and no real sockets.
 `open_endpoint_factory` opens endpoints that live until its block ends.
 With pytest-trio, this package's pytest plugin gives each test the
 ``memory_network``, ``endpoint_factory`` and ``endpoint_pair`` fixtures.
@@ -21,6 +22,7 @@ from ._fixtures import (
     EndpointPair as EndpointPair,
     open_endpoint_factory as open_endpoint_factory,
 )
+from ._gateway import FakeGateway as FakeGateway
 from ._nat import NatBehaviour as NatBehaviour, NatConfig as NatConfig
 from ._network import Host as Host, MemoryNetwork as MemoryNetwork, Nat as Nat
 from ._types import (
@@ -39,6 +41,7 @@ __all__ = [
     "MemoryNetwork",
     "Host",
     "Nat",
+    "FakeGateway",
     "NatConfig",
     "NatBehaviour",
     "LinkConfig",

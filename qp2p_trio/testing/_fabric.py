@@ -232,26 +232,45 @@ class Fabric:
         counters.add(fate)
         self._record(now, datagram, fate)
 
+    def _nats_around(self, host: Host | None) -> list[str]:
+        """The public IPs of the NATs *host* is behind, innermost first."""
+        out: list[str] = []
+        ip = None if host is None else self.behind.get(host)
+        while ip is not None and ip not in out:  # bounded: each NAT once
+            out.append(ip)
+            ip = self.behind.get(self.owners[ip])
+        return out
+
+    def _taken_on(self, ip: str) -> Callable[[int], bool]:
+        """Whether a port of *ip* is held by a socket (a NAT must not map it)."""
+        return lambda port: self.in_use((ip, port))
+
     def _translate(self, sender: Host, datagram: Datagram, now: float) -> Datagram | None:
-        """Apply the NATs on *datagram*'s way (``._nat``); ``None`` if one drops it."""
+        """Apply the NATs on *datagram*'s way (``._nat``); ``None`` if one drops it.
+
+        Out through the sender's NATs, innermost first, up to one the
+        destination is behind too; then in through the NATs whose public
+        address the destination is, outermost first.
+        """
         src, dst = datagram.src, datagram.dst
         if ":" in dst[0]:
             return datagram  # NATs translate IPv4 only
-        inside = self.behind.get(sender)
-        owner = self.owners.get(dst[0])
-        dst_nat = None if owner is None else self.behind.get(owner)
-        if inside is not None and dst_nat == inside:
-            return datagram  # within the NAT's private network
-        if inside is not None:
-            config, state = self.nats[inside]
-            port = outbound(config, state, src, dst, now, lambda p: self.in_use((inside, p)))
-            if port is None or (dst[0] == inside and not config.hairpinning):
+        inside = self._nats_around(sender)
+        around_dst = self._nats_around(self.owners.get(dst[0]))
+        for nat_ip in inside:
+            if nat_ip in around_dst:
+                break  # within that NAT's private network
+            config, state = self.nats[nat_ip]
+            port = outbound(config, state, src, dst, now, self._taken_on(nat_ip))
+            if port is None or (dst[0] == nat_ip and not config.hairpinning):
                 return None
-            src = (inside, port)
-        elif dst_nat is not None:
+            src = (nat_ip, port)
+        if any(nat_ip not in inside for nat_ip in around_dst):
             return None  # a private address, unreachable from outside its NAT
-        nat = self.nats.get(dst[0])
-        if nat is not None and dst not in self.routes:
+        for _ in range(len(self.nats)):
+            nat = self.nats.get(dst[0])
+            if nat is None or dst in self.routes:
+                break
             internal = inbound(nat[0], nat[1], src, dst[1], now)
             if internal is None:
                 return None

@@ -38,7 +38,16 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["NatBehaviour", "NatBinding", "NatConfig", "NatState", "inbound", "outbound"]
+__all__ = [
+    "NatBehaviour",
+    "NatBinding",
+    "NatConfig",
+    "NatState",
+    "add_forward",
+    "inbound",
+    "outbound",
+    "remove_forward",
+]
 
 _Endpoint = tuple[str, int]
 
@@ -120,12 +129,15 @@ class NatBinding:
         port: The public port.
         refreshed: When a datagram last went out through it.
         remotes: The remote addresses it sent to (for filtering).
+        until: For a port forward (a gateway's mapping: `add_forward`),
+            when it ends; ``None`` for a mapping made by traffic.
     """
 
     internal: _Endpoint
     port: int
     refreshed: float
     remotes: set[_Endpoint] = attrs.Factory(set)
+    until: float | None = None
 
 
 @final
@@ -136,6 +148,8 @@ class NatState:
     rng: random.Random
     bindings: dict[tuple[object, ...], NatBinding] = attrs.Factory(dict)
     by_port: dict[int, NatBinding] = attrs.Factory(dict)
+    #: Port forwards (a gateway's mappings) by inside address.
+    forwards: dict[_Endpoint, NatBinding] = attrs.Factory(dict)
 
     @classmethod
     def seeded(cls, seed: int, public_ip: str) -> NatState:
@@ -146,7 +160,12 @@ class NatState:
         """Forget the mappings idle for *timeout* seconds or more at *now*."""
         dead = [key for key, b in self.bindings.items() if now - b.refreshed >= timeout]
         for key in dead:
-            del self.by_port[self.bindings.pop(key).port]
+            binding = self.bindings.pop(key)
+            if self.by_port.get(binding.port) is binding:
+                del self.by_port[binding.port]
+        gone = [k for k, b in self.forwards.items() if b.until is not None and now >= b.until]
+        for internal in gone:
+            del self.by_port[self.forwards.pop(internal).port]
 
 
 def _key(config: NatConfig, src: _Endpoint, dst: _Endpoint) -> tuple[object, ...]:
@@ -196,6 +215,10 @@ def outbound(
         The public port it leaves from, or ``None`` if every port is in use.
     """
     state.expire(config.mapping_timeout, now)
+    forward = state.forwards.get(src)
+    if forward is not None:  # a forwarded inside address leaves from its forwarded port
+        forward.remotes.add(dst)
+        return forward.port
     key = _key(config, src, dst)
     binding = state.bindings.get(key)
     if binding is None:
@@ -223,9 +246,57 @@ def inbound(
     binding = state.by_port.get(port)
     if binding is None:
         return None
+    if binding.until is not None:
+        return binding.internal  # a port forward: anyone may send
     if config.filtering is NatBehaviour.ADDRESS_DEPENDENT:
         if all(remote[0] != src[0] for remote in binding.remotes):
             return None
     elif config.filtering is NatBehaviour.ADDRESS_AND_PORT_DEPENDENT and src not in binding.remotes:
         return None
     return binding.internal
+
+
+def add_forward(
+    state: NatState,
+    internal: _Endpoint,
+    wanted: int,
+    until: float,
+    now: float,
+    taken: Callable[[int], bool] = lambda port: False,
+) -> int | None:
+    """Forward a public port to *internal* until *until* (a gateway's mapping).
+
+    An inside address has one forward: asking again renews it (its port
+    stays).  The port is *wanted* if free (or held by *internal*'s own
+    traffic mapping, which the forward replaces), else one drawn from the
+    NAT's generator.  While it lasts, anyone may send to the port, and the
+    inside address's datagrams leave from it.
+
+    Returns:
+        The public port, or ``None`` if every port is in use.
+    """
+    forward = state.forwards.get(internal)
+    if forward is not None:
+        forward.until = until
+        return forward.port
+    holder = state.by_port.get(wanted)
+    if wanted > 0 and holder is not None and holder.until is None and holder.internal == internal:
+        del state.by_port[wanted]
+        state.bindings = {k: b for k, b in state.bindings.items() if b is not holder}
+    free = wanted > 0 and wanted not in state.by_port and not taken(wanted)
+    port = wanted if free else _free_port(NatConfig(port_preservation=False), state, 0, taken)
+    if port is None:
+        return None
+    forward = NatBinding(internal, port, now, until=until)
+    state.forwards[internal] = forward
+    state.by_port[port] = forward
+    return port
+
+
+def remove_forward(state: NatState, internal: _Endpoint) -> int | None:
+    """Remove *internal*'s port forward; its port, or ``None`` if it had none."""
+    forward = state.forwards.pop(internal, None)
+    if forward is None:
+        return None
+    del state.by_port[forward.port]
+    return forward.port

@@ -42,7 +42,7 @@ import trio
 
 from ._addresses import canonical_endpoint, virtual_ip
 from ._fabric import Fabric
-from ._nat import NatConfig, NatState
+from ._nat import NatConfig, NatState, add_forward, remove_forward
 from ._socket import SocketFactory, current_host
 from ._types import LinkConfig
 
@@ -92,15 +92,19 @@ class Host:
 class Nat:
     """A NAT of a `MemoryNetwork`, created by `MemoryNetwork.add_nat`.
 
-    Put hosts behind it with ``add_host(..., behind=nat)``.  Do not
-    instantiate it yourself.  NATs compare by identity.
+    Put hosts behind it with ``add_host(..., behind=nat)``, and other NATs
+    with ``add_nat(..., behind=nat)``.  Do not instantiate it yourself.
+    NATs compare by identity.  Port forwards (`add_port_forward`) are what
+    a gateway's port mapping makes (see `FakeGateway`).
     """
 
-    __slots__ = ("_config", "_host")
+    __slots__ = ("_config", "_fabric", "_host", "_state")
 
-    def __init__(self, host: Host, config: NatConfig) -> None:
+    def __init__(self, host: Host, config: NatConfig, fabric: Fabric, state: NatState) -> None:
         self._host = host
         self._config = config
+        self._fabric = fabric
+        self._state = state
 
     @property
     def public_ip(self) -> str:
@@ -118,6 +122,53 @@ class Nat:
         """What the NAT does."""
         return self._config
 
+    def add_port_forward(self, internal: Address, port: int, lifetime: float) -> int | None:
+        """Forward public *port* to *internal* for *lifetime* seconds (a port mapping).
+
+        While it lasts anyone may send to the port (whatever the filtering
+        behaviour) and *internal*'s datagrams leave from it.  Forwarding an
+        inside address again renews its forward (its port stays).  Needs a
+        Trio run (for the time).
+
+        Args:
+            internal: The inside ``(ip, port)``.
+            port: The public port wanted (0: any); another is drawn when it
+                is taken.
+            lifetime: Seconds it lasts.
+
+        Returns:
+            The public port, or ``None`` if none is free.
+        """
+        now = trio.current_time()
+        self._state.expire(self._config.mapping_timeout, now)
+        endpoint = canonical_endpoint(internal)
+        public = self.public_ip
+        return add_forward(
+            self._state,
+            endpoint,
+            port,
+            now + lifetime,
+            now,
+            lambda p: self._fabric.in_use((public, p)),
+        )
+
+    def remove_port_forward(self, internal: Address) -> int | None:
+        """Remove *internal*'s port forward; return its port, or ``None`` if none."""
+        return remove_forward(self._state, canonical_endpoint(internal))
+
+    def clear_port_forwards(self) -> None:
+        """Forget every port forward (a gateway restarting without its state)."""
+        for internal in list(self._state.forwards):
+            remove_forward(self._state, internal)
+
+    @property
+    def port_forwards(self) -> dict[tuple[str, int], int]:
+        """The live port forwards: inside address -> public port."""
+        now = _now_or_none()
+        if now is not None:
+            self._state.expire(self._config.mapping_timeout, now)
+        return {internal: b.port for internal, b in self._state.forwards.items()}
+
     def __repr__(self) -> str:
         return f"Nat(public_ip={self.public_ip!r}, config={self._config!r})"
 
@@ -131,7 +182,9 @@ class MemoryNetwork:
     """A virtual UDP network of hosts, for tests: no real sockets are used.
 
     Call `activate` inside `trio.run` to make ``trio.socket.socket(family,
-    trio.socket.SOCK_DGRAM)`` create sockets on this network.  They support
+    trio.socket.SOCK_DGRAM)`` create sockets on this network (and IPv4
+    ``SOCK_STREAM`` ones: a minimal TCP, without NATs, impairments or
+    partitions, for LAN services such as `FakeGateway`'s UPnP).  They support
     ``bind``, ``sendto``, ``recvfrom``, ``getsockname``, ``setsockopt``
     (``IPV6_V6ONLY`` is honoured; a new IPv6 socket is dual-stack, as on Linux;
     other options are stored and ignored), ``close`` and the ``family``,
@@ -299,7 +352,9 @@ class MemoryNetwork:
             self._fabric.behind[host] = behind.public_ip
         return host
 
-    def add_nat(self, public_ip: str, config: NatConfig | None = None) -> Nat:
+    def add_nat(
+        self, public_ip: str, config: NatConfig | None = None, *, behind: Nat | None = None
+    ) -> Nat:
         """Create a NAT with the public IPv4 address *public_ip*.
 
         Datagrams from a host behind it (``add_host(..., behind=nat)``) to an
@@ -317,10 +372,15 @@ class MemoryNetwork:
         blackholes and links, which apply between the inside host and the
         outside one (the NAT adds no link of its own).  IPv6 is not translated.
 
+        A NAT can sit behind another (*behind*: a carrier-grade NAT in
+        front of a home router): its public address is then a private one of
+        the outer NAT, and datagrams to the outside are translated twice.
+
         Args:
             public_ip: The NAT's IPv4 address (in ``127.0.0.0/8``, like hosts'
                 addresses); it gets a host of its own, `Nat.host`.
             config: What the NAT does; ``None`` is ``NatConfig()``.
+            behind: An outer NAT of this network to put this one behind.
 
         Returns:
             The NAT.
@@ -328,12 +388,17 @@ class MemoryNetwork:
         Raises:
             ValueError: if *public_ip* is invalid or already owned.
         """
+        if behind is not None:
+            self._check_host(behind.host)
         host = self._new_host(public_ip, None)
         canonical = host.v4
         assert canonical is not None
         config = NatConfig() if config is None else config
-        self._fabric.nats[canonical] = (config, NatState.seeded(self._fabric.seed, canonical))
-        return Nat(host, config)
+        state = NatState.seeded(self._fabric.seed, canonical)
+        self._fabric.nats[canonical] = (config, state)
+        if behind is not None:
+            self._fabric.behind[host] = behind.public_ip
+        return Nat(host, config, self._fabric, state)
 
     def _new_host(self, v4: str | None, v6: str | None) -> Host:
         canonical_v4 = None if v4 is None else virtual_ip(v4, version=4)

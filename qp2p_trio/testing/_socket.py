@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias, final, overload
 import trio
 
 from ._addresses import Endpoint, as_bytes, check_port, oserror, parse_ip, split_address
+from ._stream import MemoryStreamSocket, StreamTable
 
 if TYPE_CHECKING:
     from typing import Self
@@ -62,6 +63,8 @@ class SocketFactory(trio.abc.SocketFactory):
 
     def __init__(self, fabric: Fabric) -> None:
         self._fabric = fabric
+        #: The listeners of the network's minimal TCP (`._stream`).
+        self.streams = StreamTable(lambda ip: ip in fabric.owners)
 
     def socket(
         self,
@@ -74,13 +77,19 @@ class SocketFactory(trio.abc.SocketFactory):
         flags = getattr(_stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(
             _stdlib_socket, "SOCK_CLOEXEC", 0
         )
-        if type & ~flags != _stdlib_socket.SOCK_DGRAM:
-            raise OSError(errno.ESOCKTNOSUPPORT, "MemoryNetwork only supports SOCK_DGRAM sockets")
-        if proto not in (0, _stdlib_socket.IPPROTO_UDP):
-            raise oserror(errno.EPROTONOSUPPORT)
         host = current_host.get()
         if host is None or not self._fabric.knows(host):
             host = self._fabric.hosts[0]
+        if type & ~flags == _stdlib_socket.SOCK_STREAM and family == _stdlib_socket.AF_INET:
+            if proto not in (0, _stdlib_socket.IPPROTO_TCP):
+                raise oserror(errno.EPROTONOSUPPORT)
+            return MemoryStreamSocket(self.streams, host.v4)  # minimal TCP, see ._stream
+        if type & ~flags != _stdlib_socket.SOCK_DGRAM:
+            raise OSError(
+                errno.ESOCKTNOSUPPORT, "MemoryNetwork supports SOCK_DGRAM and IPv4 SOCK_STREAM"
+            )
+        if proto not in (0, _stdlib_socket.IPPROTO_UDP):
+            raise oserror(errno.EPROTONOSUPPORT)
         return MemorySocket(self._fabric, _stdlib_socket.AddressFamily(family), host)
 
 
