@@ -71,6 +71,23 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def aioquic_latest(session: nox.Session) -> None:
+    """Run the aioquic adapter's tests against the newest aioquic release.
+
+    The package pins aioquic to the releases its adapter is tested with
+    (``qp2p_trio._aioquic_pin.AIOQUIC_SUPPORTED``, checked at import); this session
+    shows what a newer one would break, so that moving the pin is a decision.
+    Extra arguments go to pytest.
+    """
+    session.install(".[test]")
+    session.install("--upgrade", "aioquic")
+    session.env["QP2P_TRIO_ANY_AIOQUIC"] = "1"
+    session.run("python", "-c", "import aioquic; print('aioquic', aioquic.__version__)")
+    tests = ("tests/test_quic_adapter.py", "tests/test_session.py", "tests/test_streamed.py")
+    session.run("pytest", *(session.posargs or tests))
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Check style, formatting and REUSE (licensing) compliance."""
     session.install("ruff", "reuse")

@@ -29,6 +29,7 @@ from ._errors import (
     MessageRefused,
     MessageTooLarge,
     PeerIdentityError,
+    PeerUnreachable,
     StreamReset,
 )
 from ._wire import CloseCode, StreamErrorCode
@@ -118,8 +119,8 @@ def transient(exc: BaseException) -> bool:
     """Whether a failure may go away by itself (worth retrying)."""
     if isinstance(exc, ConnectRefused):
         return True
-    if isinstance(exc, HandshakeError):
-        return False  # identity, TLS or ALPN: trying again changes nothing
+    if isinstance(exc, HandshakeError | PeerUnreachable):
+        return False  # identity, TLS, ALPN, or the network said nobody is there
     if isinstance(exc, ConnectError):
         return True  # no answer
     if isinstance(exc, MessageTooLarge):

@@ -66,6 +66,13 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> 
         raise ValueError(f"Config.{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
+def _non_negative_int(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Config.{attribute.name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"Config.{attribute.name} must be >= 0, got {value!r}")
+
+
 def _fraction(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"Config.{attribute.name} must be a number, got {value!r}")
@@ -159,6 +166,15 @@ class Config:
     #: the frame header before any payload byte is buffered.  Also bounds
     #: replies to our requests.
     max_message_size: int = attrs.field(default=16 * MiB, validator=_positive_int)
+    #: Largest message (bytes) this endpoint accepts as a stream: a message
+    #: or request over `max_message_size` and at most this size is handed to
+    #: `Endpoint.receive` as soon as its head arrives, with
+    #: `Message.streamed` true, and read in chunks (`Message.receive_some`);
+    #: the peer may send only `stream_receive_buffer` bytes ahead of the
+    #: reader (QUIC flow control), so memory stays bounded whatever the size.
+    #: 0 (the default) accepts none: larger messages are refused with
+    #: ``TOO_LARGE``, checked from the head.
+    max_streamed_message_size: int = attrs.field(default=0, validator=_non_negative_int)
     #: Complete messages waiting for `Endpoint.receive`, at most.  Messages
     #: beyond it are refused with ``BUSY`` (the sender gets `MessageRefused`).
     receive_queue_messages: int = attrs.field(default=1024, validator=_positive_int)
@@ -180,6 +196,11 @@ class Config:
     #: New incoming connections waiting for `Endpoint.accept`; see that method
     #: for what happens past it.
     accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Unreliable datagrams (RFC 9221, `Connection.send_datagram`) received
+    #: and not yet taken with `Connection.receive_datagram`, per connection;
+    #: past it new ones are dropped (counted).  0: datagrams are off (the
+    #: peer learns so in the handshake and cannot send any).
+    datagram_receive_queue: int = attrs.field(default=64, validator=_non_negative_int)
     #: Raw streams a peer opened that wait for ``accept_bi``/``accept_uni``
     #: (per connection and direction); past it they are refused with ``REFUSED``.
     stream_accept_queue_size: int = attrs.field(default=64, validator=_positive_int)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, final
 import trio
 
 from . import _admission, _quic, _sessionevents, _wire
+from ._connapi import ConnectionExtras, check_priority
 from ._connstats import ConnectionStatistics
 from ._errors import ConnectError, ConnectionClosed
 from ._message import Message
@@ -45,9 +46,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "ConnectionStatistics"]
 
+_UNRELIABLE = ("unreliable_sent", "unreliable_received", "unreliable_dropped")
+
 
 @final
-class Connection(metaclass=NoPublicConstructor):
+class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
     """An authenticated QUIC connection to one peer.
 
     Get one from `Endpoint.connect` or `Endpoint.accept`; it has no public
@@ -101,22 +104,17 @@ class Connection(metaclass=NoPublicConstructor):
 
     # ------------------------------------------------------------ properties
     @property
-    def peer_address(self) -> Address:
-        """The peer's current socket address (it can change if the peer migrates)."""
+    def remote_address(self) -> Address:
+        """The peer's current socket address (it can change if the peer migrates; see `peer`)."""
         addr = self._core.peer_address() or self._wire_address
         return self._host.present_address(addr)
 
     @property
     def peer(self) -> PeerAddress:
         """The peer as `Endpoint.connect` takes it (`str` gives the text form): ``<node id>@
-        <address>`` (the current `peer_address`), or ``<node id>/via/<relay>`` if relayed."""
+        <address>`` (the current `remote_address`), or ``<node id>/via/<relay>`` if relayed."""
         relay = self._host.path_info(self)[1]
-        return PeerAddress(self.peer_id, None if relay else self.peer_address, relay=relay)
-
-    @property
-    def path(self) -> str:
-        """``"direct"`` (the UDP socket) or ``"relayed"`` (through ``peer.relay``, :doc:`relays`)."""
-        return self._host.path_info(self)[0]
+        return PeerAddress(self.peer_id, None if relay else self.remote_address, relay=relay)
 
     @property
     def peer_id(self) -> NodeId:
@@ -160,6 +158,7 @@ class Connection(metaclass=NoPublicConstructor):
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.control.peer_sid is not None),
             path=self.path,
+            **dict(zip(_UNRELIABLE, self._core.datagram_counts, strict=True)),
         )
 
     @property
@@ -237,6 +236,8 @@ class Connection(metaclass=NoPublicConstructor):
                 sender=self.peer_id,
                 connection=self,
                 stream_id=ev.sid if ev.request else None,
+                stream=None if ev.streamed is None else self.session.streams[ev.sid],
+                size=ev.streamed,
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
             self.session.message_taken(ev.sid, delivered)
@@ -289,14 +290,14 @@ class Connection(metaclass=NoPublicConstructor):
         self.session.decide_admission(admitted, trio.current_time())
         self._sync()
 
-    def fail_handshake(self, error: ConnectError) -> None:
-        """Give up on the handshake with ``error`` (the dialler's timeout).
+    def fail_handshake(self, error: ConnectError, reason: str = "handshake timed out") -> None:
+        """Give up on the handshake with ``error`` (the dialler's timeout, an ICMP report).
 
         :meta private:
         """
         if self.session.handshake_error is None:
             self.session.handshake_error = error
-        self.close_locally(_wire.CloseCode.NO_ERROR, "handshake timed out")
+        self.close_locally(_wire.CloseCode.NO_ERROR, reason)
 
     # ------------------------------------------------------------ waiting
     async def wait_established(self) -> None:
@@ -307,7 +308,7 @@ class Connection(metaclass=NoPublicConstructor):
             raise ConnectError("connection closed during the handshake") from self.session.close_exc
 
     # ----------------------------------------------------------- messages
-    async def send(self, payload: bytes | bytearray | memoryview) -> None:
+    async def send(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> None:
         """Send one message on a new unidirectional stream.
 
         Returns once the peer confirmed, with a RECEIPT on its control
@@ -335,20 +336,23 @@ class Connection(metaclass=NoPublicConstructor):
 
         Cancellation: the stream is reset and the peer discards the partial
         message.  If every byte had already been acknowledged, the peer may
-        have received the message.  The connection stays usable.
+        have received the message.  The connection stays usable.  A higher
+        ``priority`` overtakes lower ones (see `SendStream.set_priority`).
         """
-        await self.send_message(payload_view(payload), SendOutcome())
+        await self.send_message(payload_view(payload), SendOutcome(), priority=priority)
 
-    async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
+    async def send_message(
+        self, view: memoryview, outcome: SendOutcome, *, priority: int = 0
+    ) -> None:
         """`send`, with what a failure left behind in ``outcome`` (`Endpoint.send`).
 
         :meta private:
         """
         if self._replaced_by is not None:
-            return await self._replaced_by.send_message(view, outcome)
-        await self.io.send_message(view, outcome)
+            return await self._replaced_by.send_message(view, outcome, priority=priority)
+        await self.io.send_message(view, outcome, check_priority(priority))
 
-    async def request(self, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(self, payload: bytes | bytearray | memoryview, *, priority: int = 0) -> bytes:
         """Send a request on a new bidirectional stream and return the reply.
 
         The peer receives a `Message` with ``expects_reply`` true and answers
@@ -366,12 +370,13 @@ class Connection(metaclass=NoPublicConstructor):
             trio.ClosedResourceError: we closed this connection.
 
         Cancellation: the stream is reset in both directions; the peer's
-        reply, if any, is discarded.  The connection stays usable.
+        reply, if any, is discarded.  The connection stays usable.  The
+        ``priority`` is as for `send`.
         """
         view = payload_view(payload)
         if self._replaced_by is not None:
-            return await self._replaced_by.request(view)
-        return await self.io.request(view)
+            return await self._replaced_by.request(view, priority=priority)
+        return await self.io.request(view, check_priority(priority))
 
     async def reply_to(
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
@@ -423,11 +428,6 @@ class Connection(metaclass=NoPublicConstructor):
         if self._replaced_by is not None:
             return await self._replaced_by.open_uni()
         return await self.io.open_uni()
-
-    async def open_protocol(self, name: str) -> BidirectionalStream:
-        """Open a stream for protocol ``name`` (to the peer's `Endpoint.handle_protocol`)."""
-        kept = self._replaced_by
-        return await (kept.open_protocol(name) if kept else self.io.open_protocol(name))
 
     async def accept_bi(self) -> BidirectionalStream:
         """Wait for the next raw bidirectional stream the peer opened.

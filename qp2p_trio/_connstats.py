@@ -26,6 +26,11 @@ class ConnectionStatistics:
         packets_lost: QUIC packets declared lost.
         open_streams: streams this connection still tracks.
         path: ``"direct"`` or ``"relayed"`` (`Connection.path`).
+        unreliable_sent / unreliable_received: datagrams (`send_datagram`)
+            handed to QUIC, and received into the queue.
+        unreliable_dropped: datagrams dropped here: ours when too many
+            waited to be sent, the peer's when `Config.datagram_receive_queue`
+            was full.
     """
 
     rtt: float
@@ -39,3 +44,6 @@ class ConnectionStatistics:
     packets_lost: int
     open_streams: int
     path: str = "direct"
+    unreliable_sent: int = 0
+    unreliable_received: int = 0
+    unreliable_dropped: int = 0

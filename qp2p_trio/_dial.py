@@ -125,6 +125,7 @@ class Dialer:
                 return pooled
         errors: list[BaseException | None] = [None] * len(targets)
         won: list[Connection] = []
+        start = trio.current_time()
         stagger = self._config.race_stagger
 
         async with trio.open_nursery() as nursery:
@@ -156,7 +157,12 @@ class Dialer:
         group = ExceptionGroup(
             "every connect_to_any attempt failed", [e for e in errors if isinstance(e, Exception)]
         )
-        raise ConnectError(f"none of the {len(targets)} candidates could be reached") from group
+        names = ", ".join(_describe(key, node_id) for key, _wire, node_id in targets)
+        error = ConnectError(f"none of the {len(targets)} candidates could be reached: {names}")
+        error.addresses = tuple(key for key, _wire, _node in targets)
+        error.attempts = len(targets)
+        error.elapsed = trio.current_time() - start
+        raise error from group
 
     async def race_paths(self, peer: PeerAddress, node_id: NodeId | None) -> Connection:
         """Dial ``peer``'s address and its relay at once; keep the first connection.
@@ -307,7 +313,7 @@ class Dialer:
         attempt.waiters += 1
         try:
             with trio.move_on_at(attempt.deadline):
-                await conn.wait_established()
+                await _addressed(conn.wait_established(), key)
             if not conn.established_event.is_set() and not attempt.timed_out:
                 attempt.timed_out = True
                 conn.fail_handshake(
@@ -316,7 +322,7 @@ class Dialer:
                         f"{self._config.handshake_timeout} s (Config.handshake_timeout)"
                     )
                 )
-            await conn.wait_established()
+            await _addressed(conn.wait_established(), key)
         finally:
             attempt.waiters -= 1
             if self._pool.pending.get(pending_key) is attempt and (
@@ -331,9 +337,13 @@ class Dialer:
     async def retrying(self, fn: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``fn``; retry its transient failures under `Config.retry`."""
         policy = self._config.retry
-        if policy is None:
-            return await _final(fn)
         start = trio.current_time()
+        if policy is None:
+            try:
+                return await _final(fn)
+            except ConnectError as exc:
+                _count(exc, 1, trio.current_time() - start)
+                raise
         delays = policy.delays(self._rng)
         tries = 0
         while True:
@@ -341,12 +351,16 @@ class Dialer:
             try:
                 return await fn()
             except NoRetry as wrapped:
+                if isinstance(wrapped.error, ConnectError):
+                    _count(wrapped.error, tries, trio.current_time() - start)
                 raise wrapped.error from None
             except Exception as exc:
+                elapsed = trio.current_time() - start
+                if isinstance(exc, ConnectError):
+                    _count(exc, tries, elapsed)
                 if not transient(exc):
                     raise
                 delay = next(delays)
-                elapsed = trio.current_time() - start
                 if elapsed + delay > policy.max_elapsed:
                     exc.add_note(
                         f"qp2p_trio: gave up after {tries} attempts over {elapsed:.1f} s "
@@ -371,6 +385,22 @@ async def _final(fn: Callable[[], Awaitable[_T]]) -> _T:
         return await fn()
     except NoRetry as wrapped:
         raise wrapped.error from None
+
+
+def _count(exc: ConnectError, attempts: int, elapsed: float) -> None:
+    """Record on ``exc`` how many attempts it ended and how long they took."""
+    exc.attempts = attempts
+    exc.elapsed = elapsed
+
+
+async def _addressed(wait: Awaitable[None], key: Address) -> None:
+    """Await ``wait``; a `ConnectError` it raises names ``key`` if it named no address."""
+    try:
+        await wait
+    except ConnectError as exc:
+        if not exc.addresses:
+            exc.addresses = (key,)
+        raise
 
 
 def _describe(key: Address, node_id: NodeId | None) -> str:

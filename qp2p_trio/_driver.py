@@ -53,6 +53,7 @@ import heapq
 import ipaddress
 import logging
 import math
+import os
 import secrets
 import socket as _stdlib_socket
 import time
@@ -65,7 +66,7 @@ from . import _admission, _classify, _metrics, _observe, _pool, _quic
 from ._budget import ReceiveBudget
 from ._certs import make_certificate, renewal_window
 from ._connection import Connection
-from ._errors import EndpointError
+from ._errors import EndpointError, PeerUnreachable
 from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
@@ -118,6 +119,8 @@ class _Counters:
     connections_unannounced: int = 0
     streams_stalled: int = 0
     handshake_failures: int = 0
+    unreachable_reports: int = 0
+    dials_unreachable: int = 0
 
 
 class Driver:
@@ -151,6 +154,10 @@ class Driver:
         #: (every other connection runs over the socket).
         self.paths: dict[str, Path] = {}
         self._path_of: dict[Connection, Path] = {}
+        #: Our socket dials still waiting for their handshake, by the
+        #: peer's (host, port): who an ICMP unreachable report may fail.
+        self._dialing: dict[Address, list[Connection]] = {}
+        self._dial_key: dict[Connection, Address] = {}
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self.msg_send, self.msg_recv = trio.open_memory_channel[tuple[Message, str, int]](math.inf)
@@ -248,10 +255,14 @@ class Driver:
             path = self.paths.get(wire[1])
             if path is None:
                 raise ValueError(f"no path {wire[1]!r} is attached to this endpoint")
-        core = _quic.QuicCore(self._client_conf)
+        core = _quic.QuicCore(self._client_conf, datagram_queue=self.config.datagram_receive_queue)
         conn = Connection._create(self, core, wire, expected_peer=expected_peer)
         if path is not None:
             self._path_of[conn] = path
+        else:
+            key = self.present_address(wire)[:2]
+            self._dialing.setdefault(key, []).append(conn)
+            self._dial_key[conn] = key
         self._register(conn, core.host_cid)
         core.connect(wire, trio.current_time())
         _observe.handshake_started(conn)
@@ -353,6 +364,40 @@ class Driver:
 
     def _pending_remove(self, conn: Connection) -> None:
         self.admission.remove(conn)
+        self._dial_done(conn)
+
+    def _dial_done(self, conn: Connection) -> None:
+        key = self._dial_key.pop(conn, None) if self._dial_key else None
+        if key is not None:
+            dialing = self._dialing[key]
+            dialing.remove(conn)
+            if not dialing:
+                del self._dialing[key]
+
+    def _on_unreachable(self, reports: list[tuple[Address, int]]) -> None:
+        """ICMP said nobody is at these addresses: fail our dials there that heard nothing.
+
+        A report is easy to forge, so it ends only a handshake that has not
+        received a single datagram from its peer (a peer that answered is
+        there); established connections never look at them.
+        """
+        counters = self.counters
+        for addr, code in reports:
+            counters.unreachable_reports += 1
+            key = self.present_address(addr)[:2]
+            for conn in list(self._dialing.get(key, ())):
+                if conn.datagrams_received or conn.established_event.is_set():
+                    continue
+                counters.dials_unreachable += 1
+                host = f"[{key[0]}]" if ":" in str(key[0]) else str(key[0])
+                error = PeerUnreachable(
+                    f"{host}:{key[1]} is unreachable: {os.strerror(code)} "
+                    "(an ICMP error answered our handshake)",
+                    address=key,
+                    errno=code,
+                )
+                conn.fail_handshake(error, reason="peer unreachable")
+        reports.clear()
 
     def _handshake_expired(self, conn: Connection, why: _admission.Expiry) -> None:
         _admission_log.debug("handshake %r expired (%s)", conn, why.value)
@@ -398,6 +443,7 @@ class Driver:
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
         self._path_of.pop(conn, None)
+        self._dial_done(conn)
 
     def budget_release(self, peer: str, messages: int, nbytes: int) -> None:
         self.budget.release(peer, messages=messages, nbytes=nbytes)
@@ -501,6 +547,7 @@ class Driver:
             self._server_conf,
             original_destination_connection_id=verdict.original_destination_cid,
             retry_source_connection_id=verdict.retry_source_cid,
+            datagram_queue=self.config.datagram_receive_queue,
         )
         conn = Connection._create(self, core, tuple(addr), expected_peer=None)
         if path is not None:
@@ -539,6 +586,8 @@ class Driver:
                 await source.receive_batch(batch)
             except TransportClosed:
                 return
+            if path is None and self.transport.unreachable:
+                self._on_unreachable(self.transport.unreachable)
             self._feed(batch, path)
 
     def attach_path(self, path: Path) -> None:

@@ -124,7 +124,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         peers need a concrete address of this machine instead.  With a home
         relay (`Config.home_relay`) the address names it too
         (``<node-id>@host:port/via/<relay>``): peers that cannot reach the
-        address come through the relay.
+        address come through the relay.  (Names: ``peer``/``peer_address``
+        mean a `PeerAddress`, ``*_address`` alone a socket address:
+        `local_address` here, `Connection.remote_address`.)
         """
         return PeerAddress(self.node_id, self._local_address[:2], relay=self._config.home_relay)
 
@@ -368,7 +370,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._check_open()
         return PeerEvents(self._hub, self._config.event_queue_size)
 
-    async def send(self, peer: Peer, payload: bytes | bytearray | memoryview) -> None:
+    async def send(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> None:
         """Send a message to ``peer`` on its pooled connection (opened if needed).
 
         Like `Connection.send`, and retried under `Config.retry` when the
@@ -379,13 +383,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         Args:
             peer: as for `connect`.
             payload: the message.
+            priority: as for `Connection.send`.
 
         Raises:
             MessageTooLarge: over the peer's `Config.max_message_size` (never retried).
             MessageRefused: the peer kept refusing it (busy) until retries ran out.
             ConnectionClosed: the connection died after the peer acknowledged
                 every byte, or until retries ran out.
-            ConnectError and subclasses: as for `connect`.
+            ConnectError: (or a subclass) as for `connect`.
             trio.ClosedResourceError: the endpoint is closed.
 
         Cancellation: as for `Connection.send`; retrying stops at once.
@@ -399,7 +404,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             conn, _ = await dialer.connect_once(*target)
             outcome = SendOutcome()
             try:
-                await conn.send_message(view, outcome)
+                await conn.send_message(view, outcome, priority=priority)
             except ConnectionClosed as exc:
                 if outcome.acked:
                     exc.add_note(
@@ -411,15 +416,19 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         await dialer.retrying(once)
 
-    async def request(self, peer: Peer, payload: bytes | bytearray | memoryview) -> bytes:
+    async def request(
+        self, peer: Peer, payload: bytes | bytearray | memoryview, *, priority: int = 0
+    ) -> bytes:
         """Send a request to ``peer`` on its pooled connection and return the reply.
 
         Like `Connection.request`, retried under `Config.retry` when the
         connection could not be made or the peer was busy.  A request whose
         connection died is not sent again (the peer may have acted on it).
+        ``priority`` is as for `Connection.send`.
 
         Raises:
-            As `Endpoint.send`, and what `Connection.request` raises.
+            QP2PError: the errors of `Endpoint.send`, and those of
+                `Connection.request`.
         """
         view = payload_view(payload)
         self._check_open()
@@ -429,7 +438,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
             try:
-                return await conn.request(view)
+                return await conn.request(view, priority=priority)
             except ConnectionClosed as exc:
                 raise NoRetry(exc) from None
 
@@ -515,8 +524,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Raises:
             ValueError: ``limit`` is not an int >= 1.
-            Whatever a handler raises (the other handlers are cancelled), as
-            `trio.serve_tcp` does.
+            Exception: whatever a handler raises (the other handlers are
+                cancelled), as `trio.serve_tcp` does.
         """
         await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
 

@@ -74,6 +74,11 @@ class EndpointStatistics:
             peer certificate that proves no node id or not the expected one.
             The listener answers a refused ClientHello with its alert within
             one round trip; these are not counted as `dropped_malformed`.
+        unreachable_reports: ICMP destination-unreachable reports the
+            socket delivered (Linux ``IP_RECVERR``).
+        dials_unreachable: dials those reports failed with
+            `PeerUnreachable`: handshakes to the reported address that had
+            heard nothing from their peer yet (every other report is ignored).
         protocol_streams_handled: peers' protocol streams given to a
             handler (`handle_protocol`).
         protocol_streams_unknown / protocol_streams_busy: protocol streams
@@ -119,6 +124,8 @@ class EndpointStatistics:
     peers_refused: int
     admission_hook_failures: int
     addresses_refused: int
+    unreachable_reports: int = 0
+    dials_unreachable: int = 0
     protocol_streams_handled: int = 0
     protocol_streams_unknown: int = 0
     protocol_streams_busy: int = 0

@@ -24,6 +24,7 @@ __all__ = [
     "PeerIdentityError",
     "PeerNotAtRelay",
     "PortMappingError",
+    "PeerUnreachable",
     "ProtocolError",
     "QP2PError",
     "RelayUnavailable",
@@ -39,9 +40,21 @@ class QP2PError(Exception):
 class ConnectError(QP2PError):
     """A connection could not be established.
 
-    When several attempts were made, ``__cause__`` is an `ExceptionGroup`
-    holding each attempt's error.
+    When several candidates were raced (`Endpoint.connect_to_any`),
+    ``__cause__`` is an `ExceptionGroup` holding each candidate's error.
+
+    Attributes:
+        addresses: the socket address(es) dialled, as ``(host, port)``
+            (every candidate's for `Endpoint.connect_to_any`); empty if
+            none was reached before the failure.
+        attempts: how many attempts were made (retries included; the
+            candidates for `Endpoint.connect_to_any`); 0 if unknown.
+        elapsed: seconds from the first attempt to the failure.
     """
+
+    addresses: tuple[tuple[object, ...], ...] = ()
+    attempts: int = 0
+    elapsed: float = 0.0
 
 
 class ConnectRefused(ConnectError):
@@ -91,6 +104,31 @@ class HandshakeError(ConnectError):
         super().__init__(message)
         self.error_code = error_code
         self.tls_alert = tls_alert
+
+
+class PeerUnreachable(ConnectError):
+    """The network reported the peer unreachable while we dialled it.
+
+    An ICMP destination-unreachable (a closed port, no route) for a
+    handshake that had not heard from its peer yet, reported by the
+    platform (Linux ``IP_RECVERR``; elsewhere such dials time out as
+    `ConnectError`).  Never retried.  Established connections, and
+    handshakes that heard from their peer, ignore these reports: they are
+    easy to forge.
+
+    Attributes:
+        address: the peer's socket address the report was about.
+        errno: what the report means, as an `errno` code: ``ECONNREFUSED``
+            (nothing listens on that port), ``EHOSTUNREACH``,
+            ``ENETUNREACH``, ``EHOSTDOWN``, ``ENONET`` or ``EACCES``
+            (administratively prohibited).
+    """
+
+    def __init__(self, message: str, *, address: tuple[object, ...], errno: int) -> None:
+        super().__init__(message)
+        self.address = address
+        self.errno = errno
+        self.addresses = (address,)
 
 
 class PeerIdentityError(HandshakeError):

@@ -55,27 +55,50 @@ private access is here, listed below, and each has a test in
     builds its own table of frame handlers, with a fresh frozenset of epochs
     per frame type; the sets are swapped for shared equal ones, about 7 KiB
     less per connection.
+14. ``QuicConnection._write_stream_limits`` is overridden, and
+    ``QuicStream.max_stream_data_local`` / ``receiver.highest_offset`` read,
+    for streams whose receive window we hold (`QuicCore.hold_window`):
+    aioquic doubles a stream's window as bytes arrive, whether anybody read
+    them or not; a held window only grows as the application consumes
+    (`QuicCore.consumed`), so a streamed message is bounded in memory.
+15. ``QuicConnection._datagrams_pending`` (DATAGRAM frames queued, RFC 9221)
+    and ``_remote_max_datagram_frame_size``: aioquic queues datagrams without
+    limit; we drop past `DATAGRAMS_PENDING` (unreliable anyway) and never
+    queue one larger than a packet (aioquic would then send none, ever).
+16. ``QuicConnection._streams_queue`` (the order streams get packet space,
+    rebuilt round-robin after every packet) is a property on our subclass
+    that sorts it, stably, as aioquic reads it, by `QuicCore.set_priority`:
+    higher priorities first, round-robin among equals.  With no priority
+    set it costs one truthiness check.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections import deque
 from typing import TYPE_CHECKING, Any, Final, TextIO, final
 
+import aioquic
 import attrs
-from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
-from aioquic.quic import events as qe
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
-from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
-from aioquic.quic.packet import (
+
+from ._aioquic_pin import AIOQUIC_OVERRIDE, check_aioquic_version
+
+check_aioquic_version(aioquic.__version__, allow_any=bool(os.environ.get(AIOQUIC_OVERRIDE)))
+
+from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]  # noqa: E402
+from aioquic.quic import events as qe  # noqa: E402
+from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
+from aioquic.quic.connection import QuicConnection  # noqa: E402
+from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace  # noqa: E402
+from aioquic.quic.packet import (  # noqa: E402
     QuicProtocolVersion,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
-from aioquic.tls import Group
+from aioquic.tls import Group  # noqa: E402
 
-from ._config import ALPN, Config
+from ._config import ALPN, Config  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -106,6 +129,14 @@ __all__ = [
 #: Every local connection id has this length: short headers carry no length,
 #: so one socket serving many connections needs a single value.
 CID_LENGTH: Final = 8
+#: DATAGRAM frames we accept (RFC 9221 max_datagram_frame_size): any that fits a packet.
+DATAGRAM_FRAME_MAX: Final = 65535
+#: DATAGRAM frames queued to send at most; more are dropped (counted).
+DATAGRAMS_PENDING: Final = 64
+# A 1-RTT packet's bytes around a DATAGRAM frame: the first byte, a peer CID
+# (at most 20), the packet number (at most 4), the AEAD tag (16); and the
+# frame's own type byte and length (at most 2 bytes below 16384).
+_DATAGRAM_OVERHEAD: Final = 1 + 20 + 4 + 16 + 1 + 2
 
 #: QUIC's CRYPTO_ERROR range: a TLS alert travels as 0x100 + its number.
 CRYPTO_ERROR: Final = 0x100
@@ -219,6 +250,7 @@ def build_configuration(
         max_data=config.initial_connection_window,
         max_stream_data=config.initial_stream_window,
         connection_id_length=CID_LENGTH,
+        max_datagram_frame_size=DATAGRAM_FRAME_MAX if config.datagram_receive_queue else None,
         verify_mode=ssl.CERT_NONE,
         server_name=None,
     )
@@ -390,6 +422,8 @@ class _QuicConnection(QuicConnection):
     """aioquic's connection with mutual TLS and a lost-packet counter."""
 
     def __init__(self, **kwargs: Any) -> None:
+        #: Stream priorities (higher first; 0 for streams not in it).
+        self.qp2p_priority: dict[int, int] = {}
         super().__init__(**kwargs)
         _share_frame_epochs(self)
         self.qp2p_packets_lost = 0
@@ -401,6 +435,42 @@ class _QuicConnection(QuicConnection):
             lost(packets=packets, **kw)
 
         self._loss._on_packets_lost = counting  # type: ignore[method-assign]
+        #: Streams whose receive window we hold: id -> [bytes consumed, window].
+        self.qp2p_held: dict[int, list[int]] = {}
+
+    @property
+    def _streams_queue(self) -> list[Any]:
+        # Sorted as aioquic reads it (it appends served streams after it
+        # assigned a new order): stable, so equals keep their round-robin.
+        streams = self._qp2p_queue
+        priority = self.qp2p_priority
+        if priority:
+            streams.sort(key=lambda stream: -priority.get(stream.stream_id, 0))
+        return streams
+
+    @_streams_queue.setter
+    def _streams_queue(self, streams: list[Any]) -> None:
+        self._qp2p_queue = streams
+
+    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        held = self.qp2p_held.get(stream.stream_id)
+        if held is None:
+            super()._write_stream_limits(builder, space, stream)
+            return
+        consumed, window = held
+        limit = consumed + window
+        # Grant in half-window steps, not a frame per read.
+        if limit - stream.max_stream_data_local >= window // 2:
+            stream.max_stream_data_local = limit
+        # aioquic would double the window because bytes arrived: hide them
+        # for the call (it only compares them), so only the frame is written.
+        receiver = stream.receiver
+        highest = receiver.highest_offset
+        receiver.highest_offset = 0
+        try:
+            super()._write_stream_limits(builder, space, stream)
+        finally:
+            receiver.highest_offset = highest
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
@@ -441,6 +511,7 @@ class QuicCore:
         *,
         original_destination_connection_id: bytes | None = None,
         retry_source_connection_id: bytes | None = None,
+        datagram_queue: int = 0,
     ) -> None:
         self._quic = _QuicConnection(
             configuration=configuration,
@@ -449,6 +520,12 @@ class QuicCore:
         )
         self.is_client: bool = configuration.is_client
         self._pending_close_reported = False
+        #: DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
+        self.datagrams_in: deque[bytes] = deque()
+        self._datagram_queue = datagram_queue
+        self._packet_size = configuration.max_datagram_size
+        #: DATAGRAM frames sent, received, and dropped (a full queue either way).
+        self.datagram_counts = [0, 0, 0]
 
     # -- identity and addressing
     @property
@@ -508,8 +585,37 @@ class QuicCore:
             elif isinstance(ev, qe.ConnectionTerminated) and not self._pending_close_reported:
                 self._pending_close_reported = True
                 out.append(self._terminated(ev))
-            # ProtocolNegotiated, DatagramFrameReceived: not used.
+            elif isinstance(ev, qe.DatagramFrameReceived):
+                self._datagram_received(ev.data)
+            # ProtocolNegotiated: not used.
         return out
+
+    # -- datagrams (RFC 9221)
+    def _datagram_received(self, data: bytes) -> None:
+        counts = self.datagram_counts
+        if len(self.datagrams_in) < self._datagram_queue:
+            self.datagrams_in.append(data)
+            counts[1] += 1
+        else:
+            counts[2] += 1  # the application is not taking them: dropped
+
+    def datagram_limit(self) -> int:
+        """The largest datagram payload the peer takes and a packet carries (0: none)."""
+        remote = self._quic._remote_max_datagram_frame_size
+        if not remote:
+            return 0
+        # The peer refuses a frame whose length field and data reach its maximum.
+        return max(0, min(remote - 3, self._packet_size - _DATAGRAM_OVERHEAD))
+
+    def send_datagram(self, data: bytes) -> bool:
+        """Queue one DATAGRAM frame (never retransmitted); False if dropped (queue full)."""
+        pending = self._quic._datagrams_pending
+        if len(pending) >= DATAGRAMS_PENDING:
+            self.datagram_counts[2] += 1
+            return False
+        self._quic.send_datagram_frame(data)
+        self.datagram_counts[0] += 1
+        return True
 
     def close_seen(self) -> Terminated | None:
         """Report a close at once, before aioquic's 3-PTO draining period ends.
@@ -577,6 +683,37 @@ class QuicCore:
         self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool = False
     ) -> None:
         self._quic.send_stream_data(stream_id, data, end_stream=end_stream)  # type: ignore[arg-type]  # bytearray += memoryview works
+
+    def hold_window(self, stream_id: int, window: int, *, consumed: int) -> None:
+        """Let the peer send at most ``window`` bytes past what was consumed.
+
+        ``consumed``: the stream's bytes the application has already taken
+        (say, a head); `consumed` adds the rest as it reads.  From now on
+        the stream's receive window grows only as the application reads
+        (it never shrinks below what was already granted).
+        """
+        held = self._quic.qp2p_held
+        streams = self._quic._streams
+        for gone in [sid for sid in held if sid not in streams]:
+            del held[gone]  # ended (aioquic discarded it): forget its window too
+        held[stream_id] = [consumed, window]
+
+    def consumed(self, stream_id: int, nbytes: int) -> None:
+        """The application took ``nbytes`` more of a held stream: the window may grow."""
+        held = self._quic.qp2p_held.get(stream_id)
+        if held is not None:
+            held[0] += nbytes
+
+    def set_priority(self, stream_id: int, priority: int) -> None:
+        """Give a stream of ours packet space before those of lower priority (default 0)."""
+        quic = self._quic
+        table = quic.qp2p_priority
+        for gone in [sid for sid in table if sid not in quic._streams]:
+            del table[gone]  # ended: forget it
+        if priority:
+            table[stream_id] = priority
+        else:
+            table.pop(stream_id, None)
 
     def reset(self, stream_id: int, error_code: int) -> None:
         if stream_id in self._quic._streams:

@@ -11,9 +11,12 @@ service slows its peers down instead of growing.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import trio
+
+from ._errors import LocalProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Awaitable, Callable
@@ -51,9 +54,16 @@ async def _handle(
         if msg.expects_reply and not msg.answered:
             if result is None:
                 msg.reject()
+            elif msg.streamed:
+                # A streamed request is answered once read to its end; one
+                # the handler left unread is refused below.
+                with contextlib.suppress(LocalProtocolError):
+                    await msg.reply(result)
             else:
                 await msg.reply(result)
     finally:
         if msg.expects_reply and not msg.answered:
             msg.reject()  # the handler failed or was cancelled: do not leave it waiting
+        elif msg.streamed and not msg.expects_reply:
+            msg.discard()  # a streamed message the handler left unread (no-op if read)
         limiter.release_on_behalf_of(msg)

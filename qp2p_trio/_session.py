@@ -454,6 +454,8 @@ class Session:
             st.kind = head.kind
         if head.kind in (K.MESSAGE, K.REQUEST):
             assert head.length is not None
+            if head.length > self.config.max_message_size:
+                return self._on_streamed_head(st, head)
             if not self.table.reserve_message(st, head.length):
                 self.refuse(st, E.BUSY, None)
                 return False
@@ -476,6 +478,17 @@ class Session:
         if not self.table.queue_for_accept(st, uni=head.kind is K.RAW_UNI):
             self.refuse(st, E.REFUSED, None)
             return False
+        return True
+
+    def _on_streamed_head(self, st: StreamState, head: _wire.Head) -> bool:
+        # Over max_message_size: delivered now, read in chunks (see `_streamed`).
+        if not self.table.reserve_streamed(st):
+            self.refuse(st, E.BUSY, None)
+            return False
+        st.streamed, st.handle = True, DELIVERED
+        window = self.config.stream_receive_buffer
+        self.core.hold_window(st.sid, window, consumed=_wire.MESSAGE_HEAD_SIZE)
+        self.events.append(MessageArrived(st.sid, b"", head.kind is K.REQUEST, 0, head.length))
         return True
 
     def refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
@@ -523,10 +536,15 @@ class Session:
         """The driver took (or could not take) the `MessageArrived` on ``sid``.
 
         A message gets its RECEIPT now and is forgotten; a request waits for
-        its reply.
+        its reply; a streamed one gets its receipt once read (`_streamed`),
+        or is refused now if nobody takes it.
         """
         st = self.streams.get(sid)
-        if st is not None and st.kind is K.MESSAGE:
+        if st is not None and st.streamed:
+            if not delivered:
+                self.refuse(st, E.CLOSED, None)
+                st.handle = None  # a tombstone until the peer's FIN or reset
+        elif st is not None and st.kind is K.MESSAGE:
             self.send_receipt(sid, 0 if delivered else E.CLOSED)
             self.table.forget(st)
 

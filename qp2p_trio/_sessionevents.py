@@ -67,6 +67,7 @@ class MessageArrived:
     payload: bytes
     request: bool
     reserved: int
+    streamed: int | None = None  # the declared size of a message read in chunks
 
 
 @final

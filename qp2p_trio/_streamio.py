@@ -84,6 +84,14 @@ class StreamIO:
         self.replies_received = 0
         self.reply_bytes_received = 0
 
+    async def wait_change(self) -> None:
+        """Park until the connection's state changes (then re-check)."""
+        await self._progress.park()
+
+    def sync(self) -> None:
+        """Forward the session's events and transmit what it queued."""
+        self._sync()
+
     def check_usable(self) -> None:
         if self.session.closed_locally:
             raise trio.ClosedResourceError("this connection was closed")
@@ -161,7 +169,7 @@ class StreamIO:
         self.session.reject(sid, code)
         self._sync()
 
-    async def send_message(self, view: memoryview, outcome: SendOutcome) -> None:
+    async def send_message(self, view: memoryview, outcome: SendOutcome, priority: int = 0) -> None:
         """Send a message and wait for its receipt (see `Connection.send`)."""
         self.check_usable()
         self.check_peer_limit(len(view), "message")
@@ -171,6 +179,8 @@ class StreamIO:
             sid = st.sid
             try:
                 self._core.send(sid, _wire.encode_message_head(K.MESSAGE, len(view)))
+                if priority:
+                    self._core.set_priority(sid, priority)
                 await self.write(st, view, end=True, what="message")
                 st.send.finish()
                 await self.wait_receipt(st, "message")
@@ -186,7 +196,7 @@ class StreamIO:
         finally:
             self.session.slots_free[True] += 1
 
-    async def request(self, view: memoryview) -> bytes:
+    async def request(self, view: memoryview, priority: int = 0) -> bytes:
         """Send a request and wait for its reply (see `Connection.request`)."""
         self.check_usable()
         self.check_peer_limit(len(view), "request")
@@ -199,6 +209,8 @@ class StreamIO:
             )
             try:
                 self._core.send(sid, _wire.encode_message_head(K.REQUEST, len(view)))
+                if priority:
+                    self._core.set_priority(sid, priority)
                 await self.write(st, view, end=True, what="request")
                 st.send.finish()
                 while st.reply is None:
@@ -388,6 +400,13 @@ class StreamIO:
                 slots[uni] -= 1
                 return
             await self._progress.park()
+
+    def set_priority(self, st: StreamState, priority: int) -> None:
+        """`SendStream.set_priority`."""
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {priority!r}")
+        if st.send.started and not st.send.closed:
+            self._core.set_priority(st.sid, priority)
 
     async def raw_send(self, st: StreamState, data: bytes | bytearray | memoryview) -> None:
         if st.send.closed:

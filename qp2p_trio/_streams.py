@@ -72,6 +72,17 @@ class _SendHalf:
         """The QUIC stream id."""
         return self._state.sid
 
+    def set_priority(self, priority: int) -> None:
+        """Order this stream's data among the connection's streams (default 0).
+
+        Higher priorities get packet space first; equal ones take turns.
+        Messages take a ``priority`` too (`Connection.send`).
+
+        Raises:
+            TypeError: ``priority`` is not an int.
+        """
+        self._conn.set_priority(self._state, priority)
+
     async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
         with self._send_conflict:
             await trio.lowlevel.checkpoint()

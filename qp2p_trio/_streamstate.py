@@ -222,6 +222,7 @@ class StreamState:
         "reserved",
         "send",
         "sid",
+        "streamed",
     )
 
     def __init__(self, sid: int, kind: _wire.StreamKind | None, *, ours: bool) -> None:
@@ -241,3 +242,4 @@ class StreamState:
         self.error: Exception | None = None  # what our request's waiter raises
         self.overrun: str | None = None  # why a raw stream was stopped (reader's error)
         self.handle: object = None  # whoever holds it: a handle, QUEUED or DELIVERED
+        self.streamed = False  # a message read in chunks (its receive window is held)

@@ -93,7 +93,9 @@ class StreamTable:
         self.incoming[uni] += 1
         allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI, K.PROTOCOL}
         st.parser = _wire.StreamParser(
-            allowed=allowed, max_message_size=self._config.max_message_size
+            allowed=allowed,
+            max_message_size=self._config.max_message_size,
+            max_streamed_size=self._config.max_streamed_message_size,
         )
         self.streams[sid] = st
         return st
@@ -142,10 +144,18 @@ class StreamTable:
         st.holds_message = True
         return True
 
+    def reserve_streamed(self, st: StreamState) -> bool:
+        """A streamed message takes one message slot (its bytes: as they arrive)."""
+        return self._budget.reserve(self._budget_key, messages=1, nbytes=0)
+
     def buffer_raw(self, st: StreamState, data: bytes) -> tuple[int, str] | None:
-        """Buffer a raw stream's bytes, or say why not: (the code to stop it with, the limit)."""
+        """Buffer a raw stream's bytes, or say why not: (the code to stop it with, the limit).
+
+        A streamed message's bytes too: its QUIC window bounds them, not
+        `Config.stream_receive_buffer`.
+        """
         n = len(data)
-        if len(st.recv.buf) + n > self._config.stream_receive_buffer:
+        if not st.streamed and len(st.recv.buf) + n > self._config.stream_receive_buffer:
             return E.CLOSED, "Config.stream_receive_buffer bytes on this stream"
         if not self._budget.reserve(self._budget_key, messages=0, nbytes=n):
             return E.BUSY, "its share of the receive budget (Config.receive_share)"

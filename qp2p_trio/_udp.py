@@ -19,6 +19,13 @@ socket factory decides, never a flag):
   ``sendmsg`` with UDP generic segmentation offload (``UDP_SEGMENT``), and
   receives with ``UDP_GRO``, splitting what the kernel coalesced; where the
   kernel refuses either, it falls back to one datagram per call.
+  Also on Linux it asks for ICMP errors (``IP_RECVERR`` / ``IPV6_RECVERR``)
+  and reads the socket's error queue (``MSG_ERRQUEUE``) only when a wake-up
+  brought no datagram or a call reported an error, so the hot path pays
+  nothing; each destination-unreachable report lands in `unreachable` for
+  the driver (which fails only a handshake to that address that has heard
+  nothing from its peer yet).  A pending ICMP error fails the next send
+  (whatever its destination) once: that send is retried at once.
 - `TrioSocketTransport`, for any other `trio.socket.SocketType` (such as
   `qp2p_trio.testing.MemoryNetwork`'s): the socket's own async methods,
   draining while ``is_readable()`` says more is queued.
@@ -30,6 +37,7 @@ import errno
 import os
 import socket as _stdlib_socket
 import struct
+import sys
 from typing import TYPE_CHECKING
 
 import trio
@@ -39,7 +47,15 @@ if TYPE_CHECKING:
 
     from ._quic import Address
 
-__all__ = ["BATCH", "KernelTransport", "TrioSocketTransport", "Transport", "make_transport"]
+__all__ = [
+    "BATCH",
+    "UNREACHABLE",
+    "KernelTransport",
+    "TrioSocketTransport",
+    "Transport",
+    "make_transport",
+    "unreachable_errno",
+]
 
 
 #: Most datagrams handled per wake-up before the endpoint transmits.
@@ -54,6 +70,29 @@ _GSO_BYTES = 65000
 _GSO_SIZE = struct.Struct("@H")
 _GRO_SIZE = struct.Struct("@i")
 _GRO_ANCILLARY = _stdlib_socket.CMSG_SPACE(_GRO_SIZE.size)
+_IP_RECVERR = getattr(_stdlib_socket, "IP_RECVERR", 11)
+_IPV6_RECVERR = getattr(_stdlib_socket, "IPV6_RECVERR", 25)
+_MSG_ERRQUEUE = getattr(_stdlib_socket, "MSG_ERRQUEUE", 0x2000)
+#: ``struct sock_extended_err``: errno, origin, ICMP type and code, pad, info, data.
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+_SO_EE_ORIGIN_ICMP = 2
+_SO_EE_ORIGIN_ICMP6 = 3
+#: Error-queue entries read per wake-up, and reports kept until the driver takes them.
+_ERRQUEUE_MAX = 64
+#: What an ICMP destination-unreachable becomes (Linux ``icmp_err_convert``):
+#: nobody listens there, or no route leads there.
+UNREACHABLE = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENONET,
+        errno.EACCES,
+    }
+)
+#: What a pending ICMP error makes the next send raise, whatever its destination.
+_ICMP_PENDING = UNREACHABLE | {errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EPROTO}
 #: Errors of one datagram (an ICMP error reported late, a route missing):
 #: counted and skipped, the socket goes on.
 _TRANSIENT = frozenset(
@@ -75,6 +114,41 @@ class TransportClosed(Exception):
     """The socket was closed: the endpoint's loops end."""
 
 
+def unreachable_errno(ancillary: Sequence[tuple[int, int, bytes]]) -> int | None:
+    """The errno of an ICMP destination-unreachable error-queue entry, else ``None``.
+
+    ``ancillary`` is what ``recvmsg(..., MSG_ERRQUEUE)`` returned.  Errors
+    of local origin (``SO_EE_ORIGIN_LOCAL``) and other ICMP errors (too
+    big, time exceeded) are not reports of an unreachable peer.
+    """
+    for level, kind, value in ancillary:
+        if (level, kind) not in (
+            (_stdlib_socket.IPPROTO_IP, _IP_RECVERR),
+            (_stdlib_socket.IPPROTO_IPV6, _IPV6_RECVERR),
+        ) or len(value) < _EXTENDED_ERR.size:
+            continue
+        code, origin, *_rest = _EXTENDED_ERR.unpack_from(value)
+        if origin in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) and code in UNREACHABLE:
+            return int(code)
+    return None
+
+
+def _enable_recverr(sock: _stdlib_socket.socket) -> bool:
+    """Ask the kernel to queue ICMP errors on ``sock``; whether it agreed."""
+    options = [(_stdlib_socket.IPPROTO_IP, _IP_RECVERR)]
+    if sock.family == _stdlib_socket.AF_INET6:
+        # Both: a dual-stack socket gets IPv4 ICMP for IPv4-mapped peers.
+        options.append((_stdlib_socket.IPPROTO_IPV6, _IPV6_RECVERR))
+    enabled = False
+    for level, option in options:
+        try:
+            sock.setsockopt(level, option, 1)
+        except OSError:
+            continue
+        enabled = True
+    return enabled
+
+
 class Transport:
     """Interface of both transports (see the module docstring)."""
 
@@ -82,6 +156,9 @@ class Transport:
     send_errors = 0
     #: Whether `send_nowait` can send anything (else it hands everything back).
     sends_immediately = False
+    #: ICMP destination-unreachable reports, ``(destination, errno)``, not yet
+    #: taken by the driver (at most `_ERRQUEUE_MAX`; the driver clears it).
+    unreachable: list[tuple[Address, int]]
 
     def send_nowait(
         self, datagrams: list[tuple[bytes, Address]]
@@ -120,8 +197,38 @@ class KernelTransport(Transport):
             else:
                 self.gro = True
         self.gso_sends = 0  # sendmsg calls that carried several datagrams
+        self.unreachable = []
+        self.recverr = sys.platform == "linux" and _enable_recverr(self._sock)
 
     sends_immediately = True
+
+    def _read_errors(self) -> None:
+        """Drain the socket's error queue into `unreachable` (Linux ``IP_RECVERR``)."""
+        sock = self._sock
+        reports = self.unreachable
+        for _ in range(_ERRQUEUE_MAX):
+            try:
+                _data, ancillary, _flags, addr = sock.recvmsg(1, 512, _MSG_ERRQUEUE)
+            except OSError:
+                return  # empty (EAGAIN), or the socket is gone (the caller sees it)
+            code = unreachable_errno(ancillary)
+            if code is not None and len(reports) < _ERRQUEUE_MAX:
+                reports.append((addr, code))
+
+    def _resend(self, data: bytes, addr: Address, exc: OSError) -> bool:
+        """After a send failed with ``exc``: send again if a pending ICMP error was the cause.
+
+        The kernel reports a queued ICMP error on the next call, whatever
+        its destination, and drops that datagram; the error is cleared by
+        reporting it, so one more try goes through.
+        """
+        if not self.recverr or exc.errno not in _ICMP_PENDING:
+            return False
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:
+            return False
+        return True
 
     def send_nowait(
         self, datagrams: list[tuple[bytes, Address]]
@@ -134,6 +241,9 @@ class KernelTransport(Transport):
             except BlockingIOError:
                 return sent, datagrams[i:]
             except OSError as exc:
+                if self._resend(data, addr, exc):
+                    sent += 1
+                    continue
                 if exc.errno == errno.EBADF or exc.errno not in _TRANSIENT:
                     return sent, datagrams[i:]  # the sender task reports it
                 self.send_errors += 1
@@ -157,7 +267,9 @@ class KernelTransport(Transport):
     async def receive_batch(self, out: list[tuple[bytes, Address]]) -> None:
         sock = self._sock
         receive_one = self._receive_one
+        woken = False
         while True:
+            errors = False
             while len(out) < BATCH:
                 try:
                     receive_one(out)
@@ -167,7 +279,12 @@ class KernelTransport(Transport):
                     if exc.errno == errno.EBADF:
                         raise TransportClosed from exc
                     self.receive_errors += 1
-            if out:
+                    errors = True
+            # Woken with nothing to read, or told of an error: the error
+            # queue is where the cause waits (never read on the hot path).
+            if self.recverr and (errors or (woken and not out)):
+                self._read_errors()
+            if out or self.unreachable:
                 # Stay fair to the other tasks even under a flood.
                 await trio.lowlevel.checkpoint()
                 return
@@ -175,6 +292,7 @@ class KernelTransport(Transport):
                 await trio.lowlevel.wait_readable(sock)
             except (trio.ClosedResourceError, OSError) as exc:
                 raise TransportClosed from exc
+            woken = True
 
     async def send_batch(self, datagrams: Sequence[tuple[bytes, Address]]) -> int:
         if not self.gso:
@@ -210,6 +328,7 @@ class KernelTransport(Transport):
         payload = b"".join(d for d, _ in run)
         addr = run[0][1]
         ancillary = [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        retried = False
         while True:
             try:
                 self._sock.sendmsg([payload], ancillary, 0, addr)
@@ -222,6 +341,9 @@ class KernelTransport(Transport):
             except OSError as exc:
                 if exc.errno == errno.EBADF:
                     raise TransportClosed from exc
+                if self.recverr and exc.errno in _ICMP_PENDING and not retried:
+                    retried = True  # a pending ICMP error, reported here once
+                    continue
                 if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
                     # No segmentation offload here: one datagram per call.
                     self.gso = False
@@ -250,9 +372,12 @@ class KernelTransport(Transport):
                 except OSError as exc:
                     if exc.errno == errno.EBADF:
                         raise TransportClosed from exc
-                    if exc.errno not in _TRANSIENT:
+                    if self._resend(data, addr, exc):
+                        sent += 1
+                    elif exc.errno not in _TRANSIENT:
                         raise
-                    self.send_errors += 1
+                    else:
+                        self.send_errors += 1
                 else:
                     sent += 1
                 break
@@ -269,6 +394,7 @@ class TrioSocketTransport(Transport):
         self._sock = sock
         self.receive_errors = 0
         self.send_errors = 0
+        self.unreachable = []
 
     async def receive_batch(self, out: list[tuple[bytes, Address]]) -> None:
         sock = self._sock
@@ -282,7 +408,14 @@ class TrioSocketTransport(Transport):
                     raise TransportClosed from exc
                 self.receive_errors += 1
                 continue
-            if len(out) >= BATCH or not sock.is_readable():
+            try:
+                more = len(out) < BATCH and sock.is_readable()
+            except (trio.ClosedResourceError, OSError) as exc:
+                # Closed under us (a crashed virtual host): what came is handled.
+                if out:
+                    return
+                raise TransportClosed from exc
+            if not more:
                 return
 
     async def send_batch(self, datagrams: Sequence[tuple[bytes, Address]]) -> int:

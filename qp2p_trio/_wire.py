@@ -403,6 +403,7 @@ class _State(enum.Enum):
     HEAD = enum.auto()
     PAYLOAD = enum.auto()
     RAW = enum.auto()
+    STREAMED = enum.auto()
     DONE = enum.auto()
     FAILED = enum.auto()
 
@@ -450,6 +451,9 @@ class StreamParser:
         max_message_size: the largest payload length accepted for framed
             kinds; a larger declared length is TOO_LARGE.  Raw kinds are not
             limited.
+        max_streamed_size: a MESSAGE or REQUEST over ``max_message_size``
+            and up to this size is streamed: after its ``Head`` its payload
+            comes as length-checked ``RawData`` chunks, never buffered.
 
     Raises:
         ValueError: ``allowed`` is empty or holds something that is not a
@@ -465,11 +469,18 @@ class StreamParser:
         "_head",
         "_kind",
         "_max_message_size",
+        "_max_streamed_size",
         "_received",
         "_state",
     )
 
-    def __init__(self, *, allowed: AbstractSet[StreamKind], max_message_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        allowed: AbstractSet[StreamKind],
+        max_message_size: int,
+        max_streamed_size: int = 0,
+    ) -> None:
         kinds = frozenset(StreamKind(kind) for kind in allowed)
         if not kinds:
             raise ValueError("allowed must name at least one stream kind")
@@ -481,6 +492,7 @@ class StreamParser:
             raise ValueError(f"max_message_size must not be negative, not {max_message_size}")
         self._allowed: frozenset[StreamKind] = kinds
         self._max_message_size = max_message_size
+        self._max_streamed_size = max_streamed_size
         self._state = _State.HEAD
         self._head = bytearray()
         self._kind: StreamKind | None = None
@@ -566,6 +578,8 @@ class StreamParser:
                 self._feed_payload(data, fin, events)
             elif state is _State.RAW:
                 self._feed_raw(data, fin, events)
+            elif state is _State.STREAMED:
+                self._feed_streamed(data, fin, events)
             else:
                 self._feed_head(data, fin, events)
         except RemoteProtocolError as exc:
@@ -611,13 +625,18 @@ class StreamParser:
             return
         length = int.from_bytes(head[PREAMBLE_SIZE:MESSAGE_HEAD_SIZE], "big")
         self._declared_length = length
-        if length > self._max_message_size:
+        streamed = kind is not StreamKind.REPLY and length <= self._max_streamed_size
+        if length > self._max_message_size and not streamed:
             raise RemoteProtocolError(
                 f"{kind.name} declares {length} bytes, over the limit of {self._max_message_size}",
                 error_code=StreamErrorCode.TOO_LARGE,
             )
-        self._state = _State.PAYLOAD
         events.append(Head(kind, length))
+        if length > self._max_message_size:
+            self._state = _State.STREAMED
+            self._feed_streamed(data[offset:] if offset else data, fin, events)
+            return
+        self._state = _State.PAYLOAD
         self._feed_payload(data[offset:] if offset else data, fin, events)
 
     def _feed_name(self, data: bytes, offset: int, fin: bool, events: list[ParseEvent]) -> None:
@@ -677,6 +696,12 @@ class StreamParser:
             self._chunks = None
             self._state = _State.DONE
             events.append(MessageComplete(kind, payload))
+
+    def _feed_streamed(self, data: bytes, fin: bool, events: list[ParseEvent]) -> None:
+        length = self._declared_length or 0
+        if self._received + len(data) > length or (fin and self._received + len(data) < length):
+            raise _malformed(f"{self._received + len(data)} bytes for a {length}-byte payload")
+        self._feed_raw(data, fin, events)
 
     def _feed_raw(self, data: bytes, fin: bool, events: list[ParseEvent]) -> None:
         if data or fin:

@@ -179,7 +179,16 @@ def listener(workdir: Path) -> Iterator[Listener]:
 @pytest.fixture(scope="module")
 def strict_listener(workdir: Path) -> Iterator[Listener]:
     """A listener that accepts 1000-byte messages at most and rejects requests."""
-    node = Listener(workdir, "--max-message-size", "1000", "--reply", "reject", "--json")
+    node = Listener(
+        workdir,
+        "--max-message-size",
+        "1000",
+        "--max-file-size",
+        "1000",
+        "--reply",
+        "reject",
+        "--json",
+    )
     try:
         yield node
     finally:
@@ -327,6 +336,47 @@ def test_send_file_is_verified_and_saved(listener: Listener, workdir: Path, tmp_
     assert (workdir / saved).read_bytes() == content
 
 
+def test_send_file_larger_than_messages_is_streamed_to_a_new_dir(
+    workdir: Path, tmp_path: Path
+) -> None:
+    node = Listener(workdir, "--max-message-size", "64KiB", "--save-dir", "new/sub", "--json")
+    try:
+        content = os.urandom(3 * 1024 * 1024 + 7)
+        (tmp_path / "big.bin").write_bytes(content)
+        result = run(tmp_path, "send", "--json", node.peer, "--file", "big.bin")
+        assert result.returncode == 0, result.stderr
+        info = json.loads(result.stdout)
+        digest = hashlib.sha256(content).hexdigest()
+        assert info["verified"] is True
+        assert info["peer_sha256"] == digest
+        event = node.wait_event("file")
+        assert event["bytes"] == len(content)
+        assert event["sha256"] == digest
+        assert (workdir / event["saved"]).read_bytes() == content
+        assert (workdir / "new" / "sub").is_dir()
+    finally:
+        node.close()
+
+
+def test_json_failure_is_a_json_object(tmp_path: Path) -> None:
+    peer = f"{Identity.generate().node_id}@127.0.0.1:9"
+    result = run(tmp_path, "send", "--json", "--timeout", "1", peer, "x")
+    assert result.returncode == EXIT_UNREACHABLE
+    info = json.loads(result.stdout)
+    assert info["exit_code"] == EXIT_UNREACHABLE
+    assert info["kind"] == "unreachable"
+    assert "127.0.0.1:9" in info["error"]
+    one_line_error(result)  # and the usual line on stderr
+
+
+def test_subcommand_help_is_short(tmp_path: Path) -> None:
+    result = run(tmp_path, "send", "--help")
+    assert result.returncode == 0
+    assert "PEER is a peer address" in result.stdout
+    assert "exit codes:" not in result.stdout
+    assert "qp2p-trio --help" in result.stdout
+
+
 def test_ping(listener: Listener, tmp_path: Path) -> None:
     result = run(tmp_path, "ping", listener.peer, "-c", "3", "-i", "0.05")
     assert result.returncode == 0, result.stderr
@@ -353,7 +403,8 @@ def test_ping_until_interrupted(listener: Listener, tmp_path: Path) -> None:
     try:
         ping.wait_for(lambda text: "seq=2 " in text)
         ping.proc.send_signal(signal.SIGINT)
-        assert ping.finish() == 0, ping.stderr()
+        # The summary, then the exit code of an interrupt (as --help says).
+        assert ping.finish() == 130, ping.stderr()
         assert any("ping statistics" in line for line in ping.seen)
     finally:
         ping.close()

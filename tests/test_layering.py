@@ -19,6 +19,7 @@ PACKAGE = Path(qp2p_trio.__file__).parent
 SANS_IO = [
     "_wire",
     "_quic",
+    "_aioquic_pin",
     "_certs",
     "_identity",
     "_config",

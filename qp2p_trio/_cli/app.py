@@ -24,6 +24,7 @@ from qp2p_trio import __version__
 from . import bench, demo, ident, listen, netcheck, ping, request, send
 from .errors import EXIT_CODE_HELP, ExitCode, describe_error
 from .options import Commands, Parser, Subcommand
+from .output import print_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -62,6 +63,13 @@ _EPILOG: Final = (
 )
 
 
+#: Each subcommand's ``--help`` ends with this, not the whole epilog.
+_SUBCOMMAND_EPILOG: Final = (
+    "PEER is a peer address, <node-id>@<host>:<port> (IPv6 hosts in brackets), as `listen`\n"
+    "prints it.  `qp2p-trio --help` lists the exit codes."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``qp2p-trio``."""
     parser = Parser(
@@ -75,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     demo.set_as_default(parser)
-    commands = Commands(parser, _EPILOG)
+    commands = Commands(parser, _SUBCOMMAND_EPILOG)
     for module in SUBCOMMANDS:
         module.add_parser(commands)
     return parser
@@ -92,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = args.handler(args)
         return int(result)
     except (Exception, KeyboardInterrupt) as exc:
-        return _report(exc)
+        return _report(exc, json=bool(getattr(args, "json", False)))
 
 
 def _configure_logging(verbose: int) -> None:
@@ -111,8 +119,14 @@ def _configure_logging(verbose: int) -> None:
         logger.propagate = False
 
 
-def _report(exc: BaseException) -> int:
+def _report(exc: BaseException, *, json: bool = False) -> int:
     code, message = describe_error(exc)
+    if json and not isinstance(exc, BrokenPipeError):
+        # --json: the failure as a JSON object on stdout too, for scripts.
+        try:
+            print_json({"error": message, "exit_code": int(code), "kind": code.name.lower()})
+        except (OSError, ValueError):
+            pass
     try:
         sys.stdout.flush()
     except (OSError, ValueError):

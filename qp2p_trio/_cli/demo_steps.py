@@ -175,7 +175,7 @@ async def step_messages(demo: Demo) -> None:
             raise DemoFailed(f"{dst} got {msg.payload!r} from {msg.sender}")
         demo.say(
             f"  {dst} received {msg.payload.decode()!r} from {msg.sender.short()} "
-            f"= {src}, at {format_address(msg.peer_address)}"
+            f"= {src}, at {format_address(msg.remote_address)}"
         )
 
 

@@ -9,7 +9,7 @@ import ipaddress
 import signal
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from .options import Commands
 
 __all__ = ["add_parser", "run"]
+
+#: Largest file accepted by default, and room for a file request's head.
+DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024**3
+_FILE_HEAD: Final = 4096
 
 
 def add_parser(commands: Commands) -> None:
@@ -63,7 +67,9 @@ def add_parser(commands: Commands) -> None:
         help="how to answer requests (default: echo)",
     )
     parser.add_argument(
-        "--save-dir", metavar="DIR", help="save files sent with `send --file` in DIR"
+        "--save-dir",
+        metavar="DIR",
+        help="save files sent with `send --file` in DIR (created if missing)",
     )
     parser.add_argument(
         "--max-message-size",
@@ -71,6 +77,14 @@ def add_parser(commands: Commands) -> None:
         default=DEFAULT_MAX_MESSAGE_SIZE,
         metavar="SIZE",
         help=f"largest message accepted (default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
+    )
+    parser.add_argument(
+        "--max-file-size",
+        type=size,
+        default=DEFAULT_MAX_FILE_SIZE,
+        metavar="SIZE",
+        help="largest file accepted from `send --file`; files over --max-message-size are "
+        f"streamed to disk in bounded memory (default: {format_size(DEFAULT_MAX_FILE_SIZE)})",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     parser.add_argument(
@@ -102,9 +116,18 @@ async def run(args: argparse.Namespace) -> int:
     save_dir: Path | None = None
     if args.save_dir is not None:
         save_dir = Path(args.save_dir)
+        try:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(
+                ExitCode.FILE, f"--save-dir {args.save_dir!r}: cannot create it ({exc.strerror})"
+            ) from None
         if not save_dir.is_dir():
             raise CliError(ExitCode.FILE, f"--save-dir {args.save_dir!r} is not a directory")
-    config = config_for(args.max_message_size, args)
+    streamed = args.max_file_size + _FILE_HEAD if args.max_file_size > args.max_message_size else 0
+    config = attrs.evolve(
+        config_for(args.max_message_size, args), max_streamed_message_size=streamed
+    )
     if args.port_mapping:
         config = attrs.evolve(config, port_mapping=True, port_mapping_gateway=args.gateway)
     metrics = _metrics_address(args.metrics)

@@ -83,11 +83,14 @@ async def run(args: argparse.Namespace) -> int:
     path = "direct"
     # Ctrl-C ends the pinging (and prints the summary, like ping), at any
     # point: while connecting too.
+    interrupted = False
     with trio.open_signal_receiver(signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
 
             async def stop_on_signal() -> None:
+                nonlocal interrupted
                 async for _ in signals:
+                    interrupted = True
                     nursery.cancel_scope.cancel()
                     return
 
@@ -109,7 +112,9 @@ async def run(args: argparse.Namespace) -> int:
             nursery.cancel_scope.cancel()
     if handshake is None:
         raise KeyboardInterrupt
-    return _summary(args, peer, handshake, rounds, total_time, path)
+    code = _summary(args, peer, handshake, rounds, total_time, path)
+    # Stopped by Ctrl-C (the way to end ``-c 0``): the summary, then 130.
+    return ExitCode.INTERRUPTED if interrupted else code
 
 
 def _path(conn: Connection) -> str:

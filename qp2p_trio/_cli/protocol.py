@@ -26,7 +26,9 @@ __all__ = [
     "PROBE_TAG",
     "SEQ",
     "decode_file_request",
+    "encode_file_head",
     "encode_file_request",
+    "file_head_size",
     "sha256",
 ]
 
@@ -46,8 +48,25 @@ def sha256(data: bytes | bytearray | memoryview) -> bytes:
 
 def encode_file_request(name: str, content: bytes) -> bytes:
     """Build a file request's payload (see the module docstring)."""
+    return encode_file_head(name) + content
+
+
+def encode_file_head(name: str) -> bytes:
+    """What a file request's payload starts with: the tag and the file name."""
     raw_name = name.encode("utf-8", "surrogateescape")[:1024]
-    return b"".join((FILE_TAG, _NAME_LENGTH.pack(len(raw_name)), raw_name, content))
+    return b"".join((FILE_TAG, _NAME_LENGTH.pack(len(raw_name)), raw_name))
+
+
+def file_head_size(start: bytes) -> int | None:
+    """The size of the file head ``start`` begins with: 0 if it is none, ``None`` if
+    more bytes are needed to tell."""
+    fixed = len(FILE_TAG) + _NAME_LENGTH.size
+    if not FILE_TAG.startswith(start[: len(FILE_TAG)]):
+        return 0
+    if len(start) < fixed:
+        return None
+    (length,) = _NAME_LENGTH.unpack_from(start, len(FILE_TAG))
+    return fixed + int(length)
 
 
 def decode_file_request(payload: bytes) -> tuple[str, memoryview] | None:

@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -23,16 +24,20 @@ from .client import (
 from .errors import CliError, ExitCode
 from .options import client_options, progress_option
 from .output import Progress, format_duration, format_rate, format_size, preview, print_json
-from .protocol import encode_file_request, sha256
+from .protocol import encode_file_head
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import AsyncIterator
 
     from qp2p_trio import PeerAddress
 
     from .options import Commands
 
 __all__ = ["add_parser", "run"]
+
+#: Bytes read from the file per chunk.
+_CHUNK = 256 * 1024
 
 
 def add_parser(commands: Commands) -> None:
@@ -41,7 +46,8 @@ def add_parser(commands: Commands) -> None:
         "send",
         "send a message or a file to a peer",
         "Send TEXT (- reads stdin) as one message, or a file with --file: the file travels as "
-        "one request, the listener answers with the SHA-256 of what arrived, and it is checked.",
+        "one request, streamed from the disk (any size the listener accepts, in bounded "
+        "memory), the listener answers with the SHA-256 of what arrived, and it is checked.",
         run,
     )
     parser.add_argument("peer", metavar="PEER", help="peer address")
@@ -49,6 +55,17 @@ def add_parser(commands: Commands) -> None:
     parser.add_argument("--file", metavar="PATH", help="send this file (- reads stdin)")
     progress_option(parser)
     client_options(parser)
+
+
+async def _file_chunks(
+    file: trio.abc.AsyncResource, head: bytes, hasher: Any
+) -> AsyncIterator[bytes]:
+    """The file request's head, then the file in chunks, hashed on the way."""
+    async with file:
+        yield head
+        while chunk := await file.read(_CHUNK):  # type: ignore[attr-defined]
+            hasher.update(chunk)
+            yield chunk
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -84,24 +101,40 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _send_file(args: argparse.Namespace, peer: PeerAddress) -> int:
-    content = await trio.to_thread.run_sync(read_input, args.file)
-    digest = await trio.to_thread.run_sync(sha256, content)
-    name = "stdin" if args.file == "-" else os.path.basename(args.file)
-    payload = encode_file_request(name, content)
-    content_size = len(content)
-    del content
+    if args.file == "-":
+        name = "stdin"
+        content = await trio.to_thread.run_sync(read_input, args.file)
+        size = len(content)
+        hasher = hashlib.sha256(content)
+        chunks: list[bytes] | AsyncIterator[bytes] = [encode_file_head(name), content]
+        del content
+    else:
+        # Streamed from the file in chunks: never held in memory whole.
+        name = os.path.basename(args.file)
+        try:
+            file = await trio.open_file(args.file, "rb")
+            size = os.fstat(file.fileno()).st_size
+        except OSError as exc:
+            raise CliError(ExitCode.FILE, f"cannot read {args.file!r}: {exc.strerror}") from None
+        hasher = hashlib.sha256()
+        chunks = _file_chunks(file, encode_file_head(name), hasher)
+    head_size = len(encode_file_head(name))
     mode = Progress.choose(sys.stderr, args.progress, fallback="off")
     async with open_client(args, peer) as (_ep, conn, handshake):
         start = trio.current_time()
 
         async def transfer() -> bytes:
             try:
-                return await conn.request(payload)
+                return await conn.request_stream(chunks, head_size + size)
             except MessageTooLarge as exc:
-                raise too_large(exc, content_size) from None
+                raise too_large(exc, size) from None
+            except ValueError as exc:  # the file changed size while it was read
+                raise CliError(ExitCode.FILE, f"cannot send {args.file!r}: {exc}") from None
 
-        reply = await with_progress(conn, len(payload), mode, sys.stderr, transfer)
+        reply = await with_progress(conn, head_size + size, mode, sys.stderr, transfer)
         elapsed = trio.current_time() - start
+    digest = hasher.digest()
+    content_size = size
     verified = reply == digest
     if args.json:
         print_json(

@@ -5,11 +5,14 @@
 `Service` announces connecting peers, prints the messages that arrive, and
 answers requests: plain ones as ``--reply`` says (echo by default), the
 command's own file requests with a SHA-256, and probes by echoing them
-quietly (see `protocol` for that small protocol).
+quietly (see `protocol` for that small protocol).  A file over the
+listener's --max-message-size arrives as a streamed message and is hashed
+and written as it arrives, in bounded memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Final, Literal, TextIO, final
@@ -19,7 +22,7 @@ import trio
 from qp2p_trio import ConnectionClosed, QP2PError
 
 from .output import format_address, format_size, preview, print_json
-from .protocol import BULK_TAG, PROBE_TAG, decode_file_request, sha256
+from .protocol import BULK_TAG, PROBE_TAG, decode_file_request, file_head_size, sha256
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,6 +36,8 @@ ReplyMode = Literal["echo", "upper", "reject"]
 #: Requests answered concurrently; more wait in the endpoint's bounded queue.
 _MAX_HANDLERS: Final = 64
 _MAX_NAME_TRIES: Final = 1000
+#: Bytes read per call from a streamed file.
+_CHUNK: Final = 1024 * 1024
 
 
 @final
@@ -154,6 +159,9 @@ class Service:
         )
 
     async def _dispatch(self, msg: Message) -> None:
+        if msg.streamed:
+            await self._receive_streamed(msg)
+            return
         payload = msg.payload
         who = msg.sender.short()
         if not msg.expects_reply:
@@ -198,18 +206,72 @@ class Service:
         saved: str | None = None
         if self.save_dir is not None:
             saved = await trio.to_thread.run_sync(_save, self.save_dir, name, content)
+        self._file_event(msg, name, len(content), digest, saved)
+        await msg.reply(digest)
+
+    async def _receive_streamed(self, msg: Message) -> None:
+        """A message over --max-message-size: a file is hashed (and saved) as it arrives."""
+        start = b""
+        while (need := file_head_size(start)) is None or len(start) < need:
+            chunk = await msg.receive_some(_CHUNK)
+            if not chunk:
+                break
+            start += chunk
+        need = file_head_size(start)
+        file = decode_file_request(start) if need and msg.expects_reply else None
+        if file is None:
+            # Not one of our files: too large to show; refused unread.
+            msg.discard()
+            self.event(
+                "message",
+                f"message:      {msg.sender.short()}  {msg.size} bytes  (too large to show: "
+                "discarded)",
+                peer=str(msg.sender),
+                bytes=msg.size,
+                text=None,
+            )
+            if msg.expects_reply:
+                msg.reject()
+            return
+        assert need is not None
+        name = file[0]
+        self.files += 1
+        digest = hashlib.sha256()
+        saved: str | None = None
+        out: Any = None
+        if self.save_dir is not None:
+            saved, fd = await trio.to_thread.run_sync(_create, self.save_dir, name)
+            out = trio.wrap_file(os.fdopen(fd, "wb"))
+        try:
+            chunk = start[need:]
+            while True:
+                if chunk:
+                    digest.update(chunk)
+                    if out is not None:
+                        await out.write(chunk)
+                chunk = await msg.receive_some(_CHUNK)
+                if not chunk:
+                    break
+        finally:
+            if out is not None:
+                await out.aclose()
+        self._file_event(msg, name, msg.size - need, digest.digest(), saved)
+        await msg.reply(digest.digest())
+
+    def _file_event(
+        self, msg: Message, name: str, size: int, digest: bytes, saved: str | None
+    ) -> None:
         where = f", saved to {saved}" if saved else ""
         self.event(
             "file",
-            f"file:         {msg.sender.short()}  {name!r}  {format_size(len(content))}  "
+            f"file:         {msg.sender.short()}  {name!r}  {format_size(size)}  "
             f"sha256 {digest.hex()[:16]}...{where}",
             peer=str(msg.sender),
             name=name,
-            bytes=len(content),
+            bytes=size,
             sha256=digest.hex(),
             saved=saved,
         )
-        await msg.reply(digest)
 
 
 def _safe_name(name: str) -> str:
@@ -220,8 +282,8 @@ def _safe_name(name: str) -> str:
     return cleaned[:200]
 
 
-def _save(directory: Path, name: str, content: memoryview) -> str:
-    """Write ``content`` to a new file in ``directory``, never replacing one."""
+def _create(directory: Path, name: str) -> tuple[str, int]:
+    """Create a new file for ``name`` in ``directory``, never replacing one: (path, fd)."""
     base = _safe_name(name)
     stem, dot, suffix = base.rpartition(".")
     if not dot or not stem:
@@ -233,13 +295,19 @@ def _save(directory: Path, name: str, content: memoryview) -> str:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "wb") as file:
-            file.write(content)
-        return str(path)
+        return str(path), fd
     raise OSError(f"no free file name for {base!r} in {directory}")
+
+
+def _save(directory: Path, name: str, content: memoryview) -> str:
+    """Write ``content`` to a new file in ``directory``, never replacing one."""
+    path, fd = _create(directory, name)
+    with os.fdopen(fd, "wb") as file:
+        file.write(content)
+    return path
 
 
 def _where(conn: Connection) -> str:
     """``host:port``, or ``via <relay>`` for a relayed connection."""
     relay = conn.peer.relay
-    return f"via {relay}" if relay is not None else format_address(conn.peer_address)
+    return f"via {relay}" if relay is not None else format_address(conn.remote_address)

@@ -12,7 +12,10 @@ mapping timeouts, hairpinning, NATs behind NATs: `MemoryNetwork.add_nat`,
 (`FakeGateway`; UPnP's HTTP rides a minimal TCP), and no real sockets.
 `open_endpoint_factory` opens endpoints that live until its block ends.
 With pytest-trio, this package's pytest plugin gives each test the
-``memory_network``, ``endpoint_factory`` and ``endpoint_pair`` fixtures.
+``memory_network``, ``endpoint_factory`` (with seeded identities) and
+``endpoint_pair`` fixtures.  `MemoryNetwork.crash` and
+`MemoryNetwork.restart` stop a host and bring it back; `wait_until` waits
+for a condition without guessing a sleep.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ._fixtures import (
     EndpointFactory as EndpointFactory,
     EndpointPair as EndpointPair,
     open_endpoint_factory as open_endpoint_factory,
+    seeded_identity as seeded_identity,
 )
 from ._gateway import FakeGateway as FakeGateway
 from ._nat import NatBehaviour as NatBehaviour, NatConfig as NatConfig
@@ -36,6 +40,7 @@ from ._types import (
     TraceRecord as TraceRecord,
     TrafficCounts as TrafficCounts,
 )
+from ._wait import wait_until as wait_until
 
 __all__ = [
     "MemoryNetwork",
@@ -56,4 +61,6 @@ __all__ = [
     "EndpointFactory",
     "EndpointPair",
     "open_endpoint_factory",
+    "seeded_identity",
+    "wait_until",
 ]

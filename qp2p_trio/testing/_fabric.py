@@ -105,6 +105,8 @@ class Fabric:
         # NATs by public IP, and the public IP of the NAT each host is behind
         self.nats: dict[str, tuple[NatConfig, NatState]] = {}
         self.behind: dict[Host, str] = {}
+        # hosts down after MemoryNetwork.crash: nothing binds on them
+        self.crashed: set[Host] = set()
         self._seq = 0
 
     def add_host(self, host: Host) -> Host:
@@ -143,6 +145,8 @@ class Fabric:
             ips = [str(ip)]
         if not ips:
             raise oserror(errno.EADDRNOTAVAIL)
+        if host in self.crashed:
+            raise oserror(errno.ENETDOWN)
         if port == 0:
             port = self._free_port(host, ips)
         elif any(self.in_use((i, port)) for i in ips):

@@ -16,6 +16,7 @@ fixtures on this module.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
@@ -23,6 +24,7 @@ import trio
 
 from .._config import Config
 from .._endpoint import open_endpoint
+from .._identity import Identity
 from .._util import unwrap_group
 from ._addresses import canonical_endpoint
 
@@ -31,10 +33,9 @@ if TYPE_CHECKING:
 
     from .._connection import Connection
     from .._endpoint import Endpoint
-    from .._identity import Identity
     from ._network import Host, MemoryNetwork
 
-__all__ = ["EndpointFactory", "EndpointPair", "open_endpoint_factory"]
+__all__ = ["EndpointFactory", "EndpointPair", "open_endpoint_factory", "seeded_identity"]
 
 _MAX_HOSTS = 250
 
@@ -76,14 +77,25 @@ class EndpointFactory:
     ``2001:db8::2``, ...), so that links, partitions and blackholes can tell
     them apart.  Without a network, endpoints bind real sockets on
     ``127.0.0.1``.
+
+    With a `seed`, the identities are seeded too: the n-th endpoint opened
+    without an ``identity`` gets a key derived from the seed and n, so node
+    ids (which decide, for example, who keeps the connection after a
+    simultaneous open) are the same in every run.
     """
 
     def __init__(
-        self, nursery: trio.Nursery, network: MemoryNetwork | None, config: Config | None
+        self,
+        nursery: trio.Nursery,
+        network: MemoryNetwork | None,
+        config: Config | None,
+        seed: int | None = None,
     ) -> None:
         self._nursery = nursery
         self._network = network
         self._config = config
+        self._seed = seed
+        self._seeded = 0
         self._endpoints: list[Endpoint] = []
         self._hosts: dict[Endpoint, Host] = {}
         self._stop = trio.Event()
@@ -93,6 +105,11 @@ class EndpointFactory:
     def network(self) -> MemoryNetwork | None:
         """The virtual network the endpoints run on, or ``None`` for real sockets."""
         return self._network
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of the endpoints' identities, or ``None`` for fresh random ones."""
+        return self._seed
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -118,7 +135,8 @@ class EndpointFactory:
         """Open an endpoint that lives until the factory closes.
 
         Args:
-            identity: The endpoint's identity; a fresh one by default.
+            identity: The endpoint's identity; by default the next seeded one
+                (see `seed`), or a fresh one.
             config: Its configuration; the factory's default otherwise.
             host: A virtual host to put it on (one of `network`'s hosts, to
                 share it with other endpoints); a new host by default.
@@ -146,6 +164,9 @@ class EndpointFactory:
                 local_address = (host.v4, 0) if host.v4 is not None else (host.v6, 0)
         if config is None:
             config = self._config
+        if identity is None and self._seed is not None:
+            identity = seeded_identity(self._seed, self._seeded)
+            self._seeded += 1
         endpoint: Endpoint = await self._nursery.start(self._serve, local_address, identity, config)
         self._endpoints.append(endpoint)
         if network is not None:
@@ -184,6 +205,12 @@ class EndpointFactory:
             await self._stop.wait()
 
 
+def seeded_identity(seed: int, n: int) -> Identity:
+    """The n-th identity of ``seed``: the same key in every run (for tests only)."""
+    digest = hashlib.sha256(f"qp2p_trio.testing identity {seed} {n}".encode()).digest()
+    return Identity.from_private_bytes(digest)
+
+
 def _only_cancelled(exc: BaseException) -> bool:
     """Whether ``exc`` is `trio.Cancelled`, or a group of nothing else."""
     if isinstance(exc, BaseExceptionGroup):
@@ -211,7 +238,10 @@ def _new_host(network: MemoryNetwork) -> Host:
 
 @contextlib.asynccontextmanager
 async def open_endpoint_factory(
-    network: MemoryNetwork | None = None, *, config: Config | None = None
+    network: MemoryNetwork | None = None,
+    *,
+    config: Config | None = None,
+    seed: int | None = None,
 ) -> AsyncIterator[EndpointFactory]:
     """Open an `EndpointFactory`; its endpoints close when the block ends.
 
@@ -225,6 +255,8 @@ async def open_endpoint_factory(
             activated (`MemoryNetwork.activate`) while endpoints are opened.
             ``None`` uses whatever sockets Trio creates (real ones by default).
         config: Default configuration of the endpoints (`Config()` otherwise).
+        seed: Derive the endpoints' identities from this seed (see
+            `EndpointFactory`); ``None``: fresh random identities.
 
     Yields:
         The factory.
@@ -234,7 +266,7 @@ async def open_endpoint_factory(
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            factory = EndpointFactory(nursery, network, config)
+            factory = EndpointFactory(nursery, network, config, seed)
             try:
                 yield factory
             except BaseException as exc:

@@ -205,7 +205,8 @@ class MemoryNetwork:
     reordering; duplication; corruption; a rate cap with a queue; an MTU) and
     may go up and down on a schedule (`set_link_schedule`, `LinkSchedule`);
     `partition` cuts groups of hosts apart, `blackhole` silences a host or an
-    address (for a while, with *duration*), and `rebind` moves a socket's
+    address (for a while, with *duration*), `crash` stops a host as a power
+    loss does (`restart` brings it back), and `rebind` moves a socket's
     apparent address as a NAT does.  NATs: `add_nat` creates a NAT
     (`NatConfig`: RFC 4787 mapping and filtering behaviours, port
     preservation, mapping timeout, hairpinning) and ``add_host(...,
@@ -618,6 +619,51 @@ class MemoryNetwork:
             return set(self._check_host(target).addresses)
         self._host(target)  # check that some host owns it
         return {str(ipaddress.ip_address(target))}
+
+    def crash(self, target: _HostRef) -> None:
+        """Make a host fail at once, as a machine losing its power does.
+
+        Every socket bound on it closes: a task receiving on one gets
+        `trio.ClosedResourceError`, other calls ``OSError(EBADF)``, so an
+        endpoint there stops without a word to its peers, which find out
+        by their own timeouts.  Datagrams queued for those sockets are lost
+        (`TrafficCounts.dropped_no_listener`), and until `restart` no socket
+        can bind on the host (``OSError(ENETDOWN)``), so it neither sends
+        nor receives.
+
+        Args:
+            target: A host, one of its IP addresses, or a socket address on it.
+
+        Raises:
+            ValueError: if no host of this network owns *target*.
+        """
+        host = self._host(target)
+        fabric = self._fabric
+        fabric.crashed.add(host)
+        for sock in [s for s in fabric.sockets if s.host is host]:
+            sock.close()
+
+    def restart(self, target: _HostRef) -> None:
+        """Bring a crashed host back up: sockets may bind on it again.
+
+        Nothing from before the crash survives: its ports are free, and an
+        endpoint comes back only when the test opens it again (with the same
+        identity and address, to look like the same node restarted).
+
+        Args:
+            target: What was given to `crash`, or another reference to that host.
+
+        Raises:
+            ValueError: if the host has not crashed.
+        """
+        host = self._host(target)
+        if host not in self._fabric.crashed:
+            raise ValueError(f"{target!r} has not crashed")
+        self._fabric.crashed.discard(host)
+
+    def crashed(self, target: _HostRef) -> bool:
+        """Whether a host is down after `crash` (and not yet `restart`)."""
+        return self._host(target) in self._fabric.crashed
 
     def rebind(self, old_addr: Address, new_addr: Address) -> None:
         """Move a socket's apparent address, as a NAT changing its mapping does.

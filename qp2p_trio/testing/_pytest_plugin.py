@@ -7,8 +7,11 @@ Provides fixtures for tests of code built on qp2p_trio:
 - ``memory_network``: a `qp2p_trio.testing.MemoryNetwork`, activated;
 - ``endpoint_config``: the default `qp2p_trio.Config` of the endpoints below
   (``None``: the library's defaults); override it to change them;
+- ``endpoint_seed``: the seed of their identities (0; override it, or
+  return ``None`` for fresh random ones);
 - ``endpoint_factory``: an async callable that opens endpoints on that
-  network, each on its own virtual host, closed when the test ends;
+  network, each on its own virtual host, with seeded identities (the same
+  node ids in every run), closed when the test ends;
 - ``endpoint_pair``: two endpoints already connected.
 
 They are async fixtures, so they need pytest-trio (``trio_mode = true``, or
@@ -30,7 +33,13 @@ if TYPE_CHECKING:
     from ._fixtures import EndpointFactory, EndpointPair
     from ._network import MemoryNetwork
 
-__all__ = ["endpoint_config", "endpoint_factory", "endpoint_pair", "memory_network"]
+__all__ = [
+    "endpoint_config",
+    "endpoint_factory",
+    "endpoint_pair",
+    "endpoint_seed",
+    "memory_network",
+]
 
 
 @pytest.fixture
@@ -71,13 +80,28 @@ def endpoint_config() -> Config | None:
 
 
 @pytest.fixture
+def endpoint_seed() -> int | None:
+    """The seed of the identities ``endpoint_factory`` gives its endpoints.
+
+    0 (this fixture's value): the n-th endpoint of a test gets the same key,
+    so the same node id, in every run.  Override the fixture to change it,
+    or return ``None`` for fresh random identities.
+
+    Returns:
+        0.
+    """
+    return 0
+
+
+@pytest.fixture
 async def endpoint_factory(
-    memory_network: MemoryNetwork, endpoint_config: Config | None
+    memory_network: MemoryNetwork, endpoint_config: Config | None, endpoint_seed: int | None
 ) -> AsyncIterator[EndpointFactory]:
     """An async callable that opens endpoints on ``memory_network``.
 
     ``await endpoint_factory()`` returns an open `qp2p_trio.Endpoint` on a
-    virtual host of its own (``127.0.0.2``, ``127.0.0.3``, ...); keyword
+    virtual host of its own (``127.0.0.2``, ``127.0.0.3``, ...) with the
+    next identity seeded by ``endpoint_seed``; keyword
     arguments ``identity``, ``config``, ``host`` and ``local_address`` change
     that (see `qp2p_trio.testing.EndpointFactory`).  ``await
     endpoint_factory.pair()`` opens two and connects them.
@@ -90,7 +114,9 @@ async def endpoint_factory(
     """
     from ._fixtures import open_endpoint_factory
 
-    async with open_endpoint_factory(memory_network, config=endpoint_config) as factory:
+    async with open_endpoint_factory(
+        memory_network, config=endpoint_config, seed=endpoint_seed
+    ) as factory:
         yield factory
 
 
