@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import _datagrams, _streamed
+from ._path import is_path_address
 
 if TYPE_CHECKING:
     import os
@@ -54,7 +55,8 @@ class ConnectionExtras:
         A connection keeps its path for life; hole punching replaces a relayed
         one with a direct one (`replacement`, and a `PathChanged` event).
         """
-        return "relayed" if self.peer.relay is not None else "direct"
+        addr = self.remote_address  # through a relay: ("<node id>", "relay:<relay id>")
+        return "relayed" if is_path_address(addr) and addr[1].startswith("relay:") else "direct"
 
     async def open_protocol(self, name: str) -> BidirectionalStream:
         """Open a stream for protocol ``name``, for the peer's `Endpoint.handle_protocol` handler.

@@ -71,23 +71,19 @@ from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
 from ._protocols import ProtocolRouter
-from ._relaypath import RelayPath
+from ._relaypath import PathInfo, describe_path
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
 from ._wire import CloseCode, StreamErrorCode
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from aioquic.quic.configuration import QuicConfiguration
 
     from ._config import Config
     from ._identity import Identity, NodeId
     from ._path import Path
-    from ._peer import PeerAddress
     from ._pool import Pool
     from ._quic import Address
-    from ._streams import BidirectionalStream
     from ._udp import Transport
 
 __all__ = ["Driver"]
@@ -224,7 +220,6 @@ class Driver:
     def closing(self, value: bool) -> None:
         self._closing = value
         self.budget.closed = value
-        self.protocols.closing = value
         if value:
             self.gate.close()
 
@@ -411,17 +406,8 @@ class Driver:
     def address_observed(self, conn: Connection, address: tuple[str, int]) -> None:
         self.observations.record(conn.peer_id, conn.peer_address, address)
 
-    def protocol_stream(self, conn: Connection, name: str, stream: BidirectionalStream) -> int:
-        return self.protocols.offer(conn, name, stream)
-
-    def path_info(self, conn: Connection) -> tuple[str, PeerAddress | None]:
-        """``("direct", None)``, ``("relayed", <the relay>)`` or ``(<path name>, None)``."""
-        path = self._path_of.get(conn) if self._path_of else None
-        if path is None:
-            return "direct", None
-        if isinstance(path, RelayPath):
-            return "relayed", path.relay
-        return path.name, None
+    def path_info(self, conn: Connection) -> PathInfo:
+        return describe_path(self._path_of.get(conn) if self._path_of else None)
 
     def peer_goaway(self, conn: Connection) -> None:
         self._apply(self._pool.peer_goaway(conn))
@@ -605,16 +591,6 @@ class Driver:
         self.paths[path.name] = path
         loop = functools.partial(self._path_loop, path)
         self._nursery.start_soon(_guard, loop, f"path {path.name!r}")
-
-    def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run ``fn`` in the endpoint's nursery until it returns or the endpoint stops.
-
-        Its unexpected errors end the endpoint (`EndpointError`), like the
-        driver's own tasks'.
-        """
-        if self._nursery is None or self.closing:
-            raise trio.ClosedResourceError("the endpoint is not running")
-        self._nursery.start_soon(_guard, fn, name)
 
     async def _path_loop(self, path: Path) -> None:
         try:

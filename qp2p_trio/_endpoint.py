@@ -91,14 +91,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         rng = random.Random(bytes(identity.node_id))
         self._dialer = Dialer(self._driver, self._pool, config, rng)
         self._relays = RelayManager(
-            config, self._connect_relay, self._driver.attach_path, self._driver.start_task, rng
+            config, self._connect_relay, self._driver.attach_path, self._driver.protocols.spawn, rng
         )
         self._dialer.relays = self._relays
         self._relay_service: RelayService | None = None
         self._puncher = Puncher(
             lambda: [a.address for a in self.external_addresses()],
             self._dialer.dial_beside,
-            self._driver.start_task,
+            self._driver.protocols.spawn,
         )
         if config.hole_punching:
             self._puncher.install(self._driver.protocols)
@@ -600,7 +600,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         grace = self._config.close_grace
         with trio.move_on_after(grace / 2):  # while their relays still carry them
             await self._relays.close_relayed(list(driver.connections), grace / 2)
-        driver.closing = True
+        driver.closing = driver.protocols.closing = True
         if self._portmapper is not None:  # delete the mapping while the peers still hear us
             await self._portmapper.aclose(min(grace, 2.0))
         conns = list(driver.connections)

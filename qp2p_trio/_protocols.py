@@ -34,6 +34,7 @@ import collections
 from typing import TYPE_CHECKING, final
 
 import attrs
+import trio
 
 from . import _observe
 from ._protoname import RESERVED_PREFIX, check_name
@@ -41,8 +42,6 @@ from ._wire import StreamErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-
-    import trio
 
     from ._config import Config
     from ._connection import Connection
@@ -82,6 +81,12 @@ class ProtocolRouter:
     def start(self, nursery: trio.Nursery) -> None:
         """Run handlers in ``nursery`` from now on."""
         self._nursery = nursery
+
+    def spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``fn`` (a task of the library's own protocols) in the same nursery."""
+        if self._nursery is None or self.closing:
+            raise trio.ClosedResourceError("the endpoint is not running")
+        self._nursery.start_soon(fn, name=name)
 
     def register(
         self, name: str, handler: ProtocolHandler | None, *, internal: bool = False

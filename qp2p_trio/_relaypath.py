@@ -246,6 +246,19 @@ class RelayPath:
                 self._writing = False
 
 
+#: Which path carries a connection: ``(kind, relay)`` (`describe_path`).
+PathInfo = tuple[str, "PeerAddress | None"]
+
+
+def describe_path(path: Path | None) -> PathInfo:
+    """``("direct", None)`` (the socket), ``("relayed", <the relay>)``, else ``(<name>, None)``."""
+    if path is None:
+        return "direct", None
+    if isinstance(path, RelayPath):
+        return "relayed", path.relay
+    return path.name, None
+
+
 @final
 class RelayManager:
     """An endpoint's relay paths and their supervisors (see the module docstring)."""

@@ -321,7 +321,7 @@ class StreamIO:
         if st is None:
             return  # reset by the peer already
         st.handle = stream = BidirectionalStream._create(self, st)
-        if code := host.protocol_stream(conn, name, stream):
+        if code := host.protocols.offer(conn, name, stream):
             stream.reset(code)
             host.count_refused(code)
 

@@ -44,33 +44,9 @@ Control stream
 As soon as the handshake is verified, each side opens one CONTROL stream and
 keeps it open for the connection's lifetime.  After the preamble it carries
 *records*, each ``type`` (u8), ``length`` (u16 big-endian) and ``length``
-bytes of body::
-
-    type  name      body
-    ----  --------  ---------------------------------------------------------
-    0x01  SETTINGS  max_message_size (u64 BE): the largest payload the sender
-                    of this record accepts; incarnation (u64 BE): a random
-                    number drawn when the sender's endpoint opened, so a peer
-                    that restarted is told apart from a second connection of
-                    the same run.  First record of the stream, once; longer
-                    bodies are allowed (later versions append fields).
-    0x02  RECEIPT   stream id (u64 BE), code (u16 BE): the outcome of one
-                    MESSAGE stream that the sender of this record received, or
-                    the refusal of the REPLY half of a REQUEST stream.  Code 0
-                    means the message was delivered to the application's
-                    queue; any other code is the `StreamErrorCode` it was
-                    refused with.  (An accepted reply gets no receipt: the
-                    requester is waiting for it, and its QUIC acknowledgement
-                    is enough.)
-    0x03  GOAWAY    uni streams opened (u64 BE), bidi streams opened (u64 BE):
-                    the sender opens no more streams on this connection (it
-                    keeps another one to the same peer, see the pool).  Once
-                    both sides sent GOAWAY and every stream either counted
-                    is finished, the connection is closed (code 0).
-    0x04  OBSERVED_ADDRESS  family (u8: 4 or 6), port (u16 BE), the IP
-                    (4 or 16 bytes): where the sender sees the receiver
-                    (see `_observed` and docs/wire.rst).  At most 8 a
-                    connection count; an unknown family is skipped.
+bytes of body: SETTINGS (0x01), RECEIPT (0x02), GOAWAY (0x03) and
+OBSERVED_ADDRESS (0x04), byte by byte in docs/wire.rst (the reference) and
+parsed by `ControlParser` below.
 
 Record types this version does not know are skipped (their length says how
 far), so later versions can add records.  A known record with a wrong body
