@@ -19,6 +19,7 @@ from cryptography import x509
 
 from ._ca import check_root
 from ._identity import NodeId
+from ._peer import PeerAddress
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -34,6 +35,16 @@ ALPN = "qp2p-trio/1"
 
 KiB = 1024
 MiB = 1024 * KiB
+
+
+def _optional_peer(value: object) -> PeerAddress | None:
+    if value is None or isinstance(value, PeerAddress):
+        if value is not None and value.address is None:
+            raise ValueError(f"Config.home_relay must have a direct address: {value}")
+        return value
+    if isinstance(value, str):
+        return _optional_peer(PeerAddress.parse(value))
+    raise TypeError(f"Config.home_relay must be a PeerAddress or its text, got {value!r}")
 
 
 def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -226,6 +237,31 @@ class Config:
     #: Raw streams a peer opened that wait for ``accept_bi``/``accept_uni``
     #: (per connection and direction); past it they are refused with ``REFUSED``.
     stream_accept_queue_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Protocol handlers (`Endpoint.handle_protocol`) running at once, in
+    #: all; a stream past it is reset with ``BUSY``.
+    protocol_handlers: int = attrs.field(default=1024, validator=_positive_int)
+    #: Protocol handlers running at once for one peer (node id): its share.
+    protocol_handlers_per_peer: int = attrs.field(default=64, validator=_positive_int)
+    #: Serve as a relay (see :doc:`relays`): forward datagrams between the
+    #: peers this endpoint admits that register with it.
+    relay: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    #: The relay this endpoint registers with and keeps a connection to
+    #: (reconnecting with backoff), so peers can reach it by node id through
+    #: it; it appears in `Endpoint.peer_address`.  ``None``: none.
+    home_relay: PeerAddress | None = attrs.field(default=None, converter=_optional_peer)
+    #: A relay serves at most this many registered peers; more are refused.
+    relay_max_peers: int = attrs.field(default=512, validator=_positive_int)
+    #: Bytes a second a relay forwards from one peer (a burst of one second).
+    relay_peer_rate: int = attrs.field(default=4 * MiB, validator=_positive_int)
+    #: Bytes a relay queues for one peer that reads slowly; beyond, frames
+    #: for it are dropped (as a full UDP queue would).
+    relay_peer_buffer: int = attrs.field(default=256 * KiB, validator=_positive_int)
+    #: The largest datagram a relay frame may carry; a peer that declares a
+    #: larger one has its relay stream reset.
+    relay_max_datagram: int = attrs.field(default=16 * KiB, validator=_positive_int)
+    #: Punch a hole next to a relayed connection (``qp2p/punch/1``): when it
+    #: works, the connection moves to the direct path without losing a message.
+    hole_punching: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     #: Unread bytes buffered per raw receive stream; a peer that sends more
     #: than that ahead of the reader gets STOP_SENDING (the reader gets an error).
     stream_receive_buffer: int = attrs.field(default=4 * MiB, validator=_positive_int)

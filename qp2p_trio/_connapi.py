@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
 """`ConnectionExtras`: the part of `Connection`'s API built on other modules.
 
-Streamed messages (`_streamed`), unreliable datagrams (`_datagrams`) and
-the deprecated ``peer_address`` alias:
+Streamed messages (`_streamed`), unreliable datagrams (`_datagrams`),
+protocol streams and the path (relays), and the deprecated ``peer_address`` alias:
 their methods live here and `Connection` inherits them, so that the
 connection module stays the waiting and the core message API.  They reach
 the connection's state only through its public `StreamIO` (``io``).
@@ -14,12 +14,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import _datagrams, _streamed
+from ._path import is_path_address
 
 if TYPE_CHECKING:
     import os
 
+    from ._connection import Connection
+    from ._peer import PeerAddress
     from ._quic import Address
     from ._streamio import StreamIO
+    from ._streams import BidirectionalStream
 
 __all__ = ["ConnectionExtras", "check_priority"]
 
@@ -39,6 +43,35 @@ class ConnectionExtras:
 
         @property
         def remote_address(self) -> Address: ...
+        @property
+        def peer(self) -> PeerAddress: ...
+        @property
+        def replacement(self) -> Connection | None: ...
+
+    @property
+    def path(self) -> str:
+        """``"direct"`` (the UDP socket) or ``"relayed"`` (through ``peer.relay``, :doc:`relays`).
+
+        A connection keeps its path for life; hole punching replaces a relayed
+        one with a direct one (`replacement`, and a `PathChanged` event).
+        """
+        addr = self.remote_address  # through a relay: ("<node id>", "relay:<relay id>")
+        return "relayed" if is_path_address(addr) and addr[1].startswith("relay:") else "direct"
+
+    async def open_protocol(self, name: str) -> BidirectionalStream:
+        """Open a stream for protocol ``name``, for the peer's `Endpoint.handle_protocol` handler.
+
+        No round trip: a peer without a handler resets the stream, so the
+        first read or write raises `RawStreamReset` with ``UNKNOWN_PROTOCOL``
+        (``BUSY`` past the peer's share of handlers).
+
+        Raises:
+            ValueError, TypeError: ``name`` is not 1 to 64 printable ASCII
+                characters (no spaces).
+            ConnectionClosed, trio.ClosedResourceError: as `open_bi`.
+        """
+        kept = self.replacement
+        return await (kept.open_protocol(name) if kept else self.io.open_protocol(name))
 
     @property
     def peer_address(self) -> Address:

@@ -111,12 +111,10 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
 
     @property
     def peer(self) -> PeerAddress:
-        """The peer as `Endpoint.connect` takes it: ``<node id>@<address>``.
-
-        ``str(conn.peer)`` is the copy-pasteable text form.  The address is
-        the current `remote_address`.
-        """
-        return PeerAddress(self.peer_id, self.remote_address)
+        """The peer as `Endpoint.connect` takes it (`str` gives the text form): ``<node id>@
+        <address>`` (the current `remote_address`), or ``<node id>/via/<relay>`` if relayed."""
+        relay = self._host.path_info(self)[1]
+        return PeerAddress(self.peer_id, None if relay else self.remote_address, relay=relay)
 
     @property
     def peer_id(self) -> NodeId:
@@ -159,6 +157,7 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
             packets_lost=int(s["packets_lost"]),
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.control.peer_sid is not None),
+            path=self.path,
             **dict(zip(_UNRELIABLE, self._core.datagram_counts, strict=True)),
         )
 
@@ -242,6 +241,8 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
             )
             delivered = host.deliver(msg, self._budget_key, ev.reserved)
             self.session.message_taken(ev.sid, delivered)
+        elif isinstance(ev, _sessionevents.ProtocolOpened):
+            self.io.route_protocol(ev.sid, ev.name, self, host)
         elif isinstance(ev, _sessionevents.StreamRefused):
             host.count_refused(ev.code)
         elif isinstance(ev, _sessionevents.AdmissionNeeded):

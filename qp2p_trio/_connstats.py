@@ -25,6 +25,7 @@ class ConnectionStatistics:
         bytes_sent / bytes_received: UDP payload bytes.
         packets_lost: QUIC packets declared lost.
         open_streams: streams this connection still tracks.
+        path: ``"direct"`` or ``"relayed"`` (`Connection.path`).
         unreliable_sent / unreliable_received: datagrams (`send_datagram`)
             handed to QUIC, and received into the queue.
         unreliable_dropped: datagrams dropped here: ours when too many
@@ -42,6 +43,7 @@ class ConnectionStatistics:
     bytes_received: int
     packets_lost: int
     open_streams: int
+    path: str = "direct"
     unreliable_sent: int = 0
     unreliable_received: int = 0
     unreliable_dropped: int = 0

@@ -20,6 +20,7 @@ shared attempts and the driver creates the connections.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket as _stdlib_socket
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,6 +29,8 @@ import trio
 from ._classify import transient
 from ._errors import (
     ConnectError,
+    PeerNotAtRelay,
+    QP2PError,
 )
 from ._identity import NodeId
 from ._observe import get_logger
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._driver import Driver
     from ._pool import Pool
+    from ._relaypath import RelayManager
 
 __all__ = ["Dialer", "NoRetry", "Peer"]
 
@@ -66,6 +70,8 @@ class Dialer:
         self._config = config
         self._family = driver.family
         self._rng = rng
+        #: Relay paths, for peers reached through a relay (set by the endpoint).
+        self.relays: RelayManager | None = None
 
     def _check_open(self) -> None:
         if self._driver.closing:
@@ -158,6 +164,45 @@ class Dialer:
         error.elapsed = trio.current_time() - start
         raise error from group
 
+    async def race_paths(self, peer: PeerAddress, node_id: NodeId | None) -> Connection:
+        """Dial ``peer``'s address and its relay at once; keep the first connection.
+
+        Each side retries under `Config.retry`; the loser is cancelled (a
+        handshake nobody waits for is closed).  If both fail, `ConnectError`
+        from an `ExceptionGroup` of both errors.
+        """
+        if node_id is not None and node_id != peer.node_id:
+            raise ValueError("node_id contradicts the PeerAddress's node id")
+        candidates = [
+            PeerAddress(peer.node_id, peer.address),
+            PeerAddress(peer.node_id, relay=peer.relay),
+        ]
+        errors: list[Exception] = []
+        won: list[Connection] = []
+        async with trio.open_nursery() as nursery:
+
+            async def attempt(candidate: PeerAddress) -> None:
+                try:
+                    target = await self.target(candidate, None)
+                    conn, fresh = await self.retrying(lambda: self.connect_target(*target))
+                except Exception as exc:
+                    exc.add_note(f"qp2p_trio: {'relayed' if candidate.relay else 'direct'}")
+                    errors.append(exc)
+                    return
+                if won:
+                    if fresh and conn is not won[0]:
+                        conn.close_locally(CloseCode.NO_ERROR, "the other path won")
+                    return
+                won.append(conn)
+                nursery.cancel_scope.cancel("race_paths: a path won")
+
+            for candidate in candidates:
+                nursery.start_soon(attempt, candidate)
+        if won:
+            return won[0]
+        group = ExceptionGroup("both paths failed", errors)
+        raise ConnectError(f"{peer} could be reached neither directly nor relayed") from group
+
     async def target(
         self, peer: Peer, node_id: NodeId | None
     ) -> tuple[Address, Address, NodeId | None]:
@@ -170,6 +215,13 @@ class Dialer:
             if node_id is not None and node_id != peer.node_id:
                 raise ValueError("node_id contradicts the PeerAddress's node id")
             node_id = peer.node_id
+            if peer.address is None:
+                assert peer.relay is not None  # a PeerAddress has one or the other
+                if self.relays is None:  # pragma: no cover - the endpoint sets it
+                    raise ValueError("this endpoint cannot use relays")
+                path = await self.relays.path_for(peer.relay)
+                wire = path.address_of(node_id)
+                return wire, wire, node_id
             address: Address = peer.address
         elif isinstance(peer, NodeId):
             if node_id is not None and node_id != peer:
@@ -185,6 +237,54 @@ class Dialer:
         wire = await self.resolve(address)
         key = self._driver.present_address(wire)[:2]
         return key, wire, node_id
+
+    async def connect_target(
+        self, key: Address, wire: Address, node_id: NodeId | None
+    ) -> tuple[Connection, bool]:
+        """`connect_once`; through a relay, fail fast if the relay does not know the peer.
+
+        Raises:
+            PeerNotAtRelay: the relay answered that it has no such peer (not
+                retried: `NoRetry`).
+        """
+        path = self.relays.path_named(str(wire[1])) if self.relays and len(wire) == 2 else None
+        if path is None or node_id is None:
+            return await self.connect_once(key, wire, node_id)
+        raw, since = node_id.raw, trio.current_time()
+        result: list[tuple[Connection, bool]] = []
+        async with trio.open_nursery() as nursery:
+
+            async def dial() -> None:
+                result.append(await self.connect_once(key, wire, node_id))
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(dial)
+            while path.unreachable.get(raw, -math.inf) < since:
+                await path.unreachable_changed.wait()
+            nursery.cancel_scope.cancel()
+        if result:
+            return result[0]
+        raise NoRetry(PeerNotAtRelay(f"the relay {path.relay} has no peer {node_id} registered"))
+
+    async def dial_beside(self, address: Address, node_id: NodeId) -> Connection | None:
+        """One direct handshake to ``address``, even if the pool holds a connection
+        to ``node_id`` (hole punching); the connection, or None if it failed."""
+        try:
+            wire = await self.resolve(address)
+            conn = self._driver.dial(wire, node_id)
+        except (ValueError, TypeError, RuntimeError):
+            return None
+        try:
+            with trio.move_on_after(self._config.handshake_timeout):
+                await conn.wait_established()
+            if conn.established_event.is_set() and not conn.is_closed:
+                return conn
+        except QP2PError:
+            pass
+        finally:
+            if not conn.established_event.is_set():
+                conn.close_locally(CloseCode.NO_ERROR, "hole punching gave up")
+        return None
 
     async def connect_once(
         self, key: Address, wire: Address, node_id: NodeId | None

@@ -71,6 +71,8 @@ from ._errors import EndpointError, PeerUnreachable
 from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
+from ._protocols import ProtocolRouter
+from ._relaypath import PathInfo, describe_path
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
 from ._wire import CloseCode, StreamErrorCode
@@ -172,6 +174,7 @@ class Driver:
         self.gate = Gatekeeper(config, self.wall_clock)  # trust: who is admitted once verified
         # where peers see us (OBSERVED_ADDRESS)
         self.observations = ObservationBook(max_age=config.observed_address_max_age)
+        self.protocols = ProtocolRouter(config)  # PROTOCOL streams to their handlers
         self.gate.trust.changed = self._revoke
         self._closing = False
         #: Set once the shutdown finished: nothing is sent from user tasks.
@@ -399,6 +402,9 @@ class Driver:
 
     def address_observed(self, conn: Connection, address: tuple[str, int]) -> None:
         self.observations.record(conn.peer_id, conn.peer_address, address)
+
+    def path_info(self, conn: Connection) -> PathInfo:
+        return describe_path(self._path_of.get(conn) if self._path_of else None)
 
     def peer_goaway(self, conn: Connection) -> None:
         self._apply(self._pool.peer_goaway(conn))
@@ -775,6 +781,7 @@ class Driver:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.gate.start(nursery)
+            self.protocols.start(nursery)
             receive = functools.partial(self._receive_loop, self.transport, None)
             nursery.start_soon(_guard, receive, "receive")
             nursery.start_soon(_guard, self._send_loop, "send")

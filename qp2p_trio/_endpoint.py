@@ -29,6 +29,7 @@ import trio
 from ._config import Config
 from ._dial import Dialer, NoRetry, Peer
 from ._driver import Driver
+from ._endpointstats import EndpointStatistics
 from ._errors import (
     ConnectionClosed,
     EndpointError,
@@ -41,7 +42,10 @@ from ._observed import ExternalAddress
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
+from ._punch import Puncher
 from ._quic import Address
+from ._relay import RelayService
+from ._relaypath import RelayManager
 from ._serve import serve_messages
 from ._streamio import SendOutcome, payload_view
 from ._util import NoPublicConstructor, unwrap_group
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._message import Message
     from ._observed import NatMapping
+    from ._streams import BidirectionalStream
     from ._trust import Trust
 
 
@@ -65,106 +70,6 @@ _SOCKET_BUFFER = 4 * 1024 * 1024
 _TIMER_SLACK = 1e-6
 #: At most this many datagrams are sent straight from a user call (`_flush`).
 _DIRECT_MAX = 4
-
-
-@final
-@attrs.frozen
-class EndpointStatistics:
-    """A snapshot of an endpoint's counters (`Endpoint.statistics`).
-
-    Attributes:
-        connections: connections alive (handshaking or open, not closing).
-        connections_closing: closed connections still in QUIC's closing
-            period (they only answer stray packets, then are forgotten).
-        pooled: peers with a live pooled connection.
-        connections_refused: Initial datagrams of new incoming connections
-            answered with CONNECTION_REFUSED, because of
-            `Config.max_connections`, `Config.max_pending_handshakes` or
-            `Config.max_pending_handshakes_per_address` (a client that
-            retransmits its Initial is counted again).
-        retries_sent: Initials answered with a QUIC Retry (address
-            validation, see `Config.address_validation_threshold`).
-        invalid_tokens: Initials whose token was not a valid Retry token of
-            ours for that address (expired, forged, replayed elsewhere),
-            answered with INVALID_TOKEN.
-        handshakes_timed_out: incoming connections closed with
-            ``CloseCode.HANDSHAKE_TIMEOUT`` because they were not established
-            by the set-up deadline (see `Config.handshake_timeout`).
-        handshakes_unvalidated_expired: incoming handshakes forgotten because
-            their client never proved its address within
-            `Config.unvalidated_handshake_timeout`.
-        peers_refused: connections closed with
-            ``CloseCode.ADMISSION_REFUSED`` because our trust policy did not
-            admit the peer (`Trust` lists, `Config.admit_peer`), incoming or
-            outgoing, including live ones closed when the lists changed.
-        admission_hook_failures: `Config.admit_peer` calls that raised or
-            timed out (each refused the peer).
-        addresses_refused: Initials of new incoming connections that
-            `Config.admit_address` refused (answered with CONNECTION_REFUSED
-            like a limit, before any TLS work).
-        answers_suppressed: refusals and Retries not sent because more than
-            1,000 per second (burst 200) were due: the Initials were dropped,
-            so a flood of them costs what junk costs.
-        datagrams_received / datagrams_sent: UDP datagrams (and those
-            carried by an attached datagram path; sent ones as handed over).
-        bytes_received / bytes_sent: their payload bytes.
-        dropped_malformed: datagrams whose QUIC header did not parse, or that
-            aioquic rejected.
-        dropped_unknown_connection: datagrams for no known connection that
-            could not start one (not an Initial, or shorter than 1200 bytes).
-        dropped_unsupported_version: datagrams of another QUIC version
-            (answered with Version Negotiation).
-        send_errors / receive_errors: socket errors, datagram skipped.
-        messages_received: messages delivered to the receive queue.
-        streams_refused: incoming streams refused (too large, queue full,
-            malformed, unsupported).
-        connections_unannounced: accepted connections `Endpoint.accept` did
-            not get because its queue was full (they work all the same).
-        streams_stalled: incoming messages reset with ``STALLED``: they held
-            receive budget and made no progress for
-            `Config.message_stall_timeout` (also in ``streams_refused``).
-        handshake_failures: handshakes, incoming or outgoing, that TLS
-            refused: a TLS alert sent or received (QUIC CRYPTO_ERROR, 0x100 +
-            alert; for example 0x178 for a ClientHello without our ALPN, 0x128
-            for one without Ed25519 among its signature algorithms), or a
-            peer certificate that proves no node id or not the expected one.
-            The listener answers a refused ClientHello with its alert within
-            one round trip; these are not counted as `dropped_malformed`.
-        unreachable_reports: ICMP destination-unreachable reports the
-            socket delivered (Linux ``IP_RECVERR``).
-        dials_unreachable: dials those reports failed with
-            `PeerUnreachable`: handshakes to the reported address that had
-            heard nothing from their peer yet (every other report is ignored).
-    """
-
-    connections: int
-    connections_closing: int
-    pooled: int
-    datagrams_received: int
-    datagrams_sent: int
-    bytes_received: int
-    bytes_sent: int
-    dropped_malformed: int
-    dropped_unknown_connection: int
-    dropped_unsupported_version: int
-    send_errors: int
-    receive_errors: int
-    messages_received: int
-    streams_refused: int
-    connections_unannounced: int
-    streams_stalled: int
-    connections_refused: int
-    handshake_failures: int
-    retries_sent: int
-    invalid_tokens: int
-    handshakes_timed_out: int
-    handshakes_unvalidated_expired: int
-    answers_suppressed: int
-    peers_refused: int
-    admission_hook_failures: int
-    addresses_refused: int
-    unreachable_reports: int = 0
-    dials_unreachable: int = 0
 
 
 @final
@@ -185,6 +90,21 @@ class Endpoint(metaclass=NoPublicConstructor):
         # Jitter of retries: reproducible per identity.
         rng = random.Random(bytes(identity.node_id))
         self._dialer = Dialer(self._driver, self._pool, config, rng)
+        self._relays = RelayManager(
+            config, self._connect_relay, self._driver.attach_path, self._driver.protocols.spawn, rng
+        )
+        self._dialer.relays = self._relays
+        self._relay_service: RelayService | None = None
+        self._puncher = Puncher(
+            lambda: [a.address for a in self.external_addresses()],
+            self._dialer.dial_beside,
+            self._driver.protocols.spawn,
+        )
+        if config.hole_punching:
+            self._puncher.install(self._driver.protocols)
+        if config.relay:
+            self._relay_service = RelayService(config)
+            self._relay_service.install(self._driver.protocols)
         # Shielded: when the code around `open_endpoint` is cancelled, the
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
@@ -201,11 +121,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         """This endpoint as peers name it: ``<node-id>@host:port``.
 
         The host is the bound one; for a wildcard bind (``0.0.0.0``, ``::``)
-        peers need a concrete address of this machine instead.  (Names:
-        ``peer``/``peer_address`` mean a `PeerAddress`, ``*_address`` alone a
-        socket address: `local_address` here, `Connection.remote_address`.)
+        peers need a concrete address of this machine instead.  With a home
+        relay (`Config.home_relay`) the address names it too
+        (``<node-id>@host:port/via/<relay>``): peers that cannot reach the
+        address come through the relay.  (Names: ``peer``/``peer_address``
+        mean a `PeerAddress`, ``*_address`` alone a socket address:
+        `local_address` here, `Connection.remote_address`.)
         """
-        return PeerAddress(self.node_id, self._local_address[:2])
+        return PeerAddress(self.node_id, self._local_address[:2], relay=self._config.home_relay)
 
     @property
     def node_id(self) -> NodeId:
@@ -237,6 +160,11 @@ class Endpoint(metaclass=NoPublicConstructor):
         """Return an immutable snapshot of this endpoint's counters."""
         driver = self._driver
         counts = attrs.asdict(driver.counters) | attrs.asdict(driver.admission.counters)
+        counts |= attrs.asdict(driver.protocols.counters)
+        if self._relay_service is not None:
+            counts |= attrs.asdict(self._relay_service.counters)
+        counts["relay_paths_dropped"] = self._relays.dropped
+        counts |= attrs.asdict(self._puncher.counters)
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -378,9 +306,19 @@ class Endpoint(metaclass=NoPublicConstructor):
         """
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, node_id)
-        conn, _fresh = await dialer.retrying(lambda: dialer.connect_once(*target))
+        if isinstance(peer, str):
+            peer = PeerAddress.parse(peer)
+        if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
+            conn = await dialer.race_paths(peer, node_id)
+        else:
+            target = await dialer.target(peer, node_id)
+            conn, _fresh = await dialer.retrying(lambda: dialer.connect_target(*target))
+        if self._config.hole_punching and conn.path == "relayed":
+            self._puncher.start(conn)
         return conn
+
+    async def _connect_relay(self, relay: PeerAddress) -> Connection:
+        return await self.connect(relay)
 
     async def connect_to_any(self, candidates: Iterable[Peer]) -> Connection:
         """Dial every candidate at once and return the first verified connection.
@@ -591,6 +529,47 @@ class Endpoint(metaclass=NoPublicConstructor):
         """
         await serve_messages(self.messages(), handler, limit=limit, task_status=task_status)
 
+    def handle_protocol(
+        self,
+        name: str,
+        handler: Callable[[Connection, BidirectionalStream], Awaitable[object]] | None,
+    ) -> None:
+        """Run ``await handler(connection, stream)`` for every stream peers open for ``name``.
+
+        Peers open them with `Connection.open_protocol`; each handler runs in
+        its own task.  When it returns the stream is closed (FIN); if it
+        raises, the error is logged and the stream reset (``HANDLER_FAILED``).
+        A name without a handler is refused with ``UNKNOWN_PROTOCOL``, a peer
+        past `Config.protocol_handlers_per_peer` (or all past
+        `Config.protocol_handlers`) with ``BUSY``.  ``handler=None`` stops
+        handling ``name``.  Example::
+
+            async def echo(conn, stream):
+                async for chunk in stream:
+                    await stream.send_all(chunk)
+
+            ep.handle_protocol("example/echo/1", echo)
+
+        Args:
+            name: 1 to 64 printable ASCII characters, no spaces (by convention
+                ``"<app>/<protocol>/<version>"``; ``qp2p/...`` is reserved).
+            handler: an async function of a `Connection` and a
+                `BidirectionalStream`, or ``None``.
+
+        Raises:
+            ValueError: a malformed or reserved name, or one with a handler.
+            TypeError: ``name`` is not a str, or ``handler`` not callable.
+        """
+        self._driver.protocols.register(name, handler)
+
+    async def open_protocol(self, peer: Peer, name: str) -> BidirectionalStream:
+        """Connect to ``peer`` (as `connect` does) and open a stream for protocol ``name``.
+
+        See `Connection.open_protocol` for the stream and its errors.
+        """
+        conn = await self.connect(peer)
+        return await conn.open_protocol(name)
+
     async def aclose(self) -> None:
         """Close every connection gracefully and stop the endpoint.
 
@@ -618,8 +597,10 @@ class Endpoint(metaclass=NoPublicConstructor):
         if driver.closed:
             await trio.lowlevel.checkpoint()
             return
-        driver.closing = True
         grace = self._config.close_grace
+        with trio.move_on_after(grace / 2):  # while their relays still carry them
+            await self._relays.close_relayed(list(driver.connections), grace / 2)
+        driver.closing = driver.protocols.closing = True
         if self._portmapper is not None:  # delete the mapping while the peers still hear us
             await self._portmapper.aclose(min(grace, 2.0))
         conns = list(driver.connections)
@@ -738,6 +719,7 @@ async def open_endpoint(
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 try:
                     await nursery.start(endpoint._run_background)
+                    endpoint._relays.start()
                     if config.port_mapping:
                         endpoint._portmapper = endpoint._new_port_mapper()
                         nursery.start_soon(endpoint._portmapper.run)

@@ -22,10 +22,12 @@ __all__ = [
     "MessageTooLarge",
     "GatewayReplyError",
     "PeerIdentityError",
+    "PeerNotAtRelay",
     "PortMappingError",
     "PeerUnreachable",
     "ProtocolError",
     "QP2PError",
+    "RelayUnavailable",
     "RemoteProtocolError",
     "StreamReset",
 ]
@@ -68,6 +70,19 @@ class ConnectRefused(ConnectError):
     def __init__(self, message: str, *, error_code: int) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+class RelayUnavailable(ConnectError):
+    """The relay a peer is to be reached through could not be reached.
+
+    Raised by `Endpoint.connect` for a peer address with a relay (and no
+    direct address that worked); ``__cause__`` is why the relay failed.
+    The endpoint keeps trying to reach the relay in the background.
+    """
+
+
+class PeerNotAtRelay(ConnectError):
+    """The relay answered that no peer with that node id is registered with it."""
 
 
 class HandshakeError(ConnectError):

@@ -1,6 +1,6 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""Peer events: `Connected`, `Disconnected` and `HandshakeFailed`, from the pool.
+"""Peer events: `Connected`, `Disconnected`, `HandshakeFailed` and `PathChanged`, from the pool.
 
 `Endpoint.events` returns a `PeerEvents` subscription: it receives every
 event that happens after it was created, in order, until it is closed.  Each
@@ -30,6 +30,7 @@ __all__ = [
     "DisconnectReason",
     "Disconnected",
     "HandshakeFailed",
+    "PathChanged",
     "PeerEvent",
     "PeerEvents",
 ]
@@ -99,7 +100,28 @@ class HandshakeFailed:
     error: ConnectError
 
 
-PeerEvent = Connected | Disconnected | HandshakeFailed
+@final
+@attrs.frozen
+class PathChanged:
+    """A peer's pooled connection moved to another path: relayed to direct.
+
+    Hole punching succeeded (:doc:`relays`): the new connection carries new
+    messages; the old one drains and closes (no message is lost or doubled).
+
+    Attributes:
+        peer: the peer's node id.
+        path: the new connection's path (``"direct"``; `Connection.path`).
+        connection: the connection now pooled for the peer.
+        previous: the retired one.
+    """
+
+    peer: NodeId
+    path: str
+    connection: Connection = attrs.field(repr=False)
+    previous: Connection = attrs.field(repr=False)
+
+
+PeerEvent = Connected | Disconnected | HandshakeFailed | PathChanged
 
 
 @final

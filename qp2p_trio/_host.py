@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._connection import Connection
     from ._message import Message
+    from ._peer import PeerAddress
+    from ._protocols import ProtocolRouter
     from ._quic import Address
 
 __all__ = ["ConnectionHost"]
@@ -37,6 +39,8 @@ class ConnectionHost(Protocol):
     wall_clock: Callable[[], float]
     #: The endpoint's receive budget, shared fairly among peer addresses.
     budget: ReceiveBudget[str]
+    #: Where the peer's PROTOCOL streams go (`ProtocolRouter.offer`).
+    protocols: ProtocolRouter
 
     @property
     def may_refuse(self) -> bool:
@@ -80,3 +84,6 @@ class ConnectionHost(Protocol):
 
     def count_refused(self, code: int) -> None:
         """An incoming stream was refused with ``code``."""
+
+    def path_info(self, conn: Connection) -> tuple[str, PeerAddress | None]:
+        """Which path carries the connection: ``"direct"``, ``"relayed"`` (and the relay)."""

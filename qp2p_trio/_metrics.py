@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from ._budget import ReceiveBudget
     from ._connection import Connection
-    from ._endpoint import EndpointStatistics
+    from ._endpointstats import EndpointStatistics
 
 __all__ = ["HANDSHAKE_BUCKETS", "RTT_BUCKETS", "EndpointMetrics", "Histogram", "Tally", "snapshot"]
 

@@ -1,13 +1,15 @@
 # SPDX-FileCopyrightText: 2026 The qp2p_trio developers
 # SPDX-License-Identifier: MIT OR BSD-3-Clause
-"""Peer addresses: a node id and the socket address where that node listens.
+"""Peer addresses: a node id, the socket address where that node listens, its relay.
 
-The text form puts both in one copy-pasteable string::
+The text form puts them in one copy-pasteable string::
 
     <node-id>@<host>:<port>
     ciqbfxk3...2xq@192.0.2.7:4433
     ciqbfxk3...2xq@[2001:db8::7]:4433      (IPv6 hosts go in brackets)
     ciqbfxk3...2xq@node7.example.org:4433  (a DNS name, resolved when connecting)
+    ciqbfxk3...2xq@192.0.2.7:4433/via/<relay-id>@198.51.100.1:4433
+    ciqbfxk3...2xq/via/<relay-id>@198.51.100.1:4433   (reachable through its relay only)
 
 Nothing here performs I/O: host names are checked for syntax only.
 """
@@ -25,8 +27,10 @@ from ._identity import NodeId
 __all__ = ["PeerAddress"]
 
 _FORMAT: Final = (
-    "expected <node-id>@<host>:<port>, for example <node-id>@127.0.0.1:4433 or <node-id>@[::1]:4433"
+    "expected <node-id>@<host>:<port>, for example <node-id>@127.0.0.1:4433 or <node-id>@[::1]:4433,"
+    " optionally followed by /via/<relay-id>@<host>:<port> (or only <node-id>/via/...)"
 )
+_VIA: Final = "/via/"
 _LABEL_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PORT_RE: Final = re.compile(r"[0-9]{1,5}")
 
@@ -83,6 +87,23 @@ def _convert_address(value: object) -> tuple[str, int]:
     return (_normalize_host(host), _check_port(port))
 
 
+def _convert_optional_address(value: object) -> tuple[str, int] | None:
+    return None if value is None else _convert_address(value)
+
+
+def _check_relay(inst: PeerAddress, _attribute: object, value: PeerAddress | None) -> None:
+    if value is None:
+        if inst.address is None:
+            raise ValueError("a peer address needs a socket address, a relay, or both")
+        return
+    if not isinstance(value, PeerAddress):
+        raise TypeError(f"relay must be a qp2p_trio.PeerAddress, got {type(value).__name__}")
+    if value.address is None or value.relay is not None:
+        raise ValueError(f"a relay must be reachable directly (<node-id>@host:port): {value}")
+    if value.node_id == inst.node_id:
+        raise ValueError("a peer cannot be its own relay")
+
+
 def _check_node_id(_inst: object, _attribute: attrs.Attribute[NodeId], value: NodeId) -> None:
     if not isinstance(value, NodeId):
         raise TypeError(f"node_id must be a qp2p_trio.NodeId, got {type(value).__name__}")
@@ -92,6 +113,12 @@ def _check_node_id(_inst: object, _attribute: attrs.Attribute[NodeId], value: No
 @attrs.frozen
 class PeerAddress:
     """Where to reach a peer and which node id it must prove: ``<node-id>@<host>:<port>``.
+
+    A peer behind a NAT that nobody can dial names its home relay too:
+    ``<node-id>@<host>:<port>/via/<relay-id>@<host>:<port>``, or only
+    ``<node-id>/via/<relay-id>@<host>:<port>``; `Endpoint.connect` then
+    reaches it through the relay (racing the direct address when there is
+    one).  See :doc:`relays`.
 
     Peer addresses are immutable and hashable.  `str` gives the text form, in
     which IPv6 hosts are written in brackets (``<node-id>@[::1]:4433``), and
@@ -111,34 +138,45 @@ class PeerAddress:
         node_id: the node id the peer must prove.
         address: ``(host, port)``.  An IPv6 socket address
             ``(host, port, flowinfo, scope_id)`` is accepted too when its scope
-            id is 0; flowinfo is dropped.
+            id is 0; flowinfo is dropped.  ``None`` if the peer is reachable
+            through its relay only.
+        relay: the peer's home relay (a `PeerAddress` with an address and no
+            relay of its own), or ``None``.
 
     Raises:
         TypeError: an argument has the wrong type.
-        ValueError: the host is not an IP address or a valid DNS name, or the
-            port is not within 1..65535.
+        ValueError: the host is not an IP address or a valid DNS name, the
+            port is not within 1..65535, there is neither an address nor a
+            relay, or the relay is not directly reachable.
 
     Attributes:
         node_id: the node id the peer must prove.
-        address: ``(host, port)``, the host in canonical form.
+        address: ``(host, port)``, the host in canonical form, or ``None``.
+        relay: the peer's relay, or ``None``.
     """
 
     node_id: NodeId = attrs.field(validator=_check_node_id)
-    address: tuple[str, int] = attrs.field(converter=_convert_address)
+    address: tuple[str, int] | None = attrs.field(default=None, converter=_convert_optional_address)
+    relay: PeerAddress | None = attrs.field(default=None, kw_only=True, validator=_check_relay)
 
     @property
     def host(self) -> str:
-        """The host: an IP address or a DNS name."""
-        return self.address[0]
+        """The host: an IP address or a DNS name (`ValueError` if there is no address)."""
+        return self._direct()[0]
 
     @property
     def port(self) -> int:
-        """The UDP port."""
-        return self.address[1]
+        """The UDP port (`ValueError` if there is no address)."""
+        return self._direct()[1]
+
+    def _direct(self) -> tuple[str, int]:
+        if self.address is None:
+            raise ValueError(f"{self} has no direct address, only a relay")
+        return self.address
 
     @classmethod
     def parse(cls, text: str) -> PeerAddress:
-        """Parse the text form ``<node-id>@<host>:<port>``.
+        """Parse the text form ``<node-id>@<host>:<port>[/via/<relay>]`` (see the class).
 
         The node id may be written in base32 (as `str` writes it) or as 64
         hexadecimal digits.  IPv6 hosts must be in brackets.  Surrounding
@@ -162,7 +200,21 @@ class PeerAddress:
         def bad(why: str) -> ValueError:
             return ValueError(f"invalid peer address {_shorten(text)}: {why}; {_FORMAT}")
 
+        cleaned, via, relay_text = cleaned.partition(_VIA)
+        relay = None
+        if via:
+            if _VIA in relay_text:
+                raise bad("a relay must be reachable directly (one '/via/' at most)")
+            try:
+                relay = cls.parse(relay_text)
+            except ValueError as exc:
+                raise bad(f"bad relay ({exc})") from None
         node_text, at, location = cleaned.partition("@")
+        if not at and via:
+            try:
+                return cls(NodeId.parse(node_text), None, relay=relay)
+            except ValueError as exc:
+                raise bad(f"bad node id ({exc})") from None
         if not at:
             raise bad("there is no '@' between the node id and the host")
         if not node_text:
@@ -189,13 +241,16 @@ class PeerAddress:
         if not _PORT_RE.fullmatch(port_text):
             raise bad(f"the port {port_text!r} is not a number within 1..65535")
         try:
-            return cls(node_id, (host, int(port_text)))
+            return cls(node_id, (host, int(port_text)), relay=relay)
         except ValueError as exc:
             raise bad(str(exc)) from None
 
     def __str__(self) -> str:
-        """Return the text form ``<node-id>@<host>:<port>`` (IPv6 hosts in brackets)."""
-        host, port = self.address
-        if ":" in host:
-            return f"{self.node_id}@[{host}]:{port}"
-        return f"{self.node_id}@{host}:{port}"
+        """Return the text form ``<node-id>@<host>:<port>[/via/<relay>]`` (IPv6 in brackets)."""
+        text = str(self.node_id)
+        if self.address is not None:
+            host, port = self.address
+            text += f"@[{host}]:{port}" if ":" in host else f"@{host}:{port}"
+        if self.relay is not None:
+            text += f"{_VIA}{self.relay}"
+        return text

@@ -15,9 +15,10 @@ a peer becomes ready:
 - if the peer's *incarnation* (a random number in its SETTINGS, drawn when
   its endpoint opened) differs, the peer restarted: the new connection
   replaces the old one, which is closed (it is dead: its peer forgot it);
-- otherwise both peers dialled each other at once (simultaneous open).  Both
-  sides keep the same connection, by one rule that needs no messages: the
-  one dialled by the smaller node id (ties, which need a buggy peer, are
+- otherwise both peers dialled each other at once (simultaneous open), or a
+  hole was punched next to a relayed connection.  Both sides keep the same
+  connection, by one rule that needs no messages: a direct one rather than
+  a relayed one, then the one dialled by the smaller node id (ties, which need a buggy peer, are
   broken by the original destination connection id, which both sides
   know).  The other is *retired*: new messages on it go to the kept one,
   both sides announce GOAWAY with the number of streams they opened, and it
@@ -48,7 +49,7 @@ import attrs
 
 from ._classify import disconnect_reason
 from ._errors import HandshakeError, PeerIdentityError
-from ._events import Connected, Disconnected, EventHub, HandshakeFailed
+from ._events import Connected, Disconnected, EventHub, HandshakeFailed, PathChanged
 from ._identity import NodeId
 
 if TYPE_CHECKING:
@@ -128,9 +129,10 @@ def usable(conn: Connection) -> bool:
     return not conn.is_closed and not conn.session.closed_locally and not conn.is_retired
 
 
-def _dialler(conn: Connection, local: NodeId) -> tuple[bytes, bytes]:
+def _dialler(conn: Connection, local: NodeId) -> tuple[bool, bytes, bytes]:
+    # A direct connection beats a relayed one (hole punching), on both sides.
     client = local if conn.core.is_client else conn.peer_id
-    return (bytes(client), conn.core.original_destination_cid)
+    return (conn.path == "relayed", bytes(client), conn.core.original_destination_cid)
 
 
 class Pool:
@@ -211,6 +213,8 @@ class Pool:
             winner, loser = old, conn
         self._install(winner, self._keys.get(winner, key))
         actions.append(Retire(loser, winner))
+        if winner is conn and winner.path != loser.path:
+            self._hub.emit(PathChanged(peer, winner.path, winner, loser))
         return actions
 
     def peer_goaway(self, conn: Connection) -> list[PoolAction]:

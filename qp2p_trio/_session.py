@@ -57,12 +57,13 @@ from ._sessionevents import (
     Closed,
     Established,
     MessageArrived,
+    ProtocolOpened,
     RouteAdded,
     RouteRemoved,
     SessionEvent,
     StreamRefused,
 )
-from ._streamstate import DELIVERED, RecvState, StreamState, is_uni
+from ._streamstate import DELIVERED, QUEUED, RecvState, StreamState, is_uni
 from ._streamtable import StreamTable
 
 if TYPE_CHECKING:
@@ -468,6 +469,11 @@ class Session:
             if violation is not None:
                 self._violation(violation.reason)
             return violation is None
+        if head.kind is K.PROTOCOL:  # a named protocol's raw stream: the host routes it
+            st.kind, st.handle = K.RAW_BIDI, QUEUED
+            st.send.open()  # our direction of the peer's bidi stream
+            self.events.append(ProtocolOpened(st.sid, head.protocol or ""))
+            return True
         # A raw stream opened by the peer: queued for accept_uni / accept_bi.
         if not self.table.queue_for_accept(st, uni=head.kind is K.RAW_UNI):
             self.refuse(st, E.REFUSED, None)

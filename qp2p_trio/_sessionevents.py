@@ -22,6 +22,7 @@ __all__ = [
     "Established",
     "MessageArrived",
     "PeerGoaway",
+    "ProtocolOpened",
     "RouteAdded",
     "RouteRemoved",
     "SessionEvent",
@@ -89,5 +90,14 @@ class PeerGoaway:
     """The peer retired this connection (a duplicate)."""
 
 
+@final
+@attrs.frozen
+class ProtocolOpened:
+    """The peer opened a PROTOCOL stream (``sid``) for protocol ``name``: route it."""
+
+    sid: int
+    name: str
+
+
 _Lifecycle = RouteAdded | RouteRemoved | AdmissionNeeded | Established | PeerGoaway | Closed
-SessionEvent = _Lifecycle | MessageArrived | StreamRefused | AddressObserved
+SessionEvent = _Lifecycle | MessageArrived | StreamRefused | AddressObserved | ProtocolOpened

@@ -27,12 +27,15 @@ import trio
 
 from . import _classify, _wire
 from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamReset
+from ._protoname import name_field
 from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
 from ._streamstate import RecvState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._connection import Connection
+    from ._host import ConnectionHost
     from ._session import Session
     from ._streamstate import StreamState
 
@@ -312,7 +315,24 @@ class StreamIO:
         st.handle = handle = ReceiveStream._create(self, st)
         return handle
 
-    async def _open_raw(self, kind: _wire.StreamKind) -> StreamState:
+    def route_protocol(self, sid: int, name: str, conn: Connection, host: ConnectionHost) -> None:
+        """Hand the peer's PROTOCOL stream ``sid`` to the host's handler, or reset it."""
+        st = self.session.streams.get(sid)
+        if st is None:
+            return  # reset by the peer already
+        st.handle = stream = BidirectionalStream._create(self, st)
+        if code := host.protocols.offer(conn, name, stream):
+            stream.reset(code)
+            host.count_refused(code)
+
+    async def open_protocol(self, name: str) -> BidirectionalStream:
+        """`Connection.open_protocol`: a PROTOCOL stream (preamble, then the name)."""
+        head = _wire.encode_raw_preamble(K.PROTOCOL) + name_field(name)
+        st = await self._open_raw(K.RAW_BIDI, head)
+        st.handle = handle = BidirectionalStream._create(self, st)
+        return handle
+
+    async def _open_raw(self, kind: _wire.StreamKind, head: bytes = b"") -> StreamState:
         self.check_usable()
         uni = kind is K.RAW_UNI
         # Raw streams share Config.max_concurrent_streams with messages: an
@@ -321,7 +341,7 @@ class StreamIO:
         await self.take_slot(uni=uni)
         st = self.session.open_stream(kind, slot=True)
         # The preamble makes the stream exist for the peer at once.
-        self._core.send(st.sid, _wire.encode_raw_preamble(kind))
+        self._core.send(st.sid, head or _wire.encode_raw_preamble(kind))
         self._transmit(False)
         return st
 
@@ -396,6 +416,15 @@ class StreamIO:
         except ConnectionClosed as exc:
             raise trio.BrokenResourceError(str(exc)) from exc
 
+    async def raw_wait_acked(self, st: StreamState) -> None:
+        """Wait until every byte written on ``st`` is acknowledged (or cannot be)."""
+        await trio.lowlevel.checkpoint()
+        while self.session.close_exc is None and not self.session.closed_locally:
+            p = self._core.send_progress(st.sid)
+            if p.finished or p.unacked == 0 or p.reset_code is not None:
+                return
+            await self._progress.park()
+
     async def raw_wait_writable(self, st: StreamState) -> None:
         await trio.lowlevel.checkpoint()
         send = st.send
@@ -414,6 +443,24 @@ class StreamIO:
         if self.session.close_exc is not None:
             raise trio.BrokenResourceError(str(self.session.close_exc)) from self.session.close_exc
         self.session.close_send(st)
+        self._sync()
+
+    def raw_reset(self, st: StreamState, code: int) -> None:
+        """Abort both directions of a raw stream with ``code`` (RESET_STREAM, STOP_SENDING)."""
+        session = self.session
+        send, recv = st.send, st.recv
+        if session.close_exc is None:
+            if send.started and not send.closed and send.stop_code is None:
+                self._core.reset(st.sid, code)
+            if recv.state is RecvState.RECV:
+                self._core.stop(st.sid, code)
+            session.want_transmit = True
+        if send.started and not send.closed:
+            send.reset()
+        if not recv.stopped and recv.state is not RecvState.NONE:
+            recv.stop()
+        session.table.release(st)
+        session.table.maybe_forget(st)
         self._sync()
 
     def raw_close_send(self, st: StreamState) -> None:

@@ -203,6 +203,14 @@ class BidirectionalStream(
         """Wait until `send_all` would not block (or would fail at once)."""
         await self._wait_send_all_might_not_block()
 
+    async def wait_acknowledged(self) -> None:
+        """Wait until the peer's QUIC stack acknowledged every byte sent so far.
+
+        That the bytes arrived, not that the peer's application read them;
+        returns at once if the stream or the connection is over.
+        """
+        await self._conn.raw_wait_acked(self._state)
+
     async def send_eof(self) -> None:
         """Send the FIN; later `send_all` raises `trio.ClosedResourceError`. Idempotent.
 
@@ -214,6 +222,15 @@ class BidirectionalStream(
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Return the next bytes, or ``b""`` at the end; see `ReceiveStream.receive_some`."""
         return await self._receive_some(max_bytes)
+
+    def reset(self, error_code: int = 1) -> None:
+        """Abort both directions now: RESET_STREAM and STOP_SENDING with ``error_code``
+        (default 1, ``StreamErrorCode.CANCELLED``).
+
+        The peer's calls on the stream fail with a `RawStreamReset` carrying
+        the code; ours raise `trio.ClosedResourceError`.  Idempotent.
+        """
+        self._conn.raw_reset(self._state, error_code)
 
     async def aclose(self) -> None:
         """Close both directions: FIN on ours, STOP_SENDING on theirs if unfinished.

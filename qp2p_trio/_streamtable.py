@@ -91,7 +91,7 @@ class StreamTable:
         st = StreamState(sid, None, ours=False)
         uni = is_uni(sid)
         self.incoming[uni] += 1
-        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI}
+        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI, K.PROTOCOL}
         st.parser = _wire.StreamParser(
             allowed=allowed,
             max_message_size=self._config.max_message_size,

@@ -23,6 +23,7 @@ Every QUIC stream opened by qp2p_trio starts with a 4-byte *preamble*::
                                    connection, carrying control records
                     0x10 RAW_UNI   raw unidirectional byte stream
                     0x11 RAW_BIDI  raw bidirectional byte stream
+                    0x12 PROTOCOL  RAW_BIDI for a named protocol (`_protoname`)
          2     2  reserved: both bytes must be zero
 
 For the *framed* kinds (MESSAGE, REQUEST and REPLY) the preamble is followed by
@@ -43,33 +44,9 @@ Control stream
 As soon as the handshake is verified, each side opens one CONTROL stream and
 keeps it open for the connection's lifetime.  After the preamble it carries
 *records*, each ``type`` (u8), ``length`` (u16 big-endian) and ``length``
-bytes of body::
-
-    type  name      body
-    ----  --------  ---------------------------------------------------------
-    0x01  SETTINGS  max_message_size (u64 BE): the largest payload the sender
-                    of this record accepts; incarnation (u64 BE): a random
-                    number drawn when the sender's endpoint opened, so a peer
-                    that restarted is told apart from a second connection of
-                    the same run.  First record of the stream, once; longer
-                    bodies are allowed (later versions append fields).
-    0x02  RECEIPT   stream id (u64 BE), code (u16 BE): the outcome of one
-                    MESSAGE stream that the sender of this record received, or
-                    the refusal of the REPLY half of a REQUEST stream.  Code 0
-                    means the message was delivered to the application's
-                    queue; any other code is the `StreamErrorCode` it was
-                    refused with.  (An accepted reply gets no receipt: the
-                    requester is waiting for it, and its QUIC acknowledgement
-                    is enough.)
-    0x03  GOAWAY    uni streams opened (u64 BE), bidi streams opened (u64 BE):
-                    the sender opens no more streams on this connection (it
-                    keeps another one to the same peer, see the pool).  Once
-                    both sides sent GOAWAY and every stream either counted
-                    is finished, the connection is closed (code 0).
-    0x04  OBSERVED_ADDRESS  family (u8: 4 or 6), port (u16 BE), the IP
-                    (4 or 16 bytes): where the sender sees the receiver
-                    (see `_observed` and docs/wire.rst).  At most 8 a
-                    connection count; an unknown family is skipped.
+bytes of body: SETTINGS (0x01), RECEIPT (0x02), GOAWAY (0x03) and
+OBSERVED_ADDRESS (0x04), byte by byte in docs/wire.rst (the reference) and
+parsed by `ControlParser` below.
 
 Record types this version does not know are skipped (their length says how
 far), so later versions can add records.  A known record with a wrong body
@@ -120,6 +97,7 @@ import attrs
 
 from ._errors import RemoteProtocolError
 from ._observed import ObservedAddress, decode_observed_address
+from ._protoname import take_name
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
@@ -186,6 +164,8 @@ class StreamKind(enum.IntEnum):
     """Raw unidirectional byte stream: unframed application bytes after the preamble."""
     RAW_BIDI = 0x11
     """Raw bidirectional byte stream: unframed application bytes after the preamble."""
+    PROTOCOL = 0x12
+    """A raw bidirectional stream for a named protocol: the name follows the preamble."""
 
 
 class StreamErrorCode(enum.IntEnum):
@@ -212,6 +192,10 @@ class StreamErrorCode(enum.IntEnum):
     STALLED = 9
     """A message stream held part of the receive budget and made no progress
     for `Config.message_stall_timeout`; the receiver reset it."""
+    UNKNOWN_PROTOCOL = 10
+    """A PROTOCOL stream named a protocol the receiver has no handler for."""
+    HANDLER_FAILED = 11
+    """The receiver's protocol handler raised; it reset the stream."""
 
 
 class CloseCode(enum.IntEnum):
@@ -341,10 +325,12 @@ class Head:
         kind: the stream kind.
         length: the declared payload length for framed kinds (already checked
             against ``max_message_size``), ``None`` for raw kinds.
+        protocol: a PROTOCOL stream's protocol name, else ``None``.
     """
 
     kind: StreamKind
     length: int | None
+    protocol: str | None = None
 
 
 def _repr_size(payload: bytes) -> str:
@@ -594,13 +580,16 @@ class StreamParser:
                 return
             kind = self._kind
             assert kind is not None
-            if kind not in FRAMED_KINDS:
+            if kind not in FRAMED_KINDS and kind is not StreamKind.PROTOCOL:
                 self._state = _State.RAW
                 events.append(Head(kind, None))
                 self._feed_raw(data[offset:] if offset else data, fin, events)
                 return
         kind = self._kind
         assert kind is not None
+        if kind is StreamKind.PROTOCOL:
+            self._feed_name(data, offset, fin, events)
+            return
         start = offset
         offset = min(start + MESSAGE_HEAD_SIZE - len(head), len(data))
         head += data[start:offset]
@@ -625,6 +614,16 @@ class StreamParser:
             return
         self._state = _State.PAYLOAD
         self._feed_payload(data[offset:] if offset else data, fin, events)
+
+    def _feed_name(self, data: bytes, offset: int, fin: bool, events: list[ParseEvent]) -> None:
+        try:
+            offset, name = take_name(self._head, PREAMBLE_SIZE, data, offset, fin)
+        except ValueError as exc:
+            raise _malformed(str(exc)) from None
+        if name is not None:
+            self._state = _State.RAW
+            events.append(Head(StreamKind.PROTOCOL, None, name))
+            self._feed_raw(data[offset:], fin, events)
 
     def _check_preamble(self) -> None:
         # Validate whichever preamble bytes are present, in byte order, so the

@@ -101,3 +101,24 @@ def test_the_iroh_baseline_refuses_workloads_it_has_not(tmp_path):
     )
     assert proc.returncode == 2
     assert "the iroh baseline has no ['W6']" in proc.stderr
+
+
+def test_relay_benchmark_smoke(tmp_path):
+    """``benchmarks/relay.py``: relayed against direct, on loopback (no thresholds)."""
+    script = RUN.parent / "relay.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--json", "-"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout)
+    assert result["direct"]["path"] == "direct"
+    assert result["relayed"]["path"] == "relayed"
+    for key in ("p50", "p99", "goodput"):
+        assert math.isfinite(result["ratio"][key])
+        assert result["ratio"][key] > 0
+    assert "relayed vs direct" in proc.stderr

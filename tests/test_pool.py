@@ -412,6 +412,7 @@ def _stub_connection(peer, *, incarnation=1, is_client=True, odcid=b"x"):
         is_closed=False,
         is_retired=False,
         close_reason=None,
+        path="direct",
         session=SimpleNamespace(
             closed_locally=False,
             control=SimpleNamespace(peer_incarnation=incarnation),

@@ -102,7 +102,10 @@ def raises_code(code: StreamErrorCode) -> Iterator[None]:
 
 
 def assert_raw_events(events: Sequence[ParseEvent], kind: StreamKind, data: bytes) -> None:
-    assert events[0] == Head(kind, None)
+    first = events[0]
+    assert isinstance(first, Head)
+    assert (first.kind, first.length) == (kind, None)
+    assert (first.protocol is None) == (kind is not StreamKind.PROTOCOL)
     chunks = events[1:]
     assert chunks, "a raw stream must end with a RawData carrying the FIN"
     for ev in chunks:
@@ -136,6 +139,7 @@ def test_stream_kind_values() -> None:
         "CONTROL": 0x04,
         "RAW_UNI": 0x10,
         "RAW_BIDI": 0x11,
+        "PROTOCOL": 0x12,
     }
 
 
@@ -151,6 +155,8 @@ def test_stream_error_code_values() -> None:
         "REFUSED": 7,
         "CLOSED": 8,
         "STALLED": 9,
+        "UNKNOWN_PROTOCOL": 10,
+        "HANDLER_FAILED": 11,
     }
 
 
@@ -427,7 +433,7 @@ def test_unknown_version_is_unsupported(version: int) -> None:
     assert not p.done
 
 
-@pytest.mark.parametrize("kind", [0x00, 0x05, 0x0F, 0x12, 0x80, 0xFF])
+@pytest.mark.parametrize("kind", [0x00, 0x05, 0x0F, 0x13, 0x80, 0xFF])
 def test_unknown_kind_is_unsupported(kind: int) -> None:
     p = parser()
     with raises_code(UNSUPPORTED):
@@ -697,6 +703,14 @@ def reference_parse(
     if len(data) < 4:
         return MALFORMED, None
     kind = StreamKind(data[1])
+    if kind is StreamKind.PROTOCOL:
+        # A u8 name length (1 to 64), then that many printable ASCII bytes.
+        if len(data) < 5 or not 1 <= data[4] <= 64:
+            return MALFORMED, None
+        name = data[5 : 5 + data[4]]
+        if any(not 0x21 <= b <= 0x7E for b in name) or len(name) < data[4]:
+            return MALFORMED, None
+        return None, (kind, None, data[5 + data[4] :])
     if kind not in FRAMED_KINDS:
         return None, (kind, None, data[4:])
     if len(data) < 12:
@@ -715,7 +729,7 @@ def stream_bytes(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 5)) == 0:
         return draw(st.binary(max_size=40))
     version = draw(st.sampled_from([VERSION] * 12 + [0, 2, 0xFF]))
-    kind = draw(st.sampled_from([*StreamKind, *FRAMED] * 3 + [0x00, 0x05, 0x12, 0xFF]))
+    kind = draw(st.sampled_from([*StreamKind, *FRAMED] * 3 + [0x00, 0x05, 0x13, 0xFF]))
     reserved = draw(st.sampled_from([0] * 12 + [1, 0x100]))
     payload = draw(st.binary(max_size=48))
     length = draw(
@@ -808,6 +822,8 @@ def test_property_round_trip(
 ) -> None:
     if kind in FRAMED_KINDS:
         wire = encode_message_head(kind, len(payload)) + payload
+    elif kind is StreamKind.PROTOCOL:
+        wire = encode_raw_preamble(kind) + b"\x03p/1" + payload
     else:
         wire = encode_raw_preamble(kind) + payload
     chunks = data.draw(chunked(wire))

@@ -110,16 +110,27 @@ def config_for(
 ) -> Config:
     """The endpoint configuration of the command's endpoints.
 
-    ``args``: `debug_options`, and with ``identity`` the `trust.trust_options`.
+    ``args``: `debug_options`, `relay_options`, and with ``identity`` the
+    `trust.trust_options`.
     """
     trust = trust_settings(args, identity) if args is not None and identity is not None else {}
+    home_relay = getattr(args, "home_relay", None)
     return Config(
         max_message_size=max_message_size,
         receive_queue_bytes=max(64 * MiB, max_message_size),
         keylog_file=getattr(args, "keylog", None),
         qlog_dir=getattr(args, "qlog", None),
         **trust,
+        relay=bool(getattr(args, "relay", False)),
+        home_relay=_home_relay(home_relay) if home_relay is not None else None,
     )
+
+
+def _home_relay(text: str) -> PeerAddress:
+    peer = parse_peer(text)
+    if peer.address is None or peer.relay is not None:
+        raise CliError(ExitCode.BAD_PEER, f"--home-relay needs <node-id>@host:port, not {text}")
+    return peer
 
 
 def read_input(path: str) -> bytes:
@@ -139,7 +150,10 @@ def text_payload(text: str) -> bytes:
 
 
 async def _resolve(peer: PeerAddress) -> tuple[str, int]:
-    host, port = peer.address
+    """The peer's address (its relay's if it has none), resolved."""
+    address = peer.address if peer.address is not None or peer.relay is None else peer.relay.address
+    assert address is not None  # a PeerAddress has an address or a relay
+    host, port = address
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -174,37 +188,42 @@ async def open_client(
     ``args`` holds the `options.client_options`.
     """
     address = await _resolve(peer)
+    target: PeerAddress | tuple[str, int] = address
+    where = format_address(address)
+    if peer.relay is not None:
+        # Through its relay (racing the direct address if there is one).
+        direct = address if peer.address is not None else None
+        target = PeerAddress(peer.node_id, direct, relay=peer.relay)
+        where = str(peer)
     identity = load_identity(args.identity)
     config = config_for(args.max_message_size, args, identity)
     async with open_endpoint(bind_address_for(address), identity=identity, config=config) as ep:
         start = trio.current_time()
         try:
             with trio.fail_after(args.timeout):
-                conn = await ep.connect(address, node_id=peer.node_id)
+                conn = await ep.connect(target, node_id=peer.node_id)
         except trio.TooSlowError:
             raise CliError(
                 ExitCode.UNREACHABLE,
-                f"no handshake with {format_address(peer.address)} within {args.timeout:g} s "
+                f"no handshake with {where} within {args.timeout:g} s "
                 "(is the peer listening there?)",
             ) from None
         except PeerIdentityError as exc:
             actual = f"node id {exc.actual}" if exc.actual is not None else "no node id"
             raise CliError(
                 ExitCode.PEER_IDENTITY,
-                f"the peer at {format_address(peer.address)} proved {actual}, "
+                f"the peer at {where} proved {actual}, "
                 f"not {peer.node_id}: the peer address is wrong or stale",
             ) from None
         except AdmissionRefused as exc:
-            raise refused(exc, peer.address) from None
+            raise refused(exc, where) from None
         except HandshakeError as exc:
             raise CliError(
                 ExitCode.UNREACHABLE,
-                f"the handshake with {format_address(peer.address)} failed: {exc}",
+                f"the handshake with {where} failed: {exc}",
             ) from None
         except ConnectError as exc:
-            raise CliError(
-                ExitCode.UNREACHABLE, f"cannot connect to {format_address(peer.address)}: {exc}"
-            ) from None
+            raise CliError(ExitCode.UNREACHABLE, f"cannot connect to {where}: {exc}") from None
         yield ep, conn, trio.current_time() - start
 
 
@@ -226,13 +245,13 @@ async def with_progress(
     return result
 
 
-def refused(exc: AdmissionRefused, address: tuple[str, int]) -> CliError:
+def refused(exc: AdmissionRefused, where: str) -> CliError:
     """The error for a connection a trust policy refused (`ExitCode.REFUSED`)."""
     if exc.by_peer:
         why = "it does not admit this node (is it a member of the peer's network: --ca, --cert?)"
     else:
         why = "this node does not admit it (--ca, --deny, --allow)"
-    return CliError(ExitCode.REFUSED, f"the peer at {format_address(address)} was refused: {why}")
+    return CliError(ExitCode.REFUSED, f"the peer at {where} was refused: {why}")
 
 
 def too_large(exc: MessageTooLarge, size: int) -> CliError:

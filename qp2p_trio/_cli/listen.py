@@ -18,7 +18,7 @@ from qp2p_trio import PeerAddress, open_endpoint
 from .client import config_for, load_identity, parse_bind_address
 from .errors import CliError, ExitCode
 from .metrics import metrics_address, metrics_option, serving_metrics
-from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, ipv4, size
+from .options import DEFAULT_MAX_MESSAGE_SIZE, debug_options, ipv4, relay_options, size
 from .output import format_address, format_size
 from .service import Service
 from .trust import trust_options
@@ -101,6 +101,7 @@ def add_parser(commands: Commands) -> None:
         help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
     )
     trust_options(parser, lists=True)
+    relay_options(parser, serve=True)
     debug_options(parser)
 
 
@@ -184,7 +185,7 @@ def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:
     reachable = host
     if ipaddress.ip_address(host).is_unspecified:
         reachable = "::1" if ":" in host else "127.0.0.1"
-    peer = PeerAddress(ep.node_id, (reachable, port))
+    peer = PeerAddress(ep.node_id, (reachable, port), relay=ep.config.home_relay)
     service.event(
         "listening",
         "\n".join(
@@ -201,6 +202,7 @@ def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:
                     if reachable != host
                     else []
                 ),
+                *(["  serving as a relay for the peers it admits"] if ep.config.relay else []),
                 f"  requests are answered with: {args.reply}; "
                 f"largest message accepted: {format_size(args.max_message_size)}",
                 "  Ctrl-C stops it",

@@ -66,7 +66,7 @@ async def run(args: argparse.Namespace) -> int:
     config = attrs.evolve(
         config_for(args.max_message_size, args, identity), port_mapping_gateway=args.gateway
     )
-    bind = bind_address_for(peers[0].address)
+    bind = bind_address_for(peers[0].address or ("0.0.0.0", 0))
     async with open_endpoint(bind, identity=identity, config=config) as ep:
         results: dict[str, str | None] = {}
         probes: list[PortMappingStatus] = []

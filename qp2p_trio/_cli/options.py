@@ -32,6 +32,7 @@ __all__ = [
     "interval",
     "json_option",
     "positive",
+    "relay_options",
     "progress_option",
     "seconds",
     "size",
@@ -191,6 +192,23 @@ def debug_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> None:
+    """``--home-relay PEER`` (and, for ``listen``, ``--relay``): relays (see docs/relays)."""
+    group = parser.add_argument_group("relays")
+    group.add_argument(
+        "--home-relay",
+        metavar="PEER",
+        help="register with the relay at PEER (<node-id>@host:port), so peers reach this node "
+        "through it; a relayed peer address looks like <node-id>/via/<relay>",
+    )
+    if serve:
+        group.add_argument(
+            "--relay",
+            action="store_true",
+            help="also serve as a relay for the peers this node admits",
+        )
+
+
 def client_options(parser: argparse.ArgumentParser) -> None:
     """The options of the subcommands that connect to a peer (`client.open_client`)."""
     parser.add_argument(
@@ -214,4 +232,5 @@ def client_options(parser: argparse.ArgumentParser) -> None:
     )
     json_option(parser)
     trust_options(parser)
+    relay_options(parser)
     debug_options(parser)

@@ -88,6 +88,7 @@ async def run(args: argparse.Namespace) -> int:
     rounds: list[dict[str, Any]] = []
     handshake: float | None = None
     total_time = 0.0
+    path = "direct"
     # Ctrl-C ends the pinging (and prints the summary, like ping), at any
     # point: while connecting too.
     interrupted = False
@@ -106,10 +107,12 @@ async def run(args: argparse.Namespace) -> int:
                 open_client(args, peer) as (ep, conn, handshake),
                 serving_metrics(ep, metrics, _announce_metrics),
             ):
+                path = _path(conn)
                 if human:
                     print(
                         f"PING {peer}: {probe_size}-byte probes over a verified QUIC connection\n"
-                        f"handshake: {format_duration(handshake)} (node id verified)",
+                        f"handshake: {format_duration(handshake)} (node id verified), "
+                        f"path: {_path(conn)}",
                         flush=True,
                     )
                 start = trio.current_time()
@@ -120,9 +123,17 @@ async def run(args: argparse.Namespace) -> int:
             nursery.cancel_scope.cancel()
     if handshake is None:
         raise KeyboardInterrupt
-    code = _summary(args, peer, handshake, rounds, total_time)
+    code = _summary(args, peer, handshake, rounds, total_time, path)
     # Stopped by Ctrl-C (the way to end ``-c 0``): the summary, then 130.
     return ExitCode.INTERRUPTED if interrupted else code
+
+
+def _path(conn: Connection) -> str:
+    """``direct``, or ``relayed via <relay>``: of the connection that now carries requests."""
+    while conn.replacement is not None:  # retired for a direct one (hole punching)
+        conn = conn.replacement
+    relay = conn.peer.relay
+    return f"relayed via {relay}" if relay is not None else conn.path
 
 
 def _summary(
@@ -131,6 +142,7 @@ def _summary(
     handshake: float,
     rounds: list[dict[str, Any]],
     total_time: float,
+    path: str = "direct",
 ) -> int:
     """Print the statistics of every round; the exit code says whether any reply came."""
     rtts = [r["rtt_ms"] for r in rounds if r.get("rtt_ms") is not None]
@@ -139,6 +151,7 @@ def _summary(
     summary: dict[str, Any] = {
         "peer": str(peer),
         "handshake_ms": handshake * 1e3,
+        "path": path,
         "sent": sent,
         "received": len(rtts),
         "loss_percent": 100.0 * lost / sent if sent else 0.0,
@@ -181,6 +194,7 @@ async def _ping_rounds(
 ) -> None:
     start = trio.current_time()
     seq = 0
+    path = _path(conn)
     while args.count == 0 or seq < args.count:
         seq += 1
         await trio.sleep_until(start + (seq - 1) * args.interval)
@@ -200,7 +214,11 @@ async def _ping_rounds(
             raise CliError(
                 ExitCode.MISMATCH, f"seq={seq}: the reply differs from the probe it echoes"
             )
-        rounds.append({"seq": seq, "rtt_ms": rtt * 1e3})
+        rounds.append({"seq": seq, "rtt_ms": rtt * 1e3, "path": _path(conn)})
+        if rounds[-1]["path"] != path:  # hole punching moved the connection
+            path = rounds[-1]["path"]
+            if human:
+                print(f"path changed: {path}", flush=True)
         if human:
             print(
                 f"{len(reply)} bytes from {peer.node_id.short()}: seq={seq} time={rtt * 1e3:.3f} ms",

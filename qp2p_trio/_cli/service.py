@@ -90,7 +90,7 @@ class Service:
             print(human, file=self.stream, flush=True)
 
     def _peer_fields(self, conn: Connection) -> dict[str, Any]:
-        return {"peer": str(conn.peer_id), "address": format_address(conn.remote_address)}
+        return {"peer": str(conn.peer_id), "address": _where(conn), "path": conn.path}
 
     # ------------------------------------------------------------ serving
     async def run(self) -> None:
@@ -130,7 +130,7 @@ class Service:
                 return
             self.event(
                 "connected",
-                f"connected:    {conn.peer_id.short()} from {format_address(conn.remote_address)}",
+                f"connected:    {conn.peer_id.short()} from {_where(conn)}",
                 **self._peer_fields(conn),
             )
             self.live.add(conn)
@@ -326,3 +326,9 @@ def _save(directory: Path, name: str, content: memoryview) -> str:
     with os.fdopen(fd, "wb") as file:
         file.write(content)
     return path
+
+
+def _where(conn: Connection) -> str:
+    """``host:port``, or ``via <relay>`` for a relayed connection."""
+    relay = conn.peer.relay
+    return f"via {relay}" if relay is not None else format_address(conn.remote_address)
