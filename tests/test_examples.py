@@ -14,7 +14,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["test_gossip.py", "test_kv_service.py"])
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("test_*.py")))
 def test_example_tests_pass(name: str, tmp_path: Path) -> None:
     # As a user runs them: pytest-trio's trio mode, the examples importable,
     # qp2p_trio's fixtures from its plugin.
