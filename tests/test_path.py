@@ -18,9 +18,7 @@ import trio
 import qp2p_trio
 from qp2p_trio import PeerIdentityError
 from qp2p_trio._path import MemoryPath, is_path_address, memory_path_pair
-from qp2p_trio.testing import Datagram, MemoryNetwork, open_endpoint_factory
-
-pytestmark = pytest.mark.usefixtures("autojump_clock")
+from qp2p_trio.testing import Datagram, MemoryNetwork, open_endpoint_factory, wait_until
 
 
 def attach(endpoint: qp2p_trio.Endpoint, path: MemoryPath) -> None:
@@ -61,7 +59,7 @@ def recorded(seed: int) -> tuple[MemoryNetwork, Recorder]:
     return net, recorder
 
 
-async def test_a_whole_connection_runs_over_a_memory_path():
+async def test_a_whole_connection_runs_over_a_memory_path(autojump_clock):
     net, recorder = recorded(seed=1)
     with trio.fail_after(120), net.activate():
         async with open_endpoint_factory(net) as factory:
@@ -128,7 +126,7 @@ async def test_a_whole_connection_runs_over_a_memory_path():
             assert a.statistics().dropped_unknown_connection == 0
 
 
-async def test_socket_path_works_beside_a_memory_path():
+async def test_socket_path_works_beside_a_memory_path(autojump_clock):
     net, recorder = recorded(seed=2)
     with trio.fail_after(60), net.activate():
         async with open_endpoint_factory(net) as factory:
@@ -151,7 +149,7 @@ async def test_socket_path_works_beside_a_memory_path():
             assert {x.peer_id for x in a.connections()} == {b.node_id, c.node_id}
 
 
-async def test_a_full_path_drops_and_counts():
+async def test_a_full_path_drops_and_counts(autojump_clock):
     path_a, path_b = memory_path_pair(capacity=2)
     peer = path_a.peer_address
     assert path_a.send([(b"1", peer), (b"2", peer), (b"3", peer)]) == 2
@@ -169,7 +167,7 @@ async def test_a_full_path_drops_and_counts():
         await path_b.receive_batch(out)
 
 
-async def test_a_connection_survives_a_lossy_tiny_path():
+async def test_a_connection_survives_a_lossy_tiny_path(autojump_clock):
     """A path that drops under load is like UDP: QUIC recovers and the data arrives."""
     net = MemoryNetwork(seed=3)
     with trio.fail_after(300), net.activate():
@@ -184,7 +182,7 @@ async def test_a_connection_survives_a_lossy_tiny_path():
             assert path_a.dropped > 0
 
 
-async def test_datagrams_never_wander_between_paths():
+async def test_datagrams_never_wander_between_paths(autojump_clock):
     """A datagram for a path connection that arrives on the socket is dropped."""
     net = MemoryNetwork(seed=4)
     with trio.fail_after(60), net.activate():
@@ -210,12 +208,15 @@ async def test_datagrams_never_wander_between_paths():
             with sock:
                 for data in replay:
                     await sock.sendto(data, a.local_address)
-                await trio.sleep(1)
+                with trio.fail_after(5):
+                    await wait_until(
+                        lambda: a.statistics().dropped_unknown_connection >= before + len(replay)
+                    )
             assert a.statistics().dropped_unknown_connection == before + len(replay)
             assert not conn.is_closed
 
 
-async def test_path_addresses_and_attach_rules():
+async def test_path_addresses_and_attach_rules(autojump_clock):
     assert is_path_address(("memory-b", "memory"))
     assert not is_path_address(("127.0.0.1", 4433))
     assert not is_path_address(("::1", 4433, 0, 0))
