@@ -16,10 +16,11 @@
 
 Router n1 is a cone NAT (nft ``masquerade``: endpoint-independent mapping),
 n2 a symmetric one (``masquerade random``); ``nats`` chooses otherwise.
-Every link is a veth pair made inside the namespaces (nothing appears in the root namespace).  Processes
-started with `Topology.spawn` run under ``timeout`` and are killed by PID;
-`Topology.close` (always called: it is a context manager) kills them and
-whatever else runs in the namespaces, then deletes the namespaces.
+Every link is a veth pair made inside the namespaces (nothing appears in the
+root namespace).  Processes started with `Topology.spawn` run under
+``timeout`` and are killed by PID; `Topology.close` (always called: it is a
+context manager) kills them and whatever else runs in the namespaces, then
+deletes the namespaces.
 """
 
 from __future__ import annotations
