@@ -15,11 +15,12 @@
                           192.168.1.10         192.168.2.10  (default via .1)
 
 Router n1 is a cone NAT (nft ``masquerade``: endpoint-independent mapping),
-n2 a symmetric one (``masquerade random``).  Every link is a veth pair made
-inside the namespaces (nothing appears in the root namespace).  Processes
-started with `Topology.spawn` run under ``timeout`` and are killed by PID;
-`Topology.close` (always called: it is a context manager) kills them and
-whatever else runs in the namespaces, then deletes the namespaces.
+n2 a symmetric one (``masquerade random``); ``nats`` chooses otherwise.
+Every link is a veth pair made inside the namespaces (nothing appears in the
+root namespace).  Processes started with `Topology.spawn` run under
+``timeout`` and are killed by PID; `Topology.close` (always called: it is a
+context manager) kills them and whatever else runs in the namespaces, then
+deletes the namespaces.
 """
 
 from __future__ import annotations
@@ -111,12 +112,16 @@ class Topology:
 
     _made = 0
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, nats: tuple[str, str] = ("cone", "symmetric")) -> None:
+        """``nats``: the kinds of routers n1 and n2, ``"cone"`` or ``"symmetric"``."""
+        if not set(nats) <= {"cone", "symmetric"}:
+            raise ValueError(f"nats: {nats!r}: each must be 'cone' or 'symmetric'")
         Topology._made += 1
         self.prefix = f"qt{os.getpid() % 100000}x{Topology._made}"
         self.state = state_dir
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.nats = nats
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -164,7 +169,11 @@ class Topology:
             self.run("ip", "-n", self.ns("sw"), "link", "set", f"p{i}", "master", "br0")
             for ip in ips:
                 self._addr(name, iface, ip)
-        for router, host, net, random in (("n1", "a", "1", ""), ("n2", "b", "2", " random")):
+        for router, host, net, nat in (
+            ("n1", "a", "1", self.nats[0]),
+            ("n2", "b", "2", self.nats[1]),
+        ):
+            random = " random" if nat == "symmetric" else ""
             self._link(router, "lan0", host, "eth0")
             self._addr(router, "lan0", f"192.168.{net}.1/24")
             self._addr(host, "eth0", f"192.168.{net}.10/24")
@@ -209,9 +218,9 @@ class Topology:
 
 
 @contextlib.contextmanager
-def topology(state_dir: str) -> Iterator[Topology]:
+def topology(state_dir: str, nats: tuple[str, str] = ("cone", "symmetric")) -> Iterator[Topology]:
     """A built `Topology`, removed on exit whatever happens."""
-    topo = Topology(state_dir)
+    topo = Topology(state_dir, nats)
     try:
         topo.build()
         yield topo
