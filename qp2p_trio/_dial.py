@@ -72,6 +72,8 @@ class Dialer:
         self._rng = rng
         #: Relay paths, for peers reached through a relay (set by the endpoint).
         self.relays: RelayManager | None = None
+        #: The relay a peer (by node id) falls back to (set by the endpoint).
+        self.relay_for: Callable[[NodeId], PeerAddress | None] = lambda _peer: None
 
     def _check_open(self) -> None:
         if self._driver.closing:
@@ -228,6 +230,9 @@ class Dialer:
                 raise ValueError("node_id contradicts the peer's node id")
             node_id = peer
             pooled = self._pool.peer(peer)
+            relay = self.relay_for(peer) if pooled is None else None
+            if relay is not None:  # its direct path died (`_pathkeeper`)
+                return await self.target(PeerAddress(peer, relay=relay), None)
             known = pooled.peer_address if pooled is not None else self._pool.known_address(peer)
             if known is None:
                 raise ValueError(f"no known address for peer {peer.short()}")

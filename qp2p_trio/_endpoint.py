@@ -42,6 +42,7 @@ from ._observed import ExternalAddress
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
+from ._pathkeeper import PathKeeper
 from ._punch import Puncher
 from ._quic import Address
 from ._relay import RelayService
@@ -102,6 +103,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         )
         if config.hole_punching:
             self._puncher.install(self._driver.protocols)
+        self._keeper = PathKeeper(
+            self._hub,
+            self._puncher,
+            self.connect,
+            self._driver.protocols.spawn,
+            punching=config.hole_punching,
+        )
+        self._dialer.relay_for = self._keeper.relay_for
         if config.relay:
             self._relay_service = RelayService(config)
             self._relay_service.install(self._driver.protocols)
@@ -165,6 +174,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             counts |= attrs.asdict(self._relay_service.counters)
         counts["relay_paths_dropped"] = self._relays.dropped
         counts |= attrs.asdict(self._puncher.counters)
+        counts |= attrs.asdict(self._keeper.counters)
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -313,9 +323,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         else:
             target = await dialer.target(peer, node_id)
             conn, _fresh = await dialer.retrying(lambda: dialer.connect_target(*target))
-        if self._config.hole_punching and conn.path == "relayed":
-            self._puncher.start(conn)
-        return conn
+        return conn  # a relayed one we dialled punches (`_pathkeeper`)
 
     async def _connect_relay(self, relay: PeerAddress) -> Connection:
         return await self.connect(relay)

@@ -96,6 +96,9 @@ class EndpointStatistics:
         punch_attempts / punch_successes / punch_failures: hole punching
             rounds for relayed connections we dialled; punch_requests_refused:
             peers' punch requests not answered (not relayed, or too many).
+        path_fallbacks: direct connections that had replaced a relayed one
+            and died (idle timeout), so the peer is reached through its relay
+            again; path_fallback_failures: re-dials of that relay that failed.
     """
 
     connections: int
@@ -143,3 +146,5 @@ class EndpointStatistics:
     punch_successes: int = 0
     punch_failures: int = 0
     punch_requests_refused: int = 0
+    path_fallbacks: int = 0
+    path_fallback_failures: int = 0

@@ -19,6 +19,7 @@ import trio
 from ._classify import DisconnectReason
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from ._connection import Connection
@@ -103,16 +104,21 @@ class HandshakeFailed:
 @final
 @attrs.frozen
 class PathChanged:
-    """A peer's pooled connection moved to another path: relayed to direct.
+    """A peer's pooled connection moved to another path: relayed to direct, or back.
 
-    Hole punching succeeded (:doc:`relays`): the new connection carries new
-    messages; the old one drains and closes (no message is lost or doubled).
+    Relayed to direct: hole punching succeeded (:doc:`relays`): the new
+    connection carries new messages; the old one drains and closes (no
+    message is lost or doubled).  Direct to relayed: the direct connection
+    that had replaced a relayed one died (idle timeout: its path or NAT
+    mapping is gone) and a new connection through the relay took its place
+    (after the `Disconnected` and `Connected` events of the two).
 
     Attributes:
         peer: the peer's node id.
-        path: the new connection's path (``"direct"``; `Connection.path`).
+        path: the new connection's path (``"direct"`` or ``"relayed"``;
+            `Connection.path`).
         connection: the connection now pooled for the peer.
-        previous: the retired one.
+        previous: the retired one (direct to relayed: the dead one).
     """
 
     peer: NodeId
@@ -192,8 +198,16 @@ class EventHub:
 
     def __init__(self) -> None:
         self._subscribers: set[PeerEvents] = set()
+        self._listeners: list[Callable[[PeerEvent], None]] = []
+
+    def listen(self, listener: Callable[[PeerEvent], None]) -> None:
+        """Call ``listener`` synchronously with every event, before the subscriptions
+        get it (the library's own bookkeeping: it must not raise nor wait)."""
+        self._listeners.append(listener)
 
     def emit(self, event: PeerEvent) -> None:
+        for listener in self._listeners:
+            listener(event)
         for sub in list(self._subscribers):
             sub._offer(event)
 

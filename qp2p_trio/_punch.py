@@ -23,8 +23,12 @@ stream on the relayed connection and, for up to `ROUNDS` rounds:
    go direct), so no message is lost or doubled across the switch.
 
 A round whose dials all fail within `ROUND_TIMEOUT` is followed by the next
-after a pause; with two address-dependent (symmetric) NATs every round fails
-and the connection stays relayed.  Records on the stream: type (u8), length
+after a pause; when all `ROUNDS` fail, the session is tried again after
+`SESSION_BACKOFF` seconds, then after twice that (`SESSIONS` in all: the
+path may open later, a NAT reboot, a blackhole that lifts).  With two
+address-dependent (symmetric) NATs every round fails and the connection
+stays relayed.  The dialler of a relayed connection starts punching
+(`_pathkeeper` calls `Puncher.start` when the connection is pooled).  Records on the stream: type (u8), length
 (u16 BE), body; CONNECT (0x01) is a sequence of OBSERVED_ADDRESS records
 (`_observed`), SYNC (0x02) is empty (docs/wire.rst).
 
@@ -56,6 +60,10 @@ __all__ = ["PUNCH_PROTOCOL", "PunchCounters", "Puncher"]
 
 PUNCH_PROTOCOL: Final = "qp2p/punch/1"
 ROUNDS: Final = 3
+#: Sessions of `ROUNDS` rounds per relayed connection: a failed session is
+#: tried again after `SESSION_BACKOFF` seconds, then twice that.
+SESSIONS: Final = 3
+SESSION_BACKOFF: Final = 30.0
 ROUND_TIMEOUT: Final = 2.0
 MAX_CANDIDATES: Final = 8
 CONNECT: Final = 0x01
@@ -153,20 +161,23 @@ class Puncher:
 
     async def _initiate(self, conn: Connection) -> None:
         try:
-            for round_ in range(ROUNDS):
-                if conn.is_retired or conn.is_closed:
-                    return
-                self.counters.punch_attempts += 1
-                try:
-                    won = await self._round(conn)
-                except (QP2PError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    _log.info("hole punching with %r: round %d failed: %s", conn, round_ + 1, exc)
-                    won = False
-                if won:
-                    self.counters.punch_successes += 1
-                    return
-                self.counters.punch_failures += 1
-                await trio.sleep(ROUND_TIMEOUT * (round_ + 1))
+            for session in range(SESSIONS):
+                if session:
+                    await trio.sleep(SESSION_BACKOFF * 2 ** (session - 1))
+                for round_ in range(ROUNDS):
+                    if conn.is_retired or conn.is_closed:
+                        return
+                    self.counters.punch_attempts += 1
+                    try:
+                        won = await self._round(conn)
+                    except (QP2PError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                        _log.info("hole punching with %r: round %d failed: %s", conn, round_ + 1, exc)
+                        won = False
+                    if won:
+                        self.counters.punch_successes += 1
+                        return
+                    self.counters.punch_failures += 1
+                    await trio.sleep(ROUND_TIMEOUT * (round_ + 1))
         finally:
             self._running.discard(conn)
 
@@ -188,13 +199,13 @@ class Puncher:
 
     def _may_answer(self, conn: Connection) -> bool:
         """A peer makes us dial its candidates only over a relayed connection and
-        `ROUNDS` times in all: we are nobody's packet cannon."""
+        ``ROUNDS * SESSIONS`` times in all: we are nobody's packet cannon."""
         answered = self._answered
         if len(answered) > 256:
             for done in [c for c in answered if c.is_closed]:
                 del answered[done]
         count = answered.get(conn, 0)
-        if conn.path != "relayed" or count >= ROUNDS:
+        if conn.path != "relayed" or count >= ROUNDS * SESSIONS:
             self.counters.punch_requests_refused += 1
             return False
         answered[conn] = count + 1
