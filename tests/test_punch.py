@@ -15,16 +15,18 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import qp2p_trio
 from qp2p_trio import Config, PeerAddress
-from qp2p_trio._punch import decode_candidates, encode_candidates
+from qp2p_trio._punch import ROUNDS, SESSIONS, decode_candidates, encode_candidates
 from qp2p_trio.testing import (
     LinkConfig,
     MemoryNetwork,
     NatBehaviour,
     NatConfig,
     open_endpoint_factory,
+    wait_until,
 )
 
 RELAY_IP = "127.100.0.1"
@@ -107,16 +109,19 @@ async def test_cone_nats_punch_through_and_continue_direct(autojump_clock: Any, 
 async def test_symmetric_nats_stay_relayed(autojump_clock: Any):
     net = MemoryNetwork(seed=11, default_link=LinkConfig(delay=0.02))
     net.add_host(RELAY_IP)
-    with trio.fail_after(120), net.activate():
+    with trio.fail_after(300), net.activate():
         async with open_endpoint_factory(net) as factory:
             relay, a, b = await setup(factory, net, SYMMETRIC)
             conn = await a.connect(PeerAddress(b.node_id, relay=relay.peer_address))
-            await trio.sleep(20)  # every round has failed by now
+            await wait_until(lambda: a.statistics().punch_failures == ROUNDS)  # one session
             assert conn.path == "relayed"
             assert not conn.is_retired
             stats = a.statistics()
-            assert stats.punch_attempts == 3
-            assert stats.punch_failures == 3
+            assert stats.punch_attempts == ROUNDS  # the next session waits SESSION_BACKOFF
+            assert stats.punch_successes == 0
+            await wait_until(lambda: a.statistics().punch_failures == ROUNDS * SESSIONS)
+            assert a.statistics().punch_attempts == ROUNDS * SESSIONS
+            assert conn.path == "relayed"
             await conn.send(b"still relayed")
             assert (await b.receive()).payload == b"still relayed"
 
@@ -140,13 +145,17 @@ async def test_punch_requests_are_bounded(autojump_clock: Any):
                     await service.changed.wait()
             conn = await evil.connect(PeerAddress(b.node_id, relay=relay.peer_address))
             assert conn.path == "relayed"
-            for _ in range(6):
+            for _ in range(ROUNDS * SESSIONS + 3):
                 stream = await conn.open_protocol(PUNCH_PROTOCOL)
                 await stream.send_all(request)
             direct = await evil.connect(relay.peer_address)
             stream = await direct.open_protocol(PUNCH_PROTOCOL)
             await stream.send_all(request)
-            await trio.sleep(10)  # every request has been answered or refused
-            assert b.statistics().punch_requests_refused == 3  # 3 answered, 3 not
-            assert relay.statistics().punch_requests_refused == 1  # not over a relay
+            # Every request has been answered or refused once every handler started.
+            await wait_until(
+                lambda: b.statistics().protocol_streams_handled == ROUNDS * SESSIONS + 3
+                and relay.statistics().punch_requests_refused == 1  # not over a relay
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            assert b.statistics().punch_requests_refused == 3  # ROUNDS * SESSIONS answered
             assert a.statistics().punch_requests_refused == 0
