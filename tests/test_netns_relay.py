@@ -101,3 +101,23 @@ def test_symmetric_to_symmetric_stays_relayed(relayed: Run) -> None:
     assert relayed.ping["path"].startswith("relayed via ")
     assert len(relayed.connected) == 1  # only the relayed connection: no direct one
     assert relayed.connected[0]["path"] == "relayed"
+
+
+@pytest.mark.parametrize("relayed", [("cone", "symmetric")], indirect=True)
+def test_cone_to_symmetric_stays_relayed(relayed: Run) -> None:
+    """A behind a cone NAT, B behind a symmetric one: relayed throughout.
+
+    nft ``masquerade`` maps endpoint-independently but filters by address
+    and port (conntrack lets in only replies from the exact address a packet
+    went to: a port-restricted cone); ``masquerade random`` gives every new
+    destination a new random port.  B's Initials to A's cone address leave
+    from a port A never sent to, so A's router drops them; A's Initials to
+    B's relay-observed port find no conntrack entry for A's address, so B's
+    router drops them.  No hole either way (`tests/natkit.py` ``theory``
+    says the same of the virtual NATs): the ping goes on through the relay.
+    """
+    assert relayed.ping["received"] == relayed.ping["sent"] == 12
+    paths = {r["path"] for r in relayed.rounds}
+    assert paths == {relayed.ping["path"]}, paths
+    assert relayed.ping["path"].startswith("relayed via ")
+    assert [e["path"] for e in relayed.connected] == ["relayed"]  # no direct connection
