@@ -39,10 +39,10 @@ from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
 from ._observed import ExternalAddress
+from ._pathkeeper import PathKeeper
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
-from ._pathkeeper import PathKeeper
 from ._punch import Puncher
 from ._quic import Address
 from ._relay import RelayService

@@ -171,7 +171,9 @@ class Puncher:
                     try:
                         won = await self._round(conn)
                     except (QP2PError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                        _log.info("hole punching with %r: round %d failed: %s", conn, round_ + 1, exc)
+                        _log.info(
+                            "hole punching with %r: round %d failed: %s", conn, round_ + 1, exc
+                        )
                         won = False
                     if won:
                         self.counters.punch_successes += 1

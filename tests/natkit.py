@@ -207,9 +207,7 @@ async def _exchange(
 async def _settle(a: qp2p_trio.Endpoint, b: qp2p_trio.Endpoint) -> None:
     """Wait until only one connection between A and B is left (retired ones closed)."""
 
-    await wait_until(
-        lambda: a.statistics().connections == 2 and b.statistics().connections == 2
-    )
+    await wait_until(lambda: a.statistics().connections == 2 and b.statistics().connections == 2)
 
 
 def _detail(a: qp2p_trio.Endpoint) -> str:

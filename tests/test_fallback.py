@@ -56,7 +56,9 @@ async def test_direct_path_dies_then_relay_then_direct_again(autojump_clock: Any
     with trio.fail_after(300), net.activate():
         async with open_endpoint_factory(net, seed=seed) as factory:
             relay = await factory(config=Config(relay=True), local_address=(RELAY_IP, 4433))
-            config = Config(home_relay=relay.peer_address, idle_timeout=3.0, keep_alive_interval=1.0)
+            config = Config(
+                home_relay=relay.peer_address, idle_timeout=3.0, keep_alive_interval=1.0
+            )
             a = await factory(config=config, local_address=(A_IP, 0))
             b = await factory(config=config, local_address=(B_IP, 0))
             service = relay._relay_service
@@ -92,7 +94,8 @@ async def test_direct_path_dies_then_relay_then_direct_again(autojump_clock: Any
             assert sorted(p for p, _ in got) == sorted(sent)  # each exactly once
             assert b.metrics().messages_received == len(sent) + 1
             assert direct.is_closed
-            assert direct.close_reason is not None and direct.close_reason.idle_timeout
+            assert direct.close_reason is not None
+            assert direct.close_reason.idle_timeout
             assert (changed.previous, changed.connection.path) == (direct, "relayed")
             assert changed.connection.peer_id == b.node_id
             assert 3.0 <= detected - cut < 5.0  # the idle timeout, then a relayed handshake
@@ -104,8 +107,10 @@ async def test_direct_path_dies_then_relay_then_direct_again(autojump_clock: Any
             sent_at = {payload: cut + 0.1 * i for i, payload in enumerate(sent)}
             before = [at - detected for p, at in got if sent_at[p] < detected]
             after = [at - sent_at[p] for p, at in got if sent_at[p] >= detected]
-            assert before and max(before) < 2.0
-            assert after and max(after) < 0.5
+            assert before
+            assert max(before) < 2.0
+            assert after
+            assert max(after) < 0.5
 
             # The other side reaches the first through the relay too.
             await b.send(a.node_id, b"from b")

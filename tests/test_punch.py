@@ -153,8 +153,10 @@ async def test_punch_requests_are_bounded(autojump_clock: Any):
             await stream.send_all(request)
             # Every request has been answered or refused once every handler started.
             await wait_until(
-                lambda: b.statistics().protocol_streams_handled == ROUNDS * SESSIONS + 3
-                and relay.statistics().punch_requests_refused == 1  # not over a relay
+                lambda: (
+                    b.statistics().protocol_streams_handled == ROUNDS * SESSIONS + 3
+                    and relay.statistics().punch_requests_refused == 1
+                )  # not over a relay
             )
             await trio.testing.wait_all_tasks_blocked()
             assert b.statistics().punch_requests_refused == 3  # ROUNDS * SESSIONS answered
