@@ -117,8 +117,11 @@ class PathKeeper:
                 self._puncher.start(conn)
         elif isinstance(event, PathChanged):
             self._path_changed(event)
-        elif isinstance(event, Disconnected) and event.reason is DisconnectReason.IDLE_TIMEOUT:
-            self._path_died(event.peer)
+        elif isinstance(event, Disconnected):
+            if event.reason is DisconnectReason.IDLE_TIMEOUT:
+                self._path_died(event.peer)
+            else:  # closed on purpose: nothing to fall back to
+                self._met.pop(event.peer, None)
 
     def _path_changed(self, event: PathChanged) -> None:
         previous, conn = event.previous, event.connection
