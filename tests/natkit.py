@@ -17,6 +17,8 @@ between two NATs at all.
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from typing import Any
 
 import attrs
@@ -38,6 +40,32 @@ EIM = NatBehaviour.ENDPOINT_INDEPENDENT
 ADM = NatBehaviour.ADDRESS_DEPENDENT
 APDM = NatBehaviour.ADDRESS_AND_PORT_DEPENDENT
 SHORT = {EIM: "EI", ADM: "AD", APDM: "APD"}
+
+BEHAVIOURS = (EIM, ADM, APDM)
+FILTER_PAIRS = list(itertools.combinations_with_replacement(BEHAVIOURS, 2))
+
+
+def cone_pair(seed: int) -> tuple[NatConfig, NatConfig]:
+    """Endpoint-independent mapping on both sides; the filtering pair and port
+    preservation vary with the seed."""
+    fa, fb = FILTER_PAIRS[seed % len(FILTER_PAIRS)]
+    return (
+        NatConfig(filtering=fa, port_preservation=seed % 2 == 0),
+        NatConfig(filtering=fb, port_preservation=seed % 3 != 0),
+    )
+
+
+def dependent_pair(seed: int) -> tuple[NatConfig, NatConfig]:
+    """A: address- or address-and-port-dependent mapping; B: any mapping; both
+    filterings vary (54 combinations, cycled)."""
+    a = NatConfig(
+        mapping=BEHAVIOURS[1 + seed % 2],
+        filtering=BEHAVIOURS[seed // 2 % 3],
+        port_preservation=seed % 4 < 2,
+    )
+    b = NatConfig(mapping=BEHAVIOURS[seed // 6 % 3], filtering=BEHAVIOURS[seed // 18 % 3])
+    return a, b
+
 
 RELAY_IP = "127.100.0.1"
 A_IP, A_NAT = "127.10.0.2", "127.200.0.1"
@@ -227,3 +255,32 @@ def tally(outcomes: list[Outcome]) -> dict[str, Any]:
         key = f"{o.label}: {o.path}"
         out[key] = out.get(key, 0) + 1
     return out
+
+
+def summary(seeds: range = range(100)) -> str:
+    """The matrix of ``tests/test_nat_matrix.py`` as docs/relays.rst shows it."""
+    rows: dict[str, list[Outcome]] = {}
+    for seed in seeds:
+        a, b = cone_pair(seed)
+        rows.setdefault("endpoint-independent", []).append(run(seed, a, b))
+        rows.setdefault("blocked", []).append(run(seed, a, b, blocked=True))
+        a, b = dependent_pair(seed)
+        kind = "dependent, possible" if theory(a, b) else "dependent, impossible"
+        rows.setdefault(kind, []).append(run(seed, a, b))
+    lines = []
+    for name, outcomes in rows.items():
+        direct = [o.direct_at for o in outcomes if o.path == "direct" and o.direct_at is not None]
+        first = [o.first_message for o in outcomes]
+        at = (
+            f"direct at {statistics.median(direct):.2f} (max {max(direct):.2f}); " if direct else ""
+        )
+        lines.append(
+            f"{name}: {len(outcomes)} runs, {len(direct)} direct; {at}first message "
+            f"{statistics.median(first):.2f} (max {max(first):.2f}); exactly once: "
+            f"{all(o.exactly_once for o in outcomes)}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summary())

@@ -20,40 +20,14 @@ A failing case prints the table of all its runs.
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
-from natkit import ADM, APDM, EIM, Outcome, run, table, theory
+from natkit import ADM, APDM, EIM, Outcome, cone_pair, dependent_pair, run, table, theory
 
 from qp2p_trio.testing import NatConfig
 
 pytestmark = pytest.mark.slow
 
 SEEDS = range(100)
-BEHAVIOURS = (EIM, ADM, APDM)
-FILTER_PAIRS = list(itertools.combinations_with_replacement(BEHAVIOURS, 2))
-
-
-def cone_pair(seed: int) -> tuple[NatConfig, NatConfig]:
-    """Endpoint-independent mapping on both sides; the filtering pair and port
-    preservation vary with the seed."""
-    fa, fb = FILTER_PAIRS[seed % len(FILTER_PAIRS)]
-    return (
-        NatConfig(filtering=fa, port_preservation=seed % 2 == 0),
-        NatConfig(filtering=fb, port_preservation=seed % 3 != 0),
-    )
-
-
-def dependent_pair(seed: int) -> tuple[NatConfig, NatConfig]:
-    """A: address- or address-and-port-dependent mapping; B: any mapping; both
-    filterings vary (54 combinations, cycled)."""
-    a = NatConfig(
-        mapping=BEHAVIOURS[1 + seed % 2],
-        filtering=BEHAVIOURS[seed // 2 % 3],
-        port_preservation=seed % 4 < 2,
-    )
-    b = NatConfig(mapping=BEHAVIOURS[seed // 6 % 3], filtering=BEHAVIOURS[seed // 18 % 3])
-    return a, b
 
 
 def check_common(outcomes: list[Outcome]) -> None:
