@@ -28,9 +28,11 @@ after a pause; when all `ROUNDS` fail, the session is tried again after
 path may open later, a NAT reboot, a blackhole that lifts).  With two
 address-dependent (symmetric) NATs every round fails and the connection
 stays relayed.  The dialler of a relayed connection starts punching
-(`_pathkeeper` calls `Puncher.start` when the connection is pooled).  Records on the stream: type (u8), length
-(u16 BE), body; CONNECT (0x01) is a sequence of OBSERVED_ADDRESS records
-(`_observed`), SYNC (0x02) is empty (docs/wire.rst).
+(`_pathkeeper` calls `Puncher.start` when the connection is pooled).
+
+Records on the stream: type (u8), length (u16 BE), body; CONNECT (0x01) is
+a sequence of OBSERVED_ADDRESS records (`_observed`), SYNC (0x02) is empty
+(docs/wire.rst).
 
 Owns: the punch tasks (one per relayed connection) and their counters.
 """
