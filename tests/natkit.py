@@ -129,10 +129,19 @@ def theory(a: NatConfig, b: NatConfig) -> bool:
     return one_way(a, b) or one_way(b, a)
 
 
+@attrs.frozen
+class _Case:
+    nat_a: NatConfig
+    nat_b: NatConfig | None  # None: B is behind A's NAT
+    blocked: bool
+    wait_punching: bool
+    messages: int
+
+
 def run(
     seed: int,
     nat_a: NatConfig,
-    nat_b: NatConfig,
+    nat_b: NatConfig | None,
     *,
     blocked: bool = False,
     wait_punching: bool = True,
@@ -141,28 +150,31 @@ def run(
     """One seeded run (see the module docstring).
 
     Args:
+        nat_a: A's NAT.
+        nat_b: B's NAT, or ``None`` to put B behind A's NAT (its private
+            network: A and B reach each other's bound addresses).
         blocked: no UDP between A and B (a partition; the relay still reaches both).
         wait_punching: before returning, wait until a punch round ended
             (succeeded, or failed: the NATs do not change, later ones would too).
         messages: how many messages A sends, one every `INTERVAL` seconds.
     """
     clock = trio.testing.MockClock(autojump_threshold=0)
-    return trio.run(_run, seed, nat_a, nat_b, blocked, wait_punching, messages, clock=clock)
+    case = _Case(nat_a, nat_b, blocked, wait_punching, messages)
+    return trio.run(_run, seed, case, clock=clock)
 
 
-async def _run(
-    seed: int,
-    nat_a: NatConfig,
-    nat_b: NatConfig,
-    blocked: bool,
-    wait_punching: bool,
-    messages: int,
-) -> Outcome:
-    label = f"{describe(nat_a)} <-> {describe(nat_b)}" + (" blocked" if blocked else "")
+async def _run(seed: int, case: _Case) -> Outcome:
+    nat_a, nat_b, blocked = case.nat_a, case.nat_b, case.blocked
+    wait_punching, messages = case.wait_punching, case.messages
+    b_side = "same NAT" if nat_b is None else describe(nat_b)
+    label = f"{describe(nat_a)} <-> {b_side}" + (" blocked" if blocked else "")
+    if nat_a.hairpinning is False:
+        label += " no hairpin"
     net = MemoryNetwork(seed=seed, default_link=LINK)
     net.add_host(RELAY_IP)
-    host_a = net.add_host(A_IP, behind=net.add_nat(A_NAT, nat_a))
-    host_b = net.add_host(B_IP, behind=net.add_nat(B_NAT, nat_b))
+    nat = net.add_nat(A_NAT, nat_a)
+    host_a = net.add_host(A_IP, behind=nat)
+    host_b = net.add_host(B_IP, behind=nat if nat_b is None else net.add_nat(B_NAT, nat_b))
     if blocked:
         net.partition([host_a], [host_b])
     with trio.fail_after(120), net.activate():
@@ -267,6 +279,9 @@ def summary(seeds: range = range(100)) -> str:
         a, b = dependent_pair(seed)
         kind = "dependent, possible" if theory(a, b) else "dependent, impossible"
         rows.setdefault(kind, []).append(run(seed, a, b))
+        if seed < 20:
+            nat = NatConfig(mapping=BEHAVIOURS[seed % 3], hairpinning=seed % 2 == 0)
+            rows.setdefault("one NAT", []).append(run(seed, nat, None))
     lines = []
     for name, outcomes in rows.items():
         direct = [o.direct_at for o in outcomes if o.path == "direct" and o.direct_at is not None]

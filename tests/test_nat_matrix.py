@@ -21,7 +21,18 @@ A failing case prints the table of all its runs.
 from __future__ import annotations
 
 import pytest
-from natkit import ADM, APDM, EIM, Outcome, cone_pair, dependent_pair, run, table, theory
+from natkit import (
+    ADM,
+    APDM,
+    BEHAVIOURS,
+    EIM,
+    Outcome,
+    cone_pair,
+    dependent_pair,
+    run,
+    table,
+    theory,
+)
 
 from qp2p_trio.testing import NatConfig
 
@@ -66,6 +77,18 @@ def test_blocked_udp_stays_relayed():
     outcomes = [run(seed, *cone_pair(seed), blocked=True) for seed in SEEDS]
     check_common(outcomes)
     assert all(o.path == "relayed" for o in outcomes), table(outcomes)
+
+
+def test_peers_behind_one_nat_go_direct():
+    """Behind one NAT the peers reach each other's bound addresses (candidates
+    too), hairpinning or not, whatever the NAT's mapping."""
+    outcomes = []
+    for seed in range(20):
+        nat = NatConfig(mapping=BEHAVIOURS[seed % 3], hairpinning=seed % 2 == 0)
+        outcomes.append(run(seed, nat, None))
+    check_common(outcomes)
+    assert all(o.path == "direct" for o in outcomes), table(outcomes)
+    assert all(o.direct_at is not None and o.direct_at < 3.0 for o in outcomes), table(outcomes)
 
 
 @pytest.mark.parametrize(
