@@ -13,6 +13,7 @@ the direct path (`natkit.run`).  Links have seeded delay, jitter and
   first message within 2 virtual seconds; direct exactly where theory
   (`natkit.theory`) says a hole can exist, relayed everywhere else.
 - UDP between the peers blocked: relayed, every run.
+- Both behind one NAT (20 runs): direct, at their bound addresses.
 - Every run: every message arrives exactly once, across the switch.
 
 A failing case prints the table of all its runs.
