@@ -1,0 +1,276 @@
+# SPDX-FileCopyrightText: 2026 The qp2p_trio developers
+# SPDX-License-Identifier: MIT OR BSD-3-Clause
+"""The reachability check (``qp2p/reach/1``) on the virtual network.
+
+A requester A (behind each kind of kit NAT, or none) asks a public server S
+to dial it back; S has S's helper H (another serving peer, at another IP)
+send the probe.  Endpoint-independent filtering (and no NAT) gives
+"reachable"; address-dependent and address-and-port-dependent filtering
+never do.  Then the hostile cases: malformed records, floods, a server
+that claims without sending, probes with the wrong nonce, dial-backs to
+another IP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+import qp2p_trio
+from qp2p_trio import Config, Reachability, StreamErrorCode
+from qp2p_trio._reachcore import (
+    DIAL_BACK,
+    REACH_PROTOCOL,
+    REQUEST,
+    Status,
+    encode_dial,
+    encode_status,
+    make_probe,
+)
+from qp2p_trio.testing import (
+    LinkConfig,
+    MemoryNetwork,
+    NatBehaviour,
+    NatConfig,
+    open_endpoint_factory,
+)
+
+S_IP, H_IP, A_IP, PUBLIC = "127.0.3.1", "127.0.3.2", "127.0.0.2", "127.200.0.1"
+SERVING = Config(serve_reachability_checks=True)
+B = NatBehaviour
+
+
+def network(seed: int, nat: NatConfig | None) -> MemoryNetwork:
+    net = MemoryNetwork(seed=seed, default_link=LinkConfig(delay=0.02))
+    net.add_host(S_IP)
+    net.add_host(H_IP)
+    net.add_host(A_IP, behind=None if nat is None else net.add_nat(PUBLIC, nat))
+    return net
+
+
+async def observed(ep: qp2p_trio.Endpoint) -> tuple[str, int]:
+    """The address the first peer reports (one round trip after the handshake)."""
+    await trio.sleep(0.04 + 1e-6)  # the OBSERVED_ADDRESS record follows the handshake
+    found = [a.address for a in ep.external_addresses() if a.source == "observed"]
+    assert found, ep.external_addresses()
+    return found[0]
+
+
+async def world(factory: Any, *, helper: bool = True, a_config: Config | None = None) -> Any:
+    s = await factory(config=SERVING, local_address=(S_IP, 4433))
+    if helper:
+        h = await factory(config=SERVING, local_address=(H_IP, 4433))
+        await h.connect(s.peer_address)
+    a = await factory(config=a_config, local_address=(A_IP, 0))
+    await a.connect(s.peer_address)
+    return s, a
+
+
+MATRIX = [
+    (mapping, filtering)
+    for mapping in (B.ENDPOINT_INDEPENDENT, B.ADDRESS_DEPENDENT, B.ADDRESS_AND_PORT_DEPENDENT)
+    for filtering in (B.ENDPOINT_INDEPENDENT, B.ADDRESS_DEPENDENT, B.ADDRESS_AND_PORT_DEPENDENT)
+]
+
+
+@pytest.mark.parametrize(("mapping", "filtering"), MATRIX)
+async def test_nat_matrix(autojump_clock: Any, mapping: NatBehaviour, filtering: NatBehaviour):
+    """Only endpoint-independent filtering lets a stranger's probe in: only it is reachable."""
+    net = network(1, NatConfig(mapping=mapping, filtering=filtering))
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s, a = await world(factory)
+            address = await observed(a)
+            assert address[0] == PUBLIC
+            (result,) = await a.check_reachability(address)
+            assert result.address == address
+            assert result.server == s.node_id
+            if filtering is B.ENDPOINT_INDEPENDENT:
+                assert result.reachability is Reachability.REACHABLE, result
+            else:
+                assert result.reachability is Reachability.UNREACHABLE, result
+            stats = a.statistics()
+            reachable = result.reachability is Reachability.REACHABLE
+            assert stats.reach_probes_received == (3 if reachable else 0)
+            assert s.statistics().reach_checks_served == 1
+            shown = [x for x in a.external_addresses() if x.address == address]
+            assert shown[0].reachability is result.reachability
+
+
+async def test_no_nat_is_reachable_and_default_addresses(autojump_clock: Any):
+    net = network(2, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            _s, a = await world(factory)
+            await trio.sleep(0.04 + 1e-6)  # S's OBSERVED_ADDRESS: the local address
+            results = await a.check_reachability()  # every external address; peers: pooled
+            assert [r.address for r in results] == [a.local_address]  # observed == local
+            assert results[0].reachability is Reachability.REACHABLE
+            assert a.statistics().reach_verdicts_reachable == 1
+            assert a.metrics().statistics.reach_verdicts_reachable == 1
+
+
+async def test_server_without_helper_proves_nothing(autojump_clock: Any):
+    """Without a helper the server probes from its own IP: we sent there, so unknown."""
+    net = network(3, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s, a = await world(factory, helper=False)
+            (result,) = await a.check_reachability(a.local_address)
+            assert result.reachability is Reachability.UNKNOWN
+            assert "sent to lately" in result.detail
+            assert s.statistics().reach_probes_sent == 3
+
+
+async def test_port_restricted_nat_without_helper_is_unreachable(autojump_clock: Any):
+    """The server's own probe comes from another port: a port-restricted NAT drops it."""
+    net = network(4, NatConfig())
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            _s, a = await world(factory, helper=False)
+            (result,) = await a.check_reachability(await observed(a))
+            assert result.reachability is Reachability.UNREACHABLE
+
+
+async def test_peer_not_serving_gives_unknown(autojump_clock: Any):
+    net = network(5, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s = await factory(local_address=(S_IP, 4433))  # serves no checks
+            a = await factory(local_address=(A_IP, 0))
+            (result,) = await a.check_reachability(a.local_address, peers=[s.peer_address])
+            assert result.reachability is Reachability.UNKNOWN
+            assert result.server == s.node_id
+            (none,) = await a.check_reachability(a.local_address, peers=[])
+            assert none.reachability is Reachability.UNKNOWN
+            assert none.server is None
+
+
+async def test_address_at_another_ip_is_refused(autojump_clock: Any):
+    """The amplification guard: a server dials back only the IP it sees the requester at."""
+    net = network(6, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s, a = await world(factory)
+            victim = (H_IP, 4433)
+            (result,) = await a.check_reachability(victim)
+            assert result.reachability is Reachability.UNKNOWN
+            assert "BAD_ADDRESS" in result.detail
+            stats = s.statistics()
+            assert (stats.reach_checks_declined, stats.reach_probes_sent) == (1, 0)
+
+
+async def test_requests_are_rate_limited(autojump_clock: Any):
+    net = network(7, None)
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s, a = await world(factory)
+            conn = await a.connect(s.peer_address)
+            answers = []
+            for _ in range(10):  # a flood: 8 a minute are served
+                stream = await conn.open_protocol(REACH_PROTOCOL)
+                await stream.send_all(encode_dial(REQUEST, bytes(16), a.local_address))
+                answers.append(await stream.receive_some())
+                await stream.aclose()
+            assert answers.count(encode_status(Status.SENT)) == 8
+            assert answers.count(encode_status(Status.DECLINED)) == 2
+            assert s.statistics().reach_checks_declined == 2
+            await trio.sleep(60)
+            (result,) = await a.check_reachability(a.local_address)
+            assert result.reachability is Reachability.REACHABLE  # a minute later: served again
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x01\x00\x05hello",  # too short for a nonce and an address
+        b"\x01\x00\x13" + bytes(16) + b"\x09\x00\x01",  # unknown address family
+        b"\x07\x00\x00",  # an unknown record type
+        b"\x01\xff\xff",  # a record over the limit
+        bytes([DIAL_BACK]) + encode_dial(REQUEST, bytes(16), (A_IP, 1))[1:],  # unpadded: unpaid
+    ],
+)
+async def test_malformed_requests_reset_the_stream_only(autojump_clock: Any, junk: bytes):
+    net = network(8, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s, a = await world(factory)
+            conn = await a.connect(s.peer_address)
+            stream = await conn.open_protocol(REACH_PROTOCOL)
+            await stream.send_all(junk)
+            with pytest.raises(qp2p_trio.StreamReset) as info:
+                await stream.receive_some()
+            assert info.value.error_code == StreamErrorCode.MALFORMED
+            assert s.statistics().reach_records_malformed == 1
+            assert not conn.is_closed
+            (result,) = await a.check_reachability(a.local_address)  # the endpoint goes on
+            assert result.reachability is Reachability.REACHABLE
+
+
+async def lying_server(factory: Any, probe: bytes | None) -> Any:
+    """A server that answers SENT; it sends ``probe`` (if any) from its own socket."""
+    s = await factory(local_address=(S_IP, 4433))
+
+    async def lie(conn: Any, stream: Any) -> None:
+        await stream.receive_some()
+        if probe is not None:
+            with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as sock:
+                await sock.bind((H_IP, 0))  # a stranger's IP: only the nonce can fail
+                await sock.sendto(probe, conn.remote_address)
+        await stream.send_all(encode_status(Status.SENT))
+
+    s._driver.protocols.register(REACH_PROTOCOL, lie, internal=True)
+    return s
+
+
+@pytest.mark.parametrize("probe", [None, make_probe(bytes(16)), b"\xc0junk"])
+async def test_lying_servers_never_make_reachable(autojump_clock: Any, probe: bytes | None):
+    """SENT without a probe, or a probe with another nonce: unreachable, never reachable."""
+    net = network(9, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s = await lying_server(factory, probe)
+            a = await factory(local_address=(A_IP, 0))
+            (result,) = await a.check_reachability(a.local_address, peers=[s.peer_address])
+            assert result.reachability is Reachability.UNREACHABLE
+            assert a.statistics().reach_probes_received == 0
+            assert len(a._driver.probes) == 0  # nothing left waiting
+            await a.connect(s.peer_address)  # the connection goes on
+
+
+async def test_garbage_response_resets_the_stream(autojump_clock: Any):
+    net = network(10, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s = await factory(local_address=(S_IP, 4433))
+
+            async def garbage(conn: Any, stream: Any) -> None:
+                await stream.receive_some()
+                await stream.send_all(b"\x03\x00\x01\x77")  # an unknown status
+                await trio.sleep(1)
+
+            s._driver.protocols.register(REACH_PROTOCOL, garbage, internal=True)
+            a = await factory(local_address=(A_IP, 0))
+            (result,) = await a.check_reachability(a.local_address, peers=[s.peer_address])
+            assert result.reachability is Reachability.UNKNOWN
+            assert a.statistics().reach_records_malformed == 1
+
+
+@pytest.mark.parametrize("closed", [False, True])
+async def test_probe_from_an_ip_we_talk_to_proves_nothing(autojump_clock: Any, closed: bool):
+    """Behind an address-dependent filter, a helper we sent to (lately) gets through: unknown."""
+    net = network(11, NatConfig(filtering=B.ADDRESS_DEPENDENT))
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s, a = await world(factory)
+            conn = await a.connect((H_IP, 4433))  # opens the filter for the helper's IP
+            if closed:
+                await conn.aclose()
+                await trio.sleep(30)  # forgotten by the driver; the NAT still has it
+                assert all(c.remote_address[0] != H_IP for c in a.connections())
+            address = await observed(a)
+            (result,) = await a.check_reachability(address, peers=[s.peer_address])
+            assert result.reachability is Reachability.UNKNOWN
+            assert a.statistics().reach_probes_received == 3  # it did arrive
