@@ -180,9 +180,12 @@ def decode_status(body: bytes) -> Status:
     Raises:
         RemoteProtocolError: not one byte, or an unknown status.
     """
-    if len(body) != 1 or body[0] not in Status._value2member_map_:
-        raise RemoteProtocolError(f"reachability: a malformed RESPONSE {body.hex()!r}")
-    return Status(body[0])
+    try:
+        if len(body) == 1:
+            return Status(body[0])
+    except ValueError:
+        pass
+    raise RemoteProtocolError(f"reachability: a malformed RESPONSE {body.hex()!r}")
 
 
 def decode_record_head(head: bytes) -> tuple[int, int]:
