@@ -274,3 +274,36 @@ async def test_probe_from_an_ip_we_talk_to_proves_nothing(autojump_clock: Any, c
             (result,) = await a.check_reachability(address, peers=[s.peer_address])
             assert result.reachability is Reachability.UNKNOWN
             assert a.statistics().reach_probes_received == 3  # it did arrive
+
+
+async def test_mapped_address_is_offered_once_verified(autojump_clock: Any):
+    """A port forward through a port-restricted NAT: the mapped address is checked first."""
+    from qp2p_trio._endpoint import _offered
+    from qp2p_trio.testing import FakeGateway
+
+    net = MemoryNetwork(seed=12, default_link=LinkConfig(delay=0.02))
+    net.add_host(S_IP)
+    net.add_host(H_IP)
+    nat = net.add_nat(PUBLIC, NatConfig())
+    net.add_host(A_IP, behind=nat)
+    gateway = FakeGateway(net, nat, "127.0.0.9")
+    config = Config(port_mapping=True, port_mapping_gateway=gateway.address)
+    with trio.fail_after(60), net.activate():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.serve)
+            async with open_endpoint_factory(net) as factory:
+                _s, a = await world(factory, a_config=config)
+                with trio.fail_after(10):
+                    while a.port_mapping().external is None:  # noqa: ASYNC110 - no event
+                        await trio.sleep(0.05)
+                mapped = a.port_mapping().external
+                (entry,) = [x for x in a.external_addresses() if x.source == "mapped"]
+                assert entry.address == mapped
+                assert entry.reachability is None
+                assert not _offered(entry)  # unverified: no hole-punching candidate
+                results = {r.address: r for r in await a.check_reachability()}
+                assert results[mapped].reachability is Reachability.REACHABLE
+                (entry,) = [x for x in a.external_addresses() if x.source == "mapped"]
+                assert entry.reachability is Reachability.REACHABLE
+                assert _offered(entry)
+            nursery.cancel_scope.cancel()
