@@ -180,6 +180,26 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
             },
         ),
         (
+            "reachability_verdicts",
+            "Verdicts of our reachability checks (dial-backs), by verdict",
+            "verdict",
+            {
+                "reachable": st.reach_verdicts_reachable,
+                "unreachable": st.reach_verdicts_unreachable,
+                "unknown": st.reach_verdicts_unknown,
+            },
+        ),
+        (
+            "reachability_checks_served",
+            "Peers' reachability checks, by what we did",
+            "result",
+            {
+                "served": st.reach_checks_served,
+                "declined": st.reach_checks_declined,
+                "helped": st.reach_dial_backs_helped,
+            },
+        ),
+        (
             "pool_lookups",
             "Connect attempts, by whether a pooled connection answered",
             "result",

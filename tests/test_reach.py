@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import trio
+from prometheus_client import CollectorRegistry, generate_latest
 
 import qp2p_trio
 from qp2p_trio import Config, Reachability, StreamErrorCode
@@ -110,6 +111,11 @@ async def test_no_nat_is_reachable_and_default_addresses(autojump_clock: Any):
             assert results[0].reachability is Reachability.REACHABLE
             assert a.statistics().reach_verdicts_reachable == 1
             assert a.metrics().statistics.reach_verdicts_reachable == 1
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(qp2p_trio.PrometheusCollector(a))
+            text = generate_latest(registry).decode()
+            assert 'qp2p_reachability_verdicts_total{' in text
+            assert 'verdict="reachable"} 1.0' in text
 
 
 async def test_server_without_helper_proves_nothing(autojump_clock: Any):
