@@ -114,7 +114,7 @@ async def test_no_nat_is_reachable_and_default_addresses(autojump_clock: Any):
             registry = CollectorRegistry(auto_describe=False)
             registry.register(qp2p_trio.PrometheusCollector(a))
             text = generate_latest(registry).decode()
-            assert 'qp2p_reachability_verdicts_total{' in text
+            assert "qp2p_reachability_verdicts_total{" in text
             assert 'verdict="reachable"} 1.0' in text
 
 
