@@ -44,7 +44,7 @@ from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
 from ._punch import Puncher
 from ._quic import Address
-from ._reach import ReachService
+from ._reach import ReachService, candidates
 from ._relay import RelayService
 from ._relaypath import RelayManager
 from ._serve import serve_messages
@@ -217,8 +217,8 @@ class Endpoint(metaclass=NoPublicConstructor):
     ) -> list[ReachabilityResult]:
         """Ask peers to dial back this endpoint's addresses: can strangers reach them?
 
-        For each address (``address``, else every one of `external_addresses`
-        but wildcards), up to three peers in turn are asked over
+        For each address (``address``, else those of `external_addresses` at
+        an IP peers see us at, at most 8), up to three peers in turn are asked over
         ``qp2p/reach/1`` to send a dial-back probe carrying a random nonce;
         only peers with `Config.serve_reachability_checks` answer.  The
         verdict rests on what arrives, never on a peer's word: REACHABLE
@@ -248,11 +248,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         if peers is None:
             servers = [c for c in self.connections() if c.path == "direct"]
         if address is not None:
-            targets = [(str(address[0]), int(address[1]))]
-        else:
-            targets = [a.address for a in self.external_addresses()]
-            targets = [a for a in targets if a[0] not in ("0.0.0.0", "::")]
-        return await self._reach.check_all(targets, servers)
+            return await self._reach.check_all([(str(address[0]), int(address[1]))], servers)
+        return await self._reach.check_all(candidates(self.external_addresses()), servers)
 
     def port_mapping(self) -> PortMappingStatus:
         """The port mapping of this endpoint: gateway, protocols that answered, mapped address.

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from ._driver import Driver
     from ._streams import BidirectionalStream
 
-__all__ = ["ReachCounters", "ReachService"]
+__all__ = ["ReachCounters", "ReachService", "candidates"]
 
 MAX_SERVERS: Final = 3
 MAX_HELPERS: Final = 2
@@ -77,6 +77,7 @@ RESPONSE_TIMEOUT: Final = 5.0
 HELPER_TIMEOUT: Final = 2.0
 PROBE_WAIT: Final = 1.5
 PROBE_INTERVAL: Final = 0.1
+MAX_ADDRESSES: Final = 8
 _log = _observe.get_logger("reach")
 
 Address = tuple[str, int]
@@ -110,6 +111,18 @@ async def _read_record(stream: BidirectionalStream, buf: bytearray) -> tuple[int
         if not chunk:
             raise trio.BrokenResourceError("the reachability stream ended early")
         buf += chunk
+
+
+def candidates(found: list[ExternalAddress]) -> list[Address]:
+    """The addresses worth a check: not wildcards, at an IP peers see us at (if any do).
+
+    A server dials back only the IP it sees us at: asking about a private
+    bound address behind a NAT would only spend its rate limit.  At most
+    `MAX_ADDRESSES`, most observers first.
+    """
+    usable = [a for a in found if a.address[0] not in ("0.0.0.0", "::")]
+    seen = {a.address[0] for a in usable if a.observers or a.source == "mapped"}
+    return [a.address for a in usable if not seen or a.address[0] in seen][:MAX_ADDRESSES]
 
 
 @final

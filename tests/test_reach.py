@@ -313,3 +313,40 @@ async def test_mapped_address_is_offered_once_verified(autojump_clock: Any):
                 assert entry.reachability is Reachability.REACHABLE
                 assert _offered(entry)
             nursery.cancel_scope.cancel()
+
+
+async def test_dial_backs_for_another_server_are_paid_and_rate_limited(autojump_clock: Any):
+    """A helper sends probes anywhere only for padded DIAL_BACKs, 16 a minute per peer."""
+    net = network(13, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            h = await factory(config=SERVING, local_address=(H_IP, 4433))
+            evil = await factory(local_address=(S_IP, 0))
+            conn = await evil.connect(h.peer_address)
+            record = encode_dial(DIAL_BACK, bytes(16), (A_IP, 9))
+            answers = []
+            for _ in range(18):
+                stream = await conn.open_protocol(REACH_PROTOCOL)
+                await stream.send_all(record)
+                answers.append(await stream.receive_some())
+                await stream.aclose()
+            assert answers.count(encode_status(Status.SENT)) == 16
+            assert answers.count(encode_status(Status.DECLINED)) == 2
+            stats = h.statistics()
+            assert (stats.reach_dial_backs_helped, stats.reach_probes_sent) == (16, 48)
+            # Each probe cost the asker more than it cost the helper to send.
+            assert len(record) > 3 * len(make_probe(bytes(16)))
+
+
+def test_candidates_skip_addresses_no_server_would_dial():
+    from qp2p_trio import ExternalAddress
+    from qp2p_trio._reach import candidates
+
+    local = ExternalAddress(("192.168.1.10", 4433), "local", 0, False)
+    public = ExternalAddress(("203.0.113.5", 4433), "observed", 2, False)
+    assert candidates([local, public]) == [("203.0.113.5", 4433)]
+    assert candidates([local]) == [("192.168.1.10", 4433)]  # nothing seen: try what we have
+    wildcard = ExternalAddress(("0.0.0.0", 4433), "local", 0, False)
+    assert candidates([wildcard]) == []
+    many = [ExternalAddress(("203.0.113.5", p), "observed", 1, False) for p in range(1, 20)]
+    assert len(candidates(many)) == 8
