@@ -38,7 +38,7 @@ from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
-from ._observed import ExternalAddress, Reachability
+from ._observed import ExternalAddress
 from ._peer import PeerAddress
 from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
@@ -99,7 +99,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         self._relay_service: RelayService | None = None
         self._reach = ReachService(config, self._driver, self._local_address)
         self._puncher = Puncher(
-            lambda: [a.address for a in self.external_addresses() if _offered(a)],
+            lambda: self._reach.offered(self.external_addresses(), self.connections()),
             self._dialer.dial_beside,
             self._driver.protocols.spawn,
         )
@@ -198,7 +198,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         ``confirmed`` while the gateway's lease lasts) for as long as the
         mapping is kept.  Each carries the latest verdict of
         `check_reachability` on it (``reachability``); a mapped address is
-        offered to peers for hole punching only once it was found reachable.
+        offered to peers for hole punching only once it was found reachable
+        (hole punching has it checked, with our direct peers, when it needs it).
         """
         book = self._driver.observations
         book.expire(trio.current_time())
@@ -663,11 +664,6 @@ class Endpoint(metaclass=NoPublicConstructor):
         driver.msg_send.close()
         driver.accept_send.close()
         self._hub.close()
-
-
-def _offered(address: ExternalAddress) -> bool:
-    """Whether to offer ``address`` as a hole-punching candidate (a mapped one once verified)."""
-    return address.source != "mapped" or address.reachability is Reachability.REACHABLE
 
 
 @final

@@ -29,6 +29,7 @@ Owns: the rate limiters, the verdict book and the counters.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket as _stdlib_socket
 from typing import TYPE_CHECKING, Final, final
@@ -78,6 +79,7 @@ HELPER_TIMEOUT: Final = 2.0
 PROBE_WAIT: Final = 1.5
 PROBE_INTERVAL: Final = 0.1
 MAX_ADDRESSES: Final = 8
+VERIFY_INTERVAL: Final = 60.0
 _log = _observe.get_logger("reach")
 
 Address = tuple[str, int]
@@ -136,6 +138,7 @@ class ReachService:
         self._served = RateLimiter(per_key=8, total=64)
         self._helped = RateLimiter(per_key=16, total=64)
         self.book = VerdictBook()
+        self._verifying: dict[Address, float] = {}  # mapped addresses checked unasked, when
         self.counters = ReachCounters()
         if config.serve_reachability_checks:
             driver.protocols.register(REACH_PROTOCOL, self._handle, internal=True)
@@ -154,6 +157,38 @@ class ReachService:
             for address in dict.fromkeys(addresses):
                 nursery.start_soon(one, address)
         return [results[a] for a in dict.fromkeys(addresses)]
+
+    def offered(self, found: list[ExternalAddress], conns: list[Connection]) -> list[Address]:
+        """The addresses to offer peers for hole punching: a mapped one only once verified.
+
+        An unverified mapped address is checked in the background (with
+        ``conns``' direct peers, at most once every `VERIFY_INTERVAL` seconds),
+        so a later round can offer it.
+        """
+        now = trio.current_time()
+        for a in found:
+            if a.source == "mapped" and a.reachability is None:
+                last = self._verifying.get(a.address)
+                if last is None or now - last >= VERIFY_INTERVAL:
+                    self._verify(a.address, [c for c in conns if c.path == "direct"], now)
+        return [
+            a.address
+            for a in found
+            if a.source != "mapped" or a.reachability is Reachability.REACHABLE
+        ]
+
+    def _verify(self, address: Address, servers: list[Connection], now: float) -> None:
+        if not servers:
+            return
+        self._verifying[address] = now
+        while len(self._verifying) > 16:
+            del self._verifying[next(iter(self._verifying))]
+
+        async def verify() -> None:
+            await self.check(address, servers)
+
+        with contextlib.suppress(trio.ClosedResourceError):  # the endpoint is closing
+            self._driver.protocols.spawn(verify, "verify a mapped address")
 
     def annotate(self, found: list[ExternalAddress]) -> list[ExternalAddress]:
         """``found`` with each address's latest verdict (`ExternalAddress.reachability`)."""

@@ -284,7 +284,6 @@ async def test_probe_from_an_ip_we_talk_to_proves_nothing(autojump_clock: Any, c
 
 async def test_mapped_address_is_offered_once_verified(autojump_clock: Any):
     """A port forward through a port-restricted NAT: the mapped address is checked first."""
-    from qp2p_trio._endpoint import _offered
     from qp2p_trio.testing import FakeGateway
 
     net = MemoryNetwork(seed=12, default_link=LinkConfig(delay=0.02))
@@ -306,12 +305,15 @@ async def test_mapped_address_is_offered_once_verified(autojump_clock: Any):
                 (entry,) = [x for x in a.external_addresses() if x.source == "mapped"]
                 assert entry.address == mapped
                 assert entry.reachability is None
-                assert not _offered(entry)  # unverified: no hole-punching candidate
-                results = {r.address: r for r in await a.check_reachability()}
-                assert results[mapped].reachability is Reachability.REACHABLE
+                punch_candidates = a._puncher._candidates
+                assert mapped not in punch_candidates()  # unverified: not offered, checked
+                await trio.sleep(5)
                 (entry,) = [x for x in a.external_addresses() if x.source == "mapped"]
                 assert entry.reachability is Reachability.REACHABLE
-                assert _offered(entry)
+                assert mapped in punch_candidates()
+                assert a.statistics().reach_verdicts_reachable == 1  # checked once
+                results = {r.address: r for r in await a.check_reachability()}
+                assert results[mapped].reachability is Reachability.REACHABLE
             nursery.cancel_scope.cancel()
 
 
