@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from ._endpoint import Endpoint
+    from ._endpointstats import EndpointStatistics
     from ._metrics import EndpointMetrics
 
 __all__ = ["PrometheusCollector", "serve_metrics"]
@@ -180,6 +181,19 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
             },
         ),
         (
+            "pool_lookups",
+            "Connect attempts, by whether a pooled connection answered",
+            "result",
+            {"hit": m.pool_hits, "miss": m.pool_misses},
+        ),
+        ("connect_retries", "Failed attempts retried (Config.retry)", None, {"": m.retries}),
+        *_reach_counters(st),
+    ]
+
+
+def _reach_counters(st: EndpointStatistics) -> list[_Row]:
+    return [
+        (
             "reachability_verdicts",
             "Verdicts of our reachability checks (dial-backs), by verdict",
             "verdict",
@@ -199,13 +213,6 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
                 "helped": st.reach_dial_backs_helped,
             },
         ),
-        (
-            "pool_lookups",
-            "Connect attempts, by whether a pooled connection answered",
-            "result",
-            {"hit": m.pool_hits, "miss": m.pool_misses},
-        ),
-        ("connect_retries", "Failed attempts retried (Config.retry)", None, {"": m.retries}),
     ]
 
 
