@@ -185,7 +185,10 @@ class ReachService:
             del self._verifying[next(iter(self._verifying))]
 
         async def verify() -> None:
-            await self.check(address, servers)
+            try:
+                await self.check(address, servers)
+            except Exception:  # a bug here must not end the endpoint's tasks
+                _log.exception("reachability: checking %r failed", address)
 
         with contextlib.suppress(trio.ClosedResourceError):  # the endpoint is closing
             self._driver.protocols.spawn(verify, "verify a mapped address")
@@ -281,7 +284,8 @@ class ReachService:
             return
         except trio.BrokenResourceError:
             return
-        await stream.send_all(encode_status(status))
+        with contextlib.suppress(QP2PError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(encode_status(status))  # the requester may have gone
 
     async def _serve(self, conn: Connection, nonce: bytes, address: Address) -> Status:
         requester_ip = ip_of(conn.remote_address)
