@@ -45,6 +45,7 @@ from ._portmap_io import PortMapper, PortMappingStatus
 from ._punch import Puncher
 from ._quic import Address
 from ._reach import ReachService, candidates
+from ._reachcore import check_address
 from ._relay import RelayService
 from ._relaypath import RelayManager
 from ._serve import serve_messages
@@ -241,15 +242,18 @@ class Endpoint(metaclass=NoPublicConstructor):
         Raises:
             ConnectError: a peer of ``peers`` could not be connected.
             trio.ClosedResourceError: the endpoint is closed.
+            ValueError, TypeError: a malformed ``address``.
 
         Cancellation: stops at once; nothing is left waiting.
         """
         self._check_open()
+        if address is not None:
+            address = check_address(address)
         servers = [await self.connect(p) for p in peers] if peers is not None else []
         if peers is None:
             servers = [c for c in self.connections() if c.path == "direct"]
         if address is not None:
-            return await self._reach.check_all([(str(address[0]), int(address[1]))], servers)
+            return await self._reach.check_all([address], servers)
         return await self._reach.check_all(candidates(self.external_addresses()), servers)
 
     def port_mapping(self) -> PortMappingStatus:

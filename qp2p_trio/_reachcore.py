@@ -68,6 +68,7 @@ __all__ = [
     "RecentContacts",
     "Status",
     "VerdictBook",
+    "check_address",
     "decode_dial",
     "decode_record_head",
     "decode_status",
@@ -128,6 +129,21 @@ def ip_of(addr: Sequence[object]) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
+
+
+def check_address(address: object) -> tuple[str, int]:
+    """``address`` as ``(ip, port)`` for a check (IPv4-mapped IPv6 as IPv4).
+
+    Raises:
+        TypeError: not a tuple.
+        ValueError: not a numeric IP and a port in 1-65535.
+    """
+    if not isinstance(address, tuple) or len(address) not in (2, 4):
+        raise TypeError(f"an address to check is an (ip, port) tuple, not {address!r}")
+    ip, port = ip_of(address), address[1]
+    if ip is None or isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"an address to check needs a numeric IP and a port: {address!r}")
+    return ip, port
 
 
 # ----------------------------------------------------------------- codec

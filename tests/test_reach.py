@@ -352,3 +352,17 @@ def test_candidates_skip_addresses_no_server_would_dial():
     assert candidates([wildcard]) == []
     many = [ExternalAddress(("203.0.113.5", p), "observed", 1, False) for p in range(1, 20)]
     assert len(candidates(many)) == 8
+
+
+async def test_bad_addresses_are_refused_at_the_call(autojump_clock: Any):
+    net = network(14, None)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            _s, a = await world(factory)
+            for bad in [("example.org", 1), ("192.0.2.1", 0), ("192.0.2.1", True)]:
+                with pytest.raises(ValueError, match="numeric IP and a port"):
+                    await a.check_reachability(bad)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=r"\(ip, port\) tuple"):
+                await a.check_reachability("192.0.2.1:1")  # type: ignore[arg-type]
+            (ok,) = await a.check_reachability(("::ffff:" + A_IP, a.local_address[1], 0, 0))
+            assert ok.address == a.local_address
