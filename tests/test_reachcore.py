@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from qp2p_trio import RemoteProtocolError
-from qp2p_trio._quic import parse_datagram_header
+from qp2p_trio._quicheader import parse_datagram_header
 from qp2p_trio._reachcore import (
     DIAL_BACK,
     DIAL_BACK_MIN,
