@@ -135,8 +135,10 @@ class ReachService:
         self._config = config
         self._driver = driver
         self._local = local
-        self._served = RateLimiter(per_key=8, total=64)
-        self._helped = RateLimiter(per_key=16, total=64)
+        # Keyed by IP: a peer with many node ids gets no bigger share.
+        self._served = RateLimiter(per_key=8, total=64)  # by requester IP
+        self._helped = RateLimiter(per_key=16, total=64)  # by asking server's IP
+        self._targets = RateLimiter(per_key=24, total=64)  # helped dial-backs by target IP
         self.book = VerdictBook()
         self._verifying: dict[Address, float] = {}  # mapped addresses checked unasked, when
         self.counters = ReachCounters()
@@ -292,7 +294,7 @@ class ReachService:
         if requester_ip is None or ip_of(address) != requester_ip:
             self.counters.reach_checks_declined += 1
             return Status.BAD_ADDRESS  # the amplification guard: only the IP we see
-        if not self._served.allow(conn.peer_id, trio.current_time()):
+        if not self._served.allow(requester_ip, trio.current_time()):
             self.counters.reach_checks_declined += 1
             return Status.DECLINED
         self.counters.reach_checks_served += 1
@@ -335,7 +337,8 @@ class ReachService:
         return None
 
     async def _help(self, conn: Connection, nonce: bytes, address: Address) -> Status:
-        if not self._helped.allow(conn.peer_id, trio.current_time()):
+        now, asker, target = trio.current_time(), ip_of(conn.remote_address), ip_of(address)
+        if not (self._helped.allow(asker, now) and self._targets.allow(target, now)):
             self.counters.reach_checks_declined += 1
             return Status.DECLINED
         self.counters.reach_dial_backs_helped += 1

@@ -24,8 +24,9 @@ from "unknown".
 Amplification guard: S dials back only the IP it sees R at (any port: a
 mapped one may differ), at most `PROBES` datagrams of `PROBE_SIZE` bytes.
 H cannot see R, so S *pays* for H's probes: a DIAL_BACK record is padded to
-at least `DIAL_BACK_MIN` bytes, more than H sends.  Both rate-limit every
-peer and the endpoint as a whole (`RateLimiter`).
+at least `DIAL_BACK_MIN` bytes, more than H sends.  Both rate-limit per IP
+(the requester's, the asking server's, the target's) and the endpoint as a
+whole (`RateLimiter`).
 
 Records on the protocol stream: type (u8), length (u16 BE), body; see
 ``docs/wire.rst``.  Nothing here does I/O or reads a clock; times are passed in.

@@ -366,3 +366,23 @@ async def test_bad_addresses_are_refused_at_the_call(autojump_clock: Any):
                 await a.check_reachability("192.0.2.1:1")  # type: ignore[arg-type]
             (ok,) = await a.check_reachability(("::ffff:" + A_IP, a.local_address[1], 0, 0))
             assert ok.address == a.local_address
+
+
+async def test_one_target_gets_few_dial_backs_whoever_asks(autojump_clock: Any):
+    """Servers at two IPs aim a helper at one IP: 24 dial-backs a minute reach it, no more."""
+    net = network(15, None)
+    net.add_host("127.0.3.9")
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            h = await factory(config=SERVING, local_address=(H_IP, 4433))
+            sent = 0
+            for ip in (S_IP, "127.0.3.9"):
+                evil = await factory(local_address=(ip, 0))
+                conn = await evil.connect(h.peer_address)
+                for _ in range(16):
+                    stream = await conn.open_protocol(REACH_PROTOCOL)
+                    await stream.send_all(encode_dial(DIAL_BACK, bytes(16), (A_IP, 9)))
+                    sent += await stream.receive_some() == encode_status(Status.SENT)
+                    await stream.aclose()
+            assert sent == 24
+            assert h.statistics().reach_probes_sent == 24 * 3
