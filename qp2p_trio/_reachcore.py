@@ -264,7 +264,7 @@ class PendingProbes:
             return False
         self.received += 1
         if entry.source is None:
-            entry.source = (str(source[0]), int(str(source[1])))
+            entry.source = (ip_of(source) or str(source[0]), int(str(source[1])))
             entry.wake()
         return True
 

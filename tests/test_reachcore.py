@@ -87,6 +87,9 @@ def test_pending_probes() -> None:
     assert table.pop(NONCE) is None
     assert table.source(NONCE) is None
     assert len(table) == 1
+    assert table.add(b"m" * 16, ("192.0.2.1", 1), lambda: None)
+    assert table.arrived(b"m" * 16, ("::ffff:198.51.100.3", 7, 0, 0))  # a dual-stack socket
+    assert table.pop(b"m" * 16) == ("198.51.100.3", 7)
 
 
 def test_recent_contacts() -> None:
