@@ -386,3 +386,19 @@ async def test_one_target_gets_few_dial_backs_whoever_asks(autojump_clock: Any):
                     await stream.aclose()
             assert sent == 24
             assert h.statistics().reach_probes_sent == 24 * 3
+
+
+async def test_ipv6(autojump_clock: Any):
+    net = MemoryNetwork(seed=16, default_link=LinkConfig(delay=0.02))
+    s_ip, h_ip, a_ip = "2001:db8::1", "2001:db8::2", "2001:db8::3"
+    for ip in (s_ip, h_ip, a_ip):
+        net.add_host(v6=ip)
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            s = await factory(config=SERVING, local_address=(s_ip, 4433))
+            h = await factory(config=SERVING, local_address=(h_ip, 4433))
+            await h.connect(s.peer_address)
+            a = await factory(local_address=(a_ip, 0))
+            (result,) = await a.check_reachability(a.local_address[:2], peers=[s.peer_address])
+            assert result.reachability is Reachability.REACHABLE, result
+            assert result.detail == f"a probe with our nonce came from {h_ip}"
