@@ -107,13 +107,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         )
         if config.hole_punching:
             self._puncher.install(self._driver.protocols)
-        self._keeper = PathKeeper(
-            self._hub,
-            self._puncher,
-            self.connect,
-            self._driver.protocols.spawn,
-            punching=config.hole_punching,
-        )
+        self._keeper = PathKeeper(self._hub, self._puncher, self.connect, config.hole_punching)
         self._dialer.relay_for = self._keeper.relay_for
         if config.relay:
             self._relay_service = RelayService(config)

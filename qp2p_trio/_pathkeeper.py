@@ -90,14 +90,11 @@ class PathKeeper:
         hub: EventHub,
         puncher: Puncher,
         connect: Callable[[PeerAddress], Awaitable[Connection]],
-        spawn: Callable[[Callable[[], Awaitable[None]], str], None],
-        *,
         punching: bool,
     ) -> None:
         self._hub = hub
         self._puncher = puncher
         self._connect = connect
-        self._spawn = spawn
         self._punching = punching
         self._met: OrderedDict[NodeId, _Met] = OrderedDict()
         self._falling_back: set[NodeId] = set()
@@ -145,7 +142,8 @@ class PathKeeper:
         if met.dialled and peer not in self._falling_back:
             self._falling_back.add(peer)
             try:
-                self._spawn(functools.partial(self._fall_back, peer, met), "relay fallback")
+                spawn = self._puncher.spawn
+                spawn(functools.partial(self._fall_back, peer, met), "relay fallback")
             except trio.ClosedResourceError:
                 self._falling_back.discard(peer)
 

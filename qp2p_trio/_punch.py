@@ -142,7 +142,8 @@ class Puncher:
     ) -> None:
         self._candidates = candidates
         self._dial = dial
-        self._spawn = spawn
+        #: Starts a task in the endpoint's nursery (the path keeper's too).
+        self.spawn = spawn
         self._running: set[Connection] = set()
         self._answered: dict[Connection, int] = {}  # punch requests answered, per connection
         self.counters = PunchCounters()
@@ -156,7 +157,7 @@ class Puncher:
         if conn in self._running or conn.path != "relayed":
             return
         self._running.add(conn)
-        self._spawn(functools.partial(self._initiate, conn), "hole punching")
+        self.spawn(functools.partial(self._initiate, conn), "hole punching")
 
     def _ours(self) -> list[Address]:
         return [a for a in self._candidates() if a[0] not in ("0.0.0.0", "::")]

@@ -34,8 +34,8 @@ class Recorder:
         self.spawned: list[str] = []
         self.punched: list[Any] = []
         self.hub = EventHub()
-        puncher: Any = SimpleNamespace(start=self.punched.append)
-        self.keeper = PathKeeper(self.hub, puncher, self.connect, self.spawn, punching=True)
+        puncher: Any = SimpleNamespace(start=self.punched.append, spawn=self.spawn)
+        self.keeper = PathKeeper(self.hub, puncher, self.connect, punching=True)
 
     async def connect(self, peer: PeerAddress) -> Any:  # pragma: no cover - never awaited here
         raise AssertionError
