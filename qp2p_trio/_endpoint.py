@@ -40,6 +40,7 @@ from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
 from ._observed import ExternalAddress
 from ._peer import PeerAddress
+from ._peercache_io import PeerCacheStore
 from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
 from ._punch import Puncher
@@ -109,6 +110,11 @@ class Endpoint(metaclass=NoPublicConstructor):
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
         self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
+        self._peer_cache = (
+            None
+            if config.peer_cache is None
+            else PeerCacheStore(config.peer_cache, self._driver.wall_clock)
+        )
 
     # ------------------------------------------------------------ properties
     @property
@@ -308,6 +314,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         dialer = self._dialer
         if isinstance(peer, str):
             peer = PeerAddress.parse(peer)
+        peer = self._cached(peer, one_path=False)
         if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
             conn = await dialer.race_paths(peer, node_id)
         else:
@@ -398,7 +405,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, None)
+        target = await dialer.target(self._cached(peer, one_path=True), None)
 
         async def once() -> None:
             conn, _ = await dialer.connect_once(*target)
@@ -433,7 +440,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, None)
+        target = await dialer.target(self._cached(peer, one_path=True), None)
 
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
@@ -588,6 +595,14 @@ class Endpoint(metaclass=NoPublicConstructor):
         if self._driver.closing:
             raise trio.ClosedResourceError("the endpoint is closed")
 
+    def _cached(self, peer: Peer, *, one_path: bool) -> Peer:
+        """A node id without a live connection becomes its `Config.peer_cache` address."""
+        if self._peer_cache is None or not isinstance(peer, NodeId):
+            return peer
+        return self._peer_cache.dial_form(
+            peer, self._pool.peer(peer) is not None, one_path=one_path
+        )
+
     async def _run_background(self, *, task_status: trio.TaskStatus[None]) -> None:
         with self._bg_scope:
             await self._driver.run(task_status=task_status)
@@ -598,6 +613,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             await trio.lowlevel.checkpoint()
             return
         grace = self._config.close_grace
+        if self._peer_cache is not None:
+            self._peer_cache.note_live(self._pool.connections())
         with trio.move_on_after(grace / 2):  # while their relays still carry them
             await self._relays.close_relayed(list(driver.connections), grace / 2)
         driver.closing = driver.protocols.closing = True
@@ -615,6 +632,8 @@ class Endpoint(metaclass=NoPublicConstructor):
                 await conn.close_sent_event.wait()
         driver.closed = True
         self._bg_scope.cancel()
+        if self._peer_cache is not None:
+            self._peer_cache.save_now()  # blocking, once: no thread to wait for
         driver.msg_send.close()
         driver.accept_send.close()
         self._hub.close()
@@ -720,6 +739,8 @@ async def open_endpoint(
                 try:
                     await nursery.start(endpoint._run_background)
                     endpoint._relays.start()
+                    if endpoint._peer_cache is not None:
+                        nursery.start_soon(endpoint._peer_cache.run, endpoint.events())
                     if config.port_mapping:
                         endpoint._portmapper = endpoint._new_port_mapper()
                         nursery.start_soon(endpoint._portmapper.run)

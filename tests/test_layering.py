@@ -38,6 +38,7 @@ SANS_IO = [
     "_streamtable",
     "_protoname",
     "_relayframe",
+    "_peercache",
     "_peer",
     "_observed",
     "_natpmp",
