@@ -123,6 +123,7 @@ def config_for(
         **trust,
         relay=bool(getattr(args, "relay", False)),
         home_relay=_home_relay(home_relay) if home_relay is not None else None,
+        peer_cache=getattr(args, "peer_cache", None),
     )
 
 
