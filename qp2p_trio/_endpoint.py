@@ -170,6 +170,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         if self._relay_service is not None:
             counts |= attrs.asdict(self._relay_service.counters)
         counts["relay_paths_dropped"] = self._relays.dropped
+        counts |= self._relays.gauges()
         counts |= attrs.asdict(self._puncher.counters)
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
