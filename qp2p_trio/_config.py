@@ -262,7 +262,7 @@ class Config:
     #: Punch a hole next to a relayed connection (``qp2p/punch/1``): when it
     #: works, the connection moves to the direct path without losing a message.
     hole_punching: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    #: A file in which to remember the peers this endpoint meets (node id,
+    #: A file in which to remember the peers this endpoint dials (node id,
     #: direct addresses, relays, when last seen, whether directly; 1,000
     #: peers at most), read when the endpoint opens and rewritten atomically
     #: as it goes, so that after a restart `Endpoint.connect` with only a

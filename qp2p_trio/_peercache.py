@@ -207,11 +207,13 @@ class PeerCache:
         *,
         address: tuple[str, int] | None = None,
         relay: PeerAddress | None = None,
+        create: bool = True,
     ) -> None:
         """Record a contact with ``node_id`` at ``now``: direct at ``address``, or
-        relayed through ``relay`` (neither: the entry's time only, if it exists)."""
+        relayed through ``relay`` (neither: the entry's time only, if it exists).
+        Without ``create``, only a peer the cache holds already is updated."""
         old = self._peers.get(node_id)
-        if old is None and address is None and relay is None:
+        if old is None and (not create or (address is None and relay is None)):
             return
         if old is None:
             old = CachedPeer(node_id)

@@ -13,10 +13,12 @@ empty cache that lives in memory only, so a mistyped path never destroys
 someone's file.  Entries that do not parse are skipped (logged, counted).
 
 `PeerCacheStore.run`, a task of the endpoint, follows the endpoint's peer
-events: a peer that connects, or whose connection moves to the direct path,
-is recorded with the path it uses now (its address if direct, its relay if
-relayed) and the wall-clock time; one that disconnects gets its time
-updated.  Changes are written `SAVE_DELAY` seconds after the first one
+events: a peer that we dialled, or whose connection moves to the direct
+path, is recorded with the path it uses now (its address if direct, its
+relay if relayed) and the wall-clock time; one that disconnects gets its
+time updated.  A peer that dialled us only updates an entry it has: a node
+that makes up identities by the thousand cannot push the peers we chose out
+of the bounded cache.  Changes are written `SAVE_DELAY` seconds after the first one
 (so a burst of connections costs one write), and once more when the
 endpoint closes, with the live peers marked seen then.  Each write goes to
 a temporary file in the same directory (mode 0600: the cache says whom
@@ -150,31 +152,41 @@ class PeerCacheStore:
         _log.info("peer cache %s: %d peers", self.path, len(self.cache))
 
     # ------------------------------------------------------------ recording
-    def record(self, conn: Connection) -> None:
-        """``conn``'s peer is connected now, on ``conn``'s path."""
+    def record(self, conn: Connection, *, create: bool) -> None:
+        """``conn``'s peer is connected now, on ``conn``'s path; ``create``: a new
+        entry if the cache has none."""
         kind = conn.path
         if kind not in ("direct", "relayed"):
             return  # another attached path: nothing a later dial could use
         try:
             peer = conn.peer
+            now = self._wall_clock()
             if kind == "direct":
-                self.cache.seen(peer.node_id, self._wall_clock(), address=peer.address)
+                self.cache.seen(peer.node_id, now, address=peer.address, create=create)
             elif peer.relay is not None:
-                self.cache.seen(peer.node_id, self._wall_clock(), relay=peer.relay)
+                self.cache.seen(peer.node_id, now, relay=peer.relay, create=create)
         except (ValueError, TypeError, RuntimeError) as exc:
             _log.debug("peer cache: not recording %r (%s)", conn, exc)
 
     def note(self, event: PeerEvent) -> None:
-        """Record what a peer event says."""
-        if isinstance(event, Connected | PathChanged):
-            self.record(event.connection)
+        """Record what a peer event says.
+
+        Only peers this endpoint dialled get an entry: any node can dial us,
+        and one that makes up identities by the thousand must not push the
+        peers we chose out of the bounded cache.  A peer that dialled us
+        updates its entry if it has one (its address and time only).
+        """
+        if isinstance(event, Connected):
+            self.record(event.connection, create=not event.incoming)
+        elif isinstance(event, PathChanged):
+            self.record(event.connection, create=False)
         elif isinstance(event, Disconnected):
             self.cache.seen(event.peer, self._wall_clock())
 
     def note_live(self, conns: Iterable[Connection]) -> None:
         """Every one of ``conns`` is connected now (the endpoint is closing)."""
         for conn in conns:
-            self.record(conn)
+            self.record(conn, create=False)
 
     def lookup(self, node_id: NodeId, *, one_path: bool) -> PeerAddress | None:
         """Where to dial ``node_id`` (`CachedPeer.peer_address`), if cached."""

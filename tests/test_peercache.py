@@ -304,3 +304,29 @@ async def test_a_lying_cache_cannot_change_who_answers(autojump_clock: Any, tmp_
             with pytest.raises(PeerIdentityError):
                 await a.connect(b.node_id)
             assert not a.connections()
+
+
+async def test_peers_that_dial_us_cannot_flood_the_cache(autojump_clock: Any, tmp_path: Any):
+    """Only peers we dialled get an entry; one that dials us updates its own only."""
+    path = tmp_path / "peers.json"
+    net = MemoryNetwork(seed=6)
+    with trio.fail_after(120), net.activate():
+        async with open_endpoint_factory(net, seed=6) as factory:
+            a = await factory(config=Config(peer_cache=path))
+            friend_identity = seeded_identity(106, 0)
+            friend = await factory(identity=friend_identity)
+            await a.connect(friend.peer_address)
+            hostile = net.add_host("127.0.5.1")  # one host, identities made up at will
+            for n in range(20):
+                sybil = await factory(identity=seeded_identity(60, n), host=hostile)
+                await sybil.connect(a.peer_address)
+            await friend.aclose()
+            moved = await factory(identity=friend_identity)  # the friend, elsewhere now
+            await moved.connect(a.peer_address)
+            await wait_until(lambda: len(a.connections()) == 21)
+            await a.aclose()
+    cache, _ = loads(path.read_text())
+    assert [p.node_id for p in cache] == [friend_identity.node_id]
+    entry = cache.get(friend_identity.node_id)
+    assert entry is not None
+    assert entry.addresses == (moved.local_address[:2], friend.local_address[:2])
