@@ -57,6 +57,7 @@ from ._message import Message as Message
 from ._metrics import EndpointMetrics as EndpointMetrics, Histogram as Histogram
 from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
 from ._peer import PeerAddress as PeerAddress
+from ._peercache_io import read_peer_cache as read_peer_cache
 from ._portmap_io import GatewayProbe as GatewayProbe, PortMappingStatus as PortMappingStatus
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
 from ._retry import RetryPolicy as RetryPolicy
@@ -128,6 +129,7 @@ __all__ = [
     "__version__",
     "load_certificate",
     "open_endpoint",
+    "read_peer_cache",
     "save_certificate",
     "serve_metrics",
 ]

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from ._events import PeerEvent, PeerEvents
     from ._peer import PeerAddress
 
-__all__ = ["SAVE_DELAY", "PeerCacheStore"]
+__all__ = ["SAVE_DELAY", "PeerCacheStore", "read_peer_cache"]
 
 #: Seconds between a change and the write that saves it.
 SAVE_DELAY: Final = 2.0
@@ -79,6 +79,42 @@ def _read(path: str) -> bytes | None:
         raise PeerCacheError(f"larger than {MAX_FILE_BYTES} bytes: not a peer cache")
     with open(path, "rb") as file:
         return file.read(MAX_FILE_BYTES + 1)
+
+
+def read_peer_cache(path: str | os.PathLike[str]) -> dict[NodeId, PeerAddress]:
+    """Read a peer cache file (`Config.peer_cache`): where each peer in it can be dialled.
+
+    For each peer, its latest direct address and relay, as `Endpoint.connect`
+    takes them; entries that do not parse are skipped.  Nothing here proves
+    anything: connecting still checks the node id.
+
+    Example::
+
+        known = qp2p_trio.read_peer_cache("peers.json")
+        for node_id, peer in known.items():
+            print(node_id.short(), peer)
+
+    Args:
+        path: the file.
+
+    Returns:
+        Peer addresses by node id, the least recently seen first; empty if
+        there is no file.
+
+    Raises:
+        PeerCacheError: the file is not a peer cache this version reads.
+        OSError: it cannot be read.
+    """
+    data = _read(os.fspath(path))
+    if data is None:
+        return {}
+    cache, _skipped = loads(data)
+    found = {}
+    for entry in cache:
+        peer = entry.peer_address()
+        if peer is not None:
+            found[entry.node_id] = peer
+    return found
 
 
 def write_atomically(path: str, text: str, commit: Callable[[], bool] = lambda: True) -> None:

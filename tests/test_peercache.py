@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import trio
 
+import qp2p_trio
 from qp2p_trio import Config, NodeId, PeerAddress, PeerCacheError, PeerIdentityError
 from qp2p_trio._peercache import MAX_PEERS, VERSION, CachedPeer, PeerCache, loads
 from qp2p_trio._peercache_io import PeerCacheStore, write_atomically
@@ -330,3 +331,19 @@ async def test_peers_that_dial_us_cannot_flood_the_cache(autojump_clock: Any, tm
     entry = cache.get(friend_identity.node_id)
     assert entry is not None
     assert entry.addresses == (moved.local_address[:2], friend.local_address[:2])
+
+
+def test_read_peer_cache(tmp_path: Any):
+    path = tmp_path / "peers.json"
+    assert qp2p_trio.read_peer_cache(path) == {}
+    cache = PeerCache()
+    cache.seen(node(1), 1.0, address=("192.0.2.1", 1))
+    cache.seen(node(2), 2.0, relay=relay_of(1))
+    path.write_text(cache.dumps())
+    assert qp2p_trio.read_peer_cache(path) == {
+        node(1): PeerAddress(node(1), ("192.0.2.1", 1)),
+        node(2): PeerAddress(node(2), relay=relay_of(1)),
+    }
+    path.write_text('{"format": "qp2p-trio peer cache", "version": 99}')
+    with pytest.raises(PeerCacheError, match="version 99"):
+        qp2p_trio.read_peer_cache(path)
