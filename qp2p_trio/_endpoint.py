@@ -291,7 +291,8 @@ class Endpoint(metaclass=NoPublicConstructor):
         Args:
             peer: ``(host, port)`` (IPv6: also a 4-tuple), a `PeerAddress`
                 or its text ``"<node-id>@host:port"``, or a `NodeId` this
-                endpoint has been connected to before.
+                endpoint has been connected to before, or that its
+                `Config.peer_cache` holds (its address and relay are raced).
             node_id: the node id the peer must prove (implied by a
                 `PeerAddress`), or ``None`` to accept any.
 
