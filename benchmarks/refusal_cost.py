@@ -20,7 +20,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 import qp2p_trio
-from qp2p_trio import Config, Identity, _quic
+from qp2p_trio import Config, Identity, _quic, _quicheader
 from qp2p_trio._admission import Admission
 from qp2p_trio._certs import make_certificate
 
@@ -68,7 +68,7 @@ def main() -> None:
             lambda: refusing.screen(initial, addr, 0.0, connections=1),
             5000,
         ),
-        ("junk dropped (header parse)", lambda: _quic.parse_datagram_header(junk), 50000),
+        ("junk dropped (header parse)", lambda: _quicheader.parse_datagram_header(junk), 50000),
     ]
     for name, fn, number in cases:
         best = min(timeit.repeat(fn, number=number, repeat=5)) / number

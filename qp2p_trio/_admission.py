@@ -62,6 +62,11 @@ import struct
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
 
 import attrs
+
+# First: checks the aioquic version before any aioquic module is imported.
+from ._quicheader import CID_LENGTH
+
+# isort: split
 from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
 from aioquic.quic.crypto import (
     INITIAL_CIPHER_SUITE,
@@ -80,12 +85,11 @@ from aioquic.quic.packet import (
 from aioquic.quic.packet_builder import QuicPacketBuilder
 from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
 
-from ._quic import CID_LENGTH, Address
-
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
     from ._config import Config
+    from ._quic import Address
 
 __all__ = [
     "CONNECTION_REFUSED",

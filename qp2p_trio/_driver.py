@@ -53,7 +53,6 @@ import heapq
 import ipaddress
 import logging
 import math
-import os
 import secrets
 import socket as _stdlib_socket
 import time
@@ -62,19 +61,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _admission, _classify, _metrics, _observe, _pool, _quic
+from . import _admission, _classify, _metrics, _observe, _pool, _quic, _quicheader
 from ._budget import ReceiveBudget
 from ._ca import own_chain
-from ._certs import make_certificate, renewal_window
 from ._connection import Connection
-from ._errors import EndpointError, PeerUnreachable
+from ._errors import EndpointError
 from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
 from ._protocols import ProtocolRouter
 from ._relaypath import PathInfo, describe_path
+from ._tlsconf import TlsSettings
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
+from ._unreachable import DialWatch
 from ._wire import CloseCode, StreamErrorCode
 
 if TYPE_CHECKING:
@@ -140,9 +140,9 @@ class Driver:
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = 0
         self.wall_clock = config.wall_clock or time.time
-        self._renewal_window = (math.inf, -math.inf)
-        self._tls: tuple[QuicConfiguration, QuicConfiguration]
-        self._tls_configurations()  # mints the first certificate
+        self.tls = TlsSettings(
+            config, identity, self.wall_clock, keylog=self.observe.keylog, qlog=self.observe.qlog
+        )
         self.routes: dict[bytes, Connection] = {}
         self.connections: set[Connection] = set()
         self.live: set[Connection] = set()  # not yet terminated
@@ -152,10 +152,9 @@ class Driver:
         #: (every other connection runs over the socket).
         self.paths: dict[str, Path] = {}
         self._path_of: dict[Connection, Path] = {}
-        #: Our socket dials still waiting for their handshake, by the
-        #: peer's (host, port): who an ICMP unreachable report may fail.
-        self._dialing: dict[Address, list[Connection]] = {}
-        self._dial_key: dict[Connection, Address] = {}
+        #: Our socket dials still waiting for their handshake: who an ICMP
+        #: unreachable report may fail.
+        self._dialing = DialWatch[Connection]()
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self.msg_send, self.msg_recv = trio.open_memory_channel[tuple[Message, str, int]](math.inf)
@@ -185,34 +184,11 @@ class Driver:
     # ----------------------------------------------------------- certificate
     @property
     def _client_conf(self) -> QuicConfiguration:
-        return self._tls_configurations()[0]
+        return self.tls.client
 
     @property
     def _server_conf(self) -> QuicConfiguration:
-        return self._tls_configurations()[1]
-
-    def _tls_configurations(self) -> tuple[QuicConfiguration, QuicConfiguration]:
-        """Client and server TLS settings for a new connection.
-
-        Our certificate is renewed before it expires (`_certs.renewal_window`);
-        connections keep the settings they started with.
-        """
-        now = self.wall_clock()
-        start, renew_at = self._renewal_window
-        if not start <= now < renew_at:
-            cert, key = make_certificate(self._identity, now=now)
-            build = functools.partial(
-                _quic.build_configuration,
-                self.config,
-                certificate=cert,
-                private_key=key,
-                keylog=self.observe.keylog,
-                qlog=self.observe.qlog,
-                chain=own_chain(self.config, self._identity.node_id),
-            )
-            self._tls = (build(is_client=True), build(is_client=False))
-            self._renewal_window = renewal_window(cert)
-        return self._tls
+        return self.tls.server
 
     @property
     def closing(self) -> bool:
@@ -258,9 +234,7 @@ class Driver:
         if path is not None:
             self._path_of[conn] = path
         else:
-            key = self.present_address(wire)[:2]
-            self._dialing.setdefault(key, []).append(conn)
-            self._dial_key[conn] = key
+            self._dialing.add(conn, self.present_address(wire)[:2])
         self._register(conn, core.host_cid)
         core.connect(wire, trio.current_time())
         _observe.handshake_started(conn)
@@ -356,39 +330,15 @@ class Driver:
 
     def _pending_remove(self, conn: Connection) -> None:
         self.admission.remove(conn)
-        self._dial_done(conn)
-
-    def _dial_done(self, conn: Connection) -> None:
-        key = self._dial_key.pop(conn, None) if self._dial_key else None
-        if key is not None:
-            dialing = self._dialing[key]
-            dialing.remove(conn)
-            if not dialing:
-                del self._dialing[key]
+        self._dialing.done(conn)
 
     def _on_unreachable(self, reports: list[tuple[Address, int]]) -> None:
-        """ICMP said nobody is at these addresses: fail our dials there that heard nothing.
-
-        A report is easy to forge, so it ends only a handshake that has not
-        received a single datagram from its peer (a peer that answered is
-        there); established connections never look at them.
-        """
-        counters = self.counters
-        for addr, code in reports:
-            counters.unreachable_reports += 1
-            key = self.present_address(addr)[:2]
-            for conn in list(self._dialing.get(key, ())):
-                if conn.datagrams_received or conn.established_event.is_set():
-                    continue
-                counters.dials_unreachable += 1
-                host = f"[{key[0]}]" if ":" in str(key[0]) else str(key[0])
-                error = PeerUnreachable(
-                    f"{host}:{key[1]} is unreachable: {os.strerror(code)} "
-                    "(an ICMP error answered our handshake)",
-                    address=key,
-                    errno=code,
-                )
-                conn.fail_handshake(error, reason="peer unreachable")
+        """ICMP said nobody is at these addresses: fail our dials there that heard nothing."""
+        self.counters.unreachable_reports += len(reports)
+        failed = self._dialing.failed_by(reports, self.present_address, _heard_from)
+        for conn, error in failed:
+            self.counters.dials_unreachable += 1
+            conn.fail_handshake(error, reason="peer unreachable")
         reports.clear()
 
     def _handshake_expired(self, conn: Connection, why: _admission.Expiry) -> None:
@@ -426,7 +376,7 @@ class Driver:
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
         self._path_of.pop(conn, None)
-        self._dial_done(conn)
+        self._dialing.done(conn)
 
     def budget_release(self, peer: str, messages: int, nbytes: int) -> None:
         self.budget.release(peer, messages=messages, nbytes=nbytes)
@@ -455,7 +405,7 @@ class Driver:
         counters = self.counters
         counters.datagrams_received += 1
         counters.bytes_received += len(data)
-        header = _quic.parse_datagram_header(data)
+        header = _quicheader.parse_datagram_header(data)
         if header is None:
             counters.dropped_malformed += 1
             return
@@ -504,7 +454,7 @@ class Driver:
         self,
         data: bytes,
         addr: Address,
-        header: _quic.DatagramHeader,
+        header: _quicheader.DatagramHeader,
         now: float,
         path: Path | None,
     ) -> Connection | None:
@@ -512,7 +462,7 @@ class Driver:
         counters = self.counters
         if not header.supported_version:
             counters.dropped_unsupported_version += 1
-            answer = _quic.version_negotiation(data)
+            answer = _quicheader.version_negotiation(data)
             if answer is not None:
                 self._answer(answer, addr, path)
             return None
@@ -786,6 +736,10 @@ class Driver:
             nursery.start_soon(_guard, receive, "receive")
             nursery.start_soon(_guard, self._send_loop, "send")
             task_status.started()
+
+
+def _heard_from(conn: Connection) -> bool:
+    return bool(conn.datagrams_received) or conn.established_event.is_set()
 
 
 async def _guard(fn: Any, name: str) -> None:

@@ -74,31 +74,24 @@ private access is here, listed below, and each has a test in
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final, TextIO, final
 
-import aioquic
 import attrs
 
-from ._aioquic_pin import AIOQUIC_OVERRIDE, check_aioquic_version
+# First: checks the aioquic version before any aioquic module is imported.
+from ._quicheader import CID_LENGTH
 
-check_aioquic_version(aioquic.__version__, allow_any=bool(os.environ.get(AIOQUIC_OVERRIDE)))
+# isort: split
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.quic import events as qe
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
+from aioquic.tls import Group
 
-from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]  # noqa: E402
-from aioquic.quic import events as qe  # noqa: E402
-from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
-from aioquic.quic.connection import QuicConnection  # noqa: E402
-from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace  # noqa: E402
-from aioquic.quic.packet import (  # noqa: E402
-    QuicProtocolVersion,
-    encode_quic_version_negotiation,
-    pull_quic_header,
-)
-from aioquic.tls import Group  # noqa: E402
-
-from ._config import ALPN, Config  # noqa: E402
+from ._config import ALPN, Config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -112,7 +105,6 @@ __all__ = [
     "CidIssued",
     "CidRetired",
     "CoreEvent",
-    "DatagramHeader",
     "QLOG_VERSION",
     "HandshakeDone",
     "QlogSink",
@@ -122,13 +114,8 @@ __all__ = [
     "StreamReset",
     "Terminated",
     "build_configuration",
-    "parse_datagram_header",
-    "version_negotiation",
 ]
 
-#: Every local connection id has this length: short headers carry no length,
-#: so one socket serving many connections needs a single value.
-CID_LENGTH: Final = 8
 #: DATAGRAM frames we accept (RFC 9221 max_datagram_frame_size): any that fits a packet.
 DATAGRAM_FRAME_MAX: Final = 65535
 #: DATAGRAM frames queued to send at most; more are dropped (counted).
@@ -140,8 +127,6 @@ _DATAGRAM_OVERHEAD: Final = 1 + 20 + 4 + 16 + 1 + 2
 
 #: QUIC's CRYPTO_ERROR range: a TLS alert travels as 0x100 + its number.
 CRYPTO_ERROR: Final = 0x100
-
-_SUPPORTED_VERSIONS: Final = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
 
 #: A socket address as Python's socket module gives it: ``(host, port)`` or,
 #: for IPv6, ``(host, port, flowinfo, scope_id)``.  The one address type of
@@ -292,104 +277,6 @@ class QlogSink(QuicLogger):
         """End every trace still open (the endpoint is closing)."""
         for trace in list(self._open):
             self.end_trace(trace)
-
-
-# ------------------------------------------------------------ datagram header
-@final
-@attrs.frozen
-class DatagramHeader:
-    destination_cid: bytes
-    is_initial: bool
-    is_long_header: bool
-    version: int | None
-    supported_version: bool
-
-
-def parse_datagram_header(data: bytes) -> DatagramHeader | None:
-    """Parse the first QUIC packet header of a datagram, or None if it is garbage."""
-    if data and not data[0] & 0x80:
-        # Short header (RFC 9000 17.3), nearly every datagram: the fixed bit
-        # and our fixed-length connection id are all there is to read, so
-        # skip the general parser (aioquic parses the packet again anyway).
-        if not data[0] & 0x40 or len(data) < 1 + CID_LENGTH:
-            return None
-        return DatagramHeader(
-            destination_cid=data[1 : 1 + CID_LENGTH],
-            is_initial=False,
-            is_long_header=False,
-            version=None,
-            supported_version=True,
-        )
-    invariant = _long_header_invariants(data)
-    if invariant is None:
-        return None
-    version, dcid, _scid = invariant
-    if version not in _SUPPORTED_VERSIONS:
-        # Another version (or a Version Negotiation packet): only the
-        # version-independent fields may be read (RFC 8999).
-        return DatagramHeader(
-            destination_cid=dcid,
-            is_initial=False,
-            is_long_header=True,
-            version=version,
-            supported_version=False,
-        )
-    try:
-        header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
-    except (ValueError, BufferReadError):
-        return None
-    parsed = header.version
-    is_long = parsed is not None
-    return DatagramHeader(
-        destination_cid=header.destination_cid,
-        is_initial=is_long and header.packet_type == _INITIAL_TYPE,
-        is_long_header=is_long,
-        version=parsed,
-        supported_version=(not is_long) or parsed in _SUPPORTED_VERSIONS,
-    )
-
-
-def _long_header_invariants(data: bytes) -> tuple[int, bytes, bytes] | None:
-    """Version, destination and source connection ids of a long header (RFC 8999 5.1)."""
-    if len(data) < 7 or not data[0] & 0x80:
-        return None
-    version = int.from_bytes(data[1:5], "big")
-    pos = 6 + data[5]
-    if len(data) < pos + 1:
-        return None
-    dcid = data[6:pos]
-    end = pos + 1 + data[pos]
-    if len(data) < end:
-        return None
-    return version, dcid, data[pos + 1 : end]
-
-
-def version_negotiation(data: bytes) -> bytes | None:
-    """Return a Version Negotiation packet answering ``data``, or None.
-
-    Reads only the version-independent fields (RFC 8999), and answers only
-    datagrams of at least 1200 bytes, so it never amplifies (RFC 9000 6.1).
-    """
-    invariant = _long_header_invariants(data)
-    if invariant is None or len(data) < 1200:
-        return None
-    version, dcid, scid = invariant
-    if version == QuicProtocolVersion.NEGOTIATION or version in _SUPPORTED_VERSIONS:
-        return None
-    return bytes(
-        encode_quic_version_negotiation(
-            source_cid=dcid, destination_cid=scid, supported_versions=list(_SUPPORTED_VERSIONS)
-        )
-    )
-
-
-def _initial_type() -> Any:
-    from aioquic.quic.packet import QuicPacketType
-
-    return QuicPacketType.INITIAL
-
-
-_INITIAL_TYPE: Final = _initial_type()
 
 
 # ----------------------------------------------------------------- connection

@@ -18,7 +18,9 @@ import qp2p_trio
 PACKAGE = Path(qp2p_trio.__file__).parent
 SANS_IO = [
     "_wire",
+    "_wirecodes",
     "_quic",
+    "_quicheader",
     "_aioquic_pin",
     "_certs",
     "_ca",
@@ -36,6 +38,8 @@ SANS_IO = [
     "_classify",
     "_streamstate",
     "_streamtable",
+    "_unreachable",
+    "_tlsconf",
     "_protoname",
     "_relayframe",
     "_peercache",

@@ -86,7 +86,7 @@ def handshake(client_id=None, server_id=None):
     client.connect(SERVER_ADDR, 1000.0)
     # The endpoint creates a server core from the client's first Initial.
     first = client.datagrams(1000.0)
-    from qp2p_trio._quic import parse_datagram_header
+    from qp2p_trio._quicheader import parse_datagram_header
 
     header = parse_datagram_header(first[0][0])
     server = QuicCore(server_conf, original_destination_connection_id=header.destination_cid)
@@ -149,7 +149,7 @@ def test_server_still_accepts_a_client_offering_only_p256():
     client.connect(SERVER_ADDR, 1000.0)
     assert client._quic.tls._x25519_private_key is None
     first = client.datagrams(1000.0)
-    from qp2p_trio._quic import parse_datagram_header
+    from qp2p_trio._quicheader import parse_datagram_header
 
     header = parse_datagram_header(first[0][0])
     server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
@@ -353,7 +353,7 @@ def test_other_alpn_fails_handshake():
     raw_client = QuicConnection(configuration=other)
     raw_client.connect(SERVER_ADDR, now=1000.0)
     first = raw_client.datagrams_to_send(now=1000.0)
-    from qp2p_trio._quic import parse_datagram_header
+    from qp2p_trio._quicheader import parse_datagram_header
 
     header = parse_datagram_header(first[0][0])
     server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
@@ -381,7 +381,7 @@ def test_can_send_early_once_the_client_hello_is_in():
     client = QuicCore(conf(True))
     client.connect(SERVER_ADDR, 1000.0)
     first = client.datagrams(1000.0)
-    from qp2p_trio._quic import parse_datagram_header
+    from qp2p_trio._quicheader import parse_datagram_header
 
     header = parse_datagram_header(first[0][0])
     server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
@@ -407,7 +407,7 @@ def test_can_send_early_once_the_client_hello_is_in():
 
 # 10. _state leaving FIRSTFLIGHT once a packet decrypted
 def test_decrypted_tells_a_first_client_hello_part_from_junk():
-    from qp2p_trio._quic import parse_datagram_header
+    from qp2p_trio._quicheader import parse_datagram_header
 
     client_conf = conf(True)
     # ALPN entries long enough to spread the ClientHello over 2+ datagrams.
@@ -462,7 +462,7 @@ def test_short_header_fast_path_agrees_with_aioquic():
     from aioquic.buffer import Buffer
     from aioquic.quic.packet import pull_quic_header
 
-    from qp2p_trio._quic import CID_LENGTH, parse_datagram_header
+    from qp2p_trio._quicheader import CID_LENGTH, parse_datagram_header
 
     rng = random.Random(5)
     for _ in range(2000):

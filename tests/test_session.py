@@ -16,7 +16,15 @@ from typing import Any
 import attrs
 import pytest
 
-from qp2p_trio import AdmissionRefused, Config, Identity, PeerIdentityError, _quic, _wire
+from qp2p_trio import (
+    AdmissionRefused,
+    Config,
+    Identity,
+    PeerIdentityError,
+    _quic,
+    _quicheader,
+    _wire,
+)
 from qp2p_trio._budget import ReceiveBudget
 from qp2p_trio._certs import make_certificate
 from qp2p_trio._classify import refused_by_tls
@@ -90,7 +98,7 @@ class Pair:
         c_core = _quic.QuicCore(tls_config(cc, c_id, is_client=True))
         c_core.connect(SERVER_ADDR, self.now)
         first = c_core.datagrams(self.now)
-        header = _quic.parse_datagram_header(first[0][0])
+        header = _quicheader.parse_datagram_header(first[0][0])
         assert header is not None
         s_core = _quic.QuicCore(
             tls_config(sc, s_id, is_client=False),
