@@ -187,18 +187,20 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
             {"hit": m.pool_hits, "miss": m.pool_misses},
         ),
         ("connect_retries", "Failed attempts retried (Config.retry)", None, {"": m.retries}),
-        *_relay_counters(m),
+        *relay_counters(m),
     ]
 
 
-#: Hole punching counters exported under their own names; any other
-#: ``punch_*`` counter in `EndpointStatistics` is exported as it is named.
+#: Hole punching counters exported under names of their own (above); any
+#: other counter of `EndpointStatistics` with one of `_PATH_PREFIXES` (punch
+#: and path fallback counters added later) is exported as it is named.
 _PUNCH_KNOWN = frozenset(
     {"punch_attempts", "punch_successes", "punch_failures", "punch_requests_refused"}
 )
+_PATH_PREFIXES = ("punch_", "path_fallback")
 
 
-def _relay_counters(m: EndpointMetrics) -> list[_Row]:
+def relay_counters(m: EndpointMetrics) -> list[_Row]:
     """Relay service, relay paths and hole punching (see docs/relays)."""
     st = m.statistics
     rows: list[_Row] = [
@@ -256,10 +258,10 @@ def _relay_counters(m: EndpointMetrics) -> list[_Row]:
         ),
     ]
     for field in attrs.fields(type(st)):
-        if field.name.startswith("punch_") and field.name not in _PUNCH_KNOWN:
+        if field.name.startswith(_PATH_PREFIXES) and field.name not in _PUNCH_KNOWN:
             value = getattr(st, field.name)
             if isinstance(value, int):
-                rows.append((field.name, f"Hole punching: {field.name}", None, {"": value}))
+                rows.append((field.name, f"EndpointStatistics.{field.name}", None, {"": value}))
     return rows
 
 

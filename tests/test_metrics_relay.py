@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
-from qp2p_trio import Config, PeerAddress, PeerNotAtRelay
+from qp2p_trio import Config, EndpointStatistics, PeerAddress, PeerNotAtRelay
+from qp2p_trio._prometheus import relay_counters
 from qp2p_trio.testing import (
     LinkConfig,
     MemoryNetwork,
@@ -82,3 +84,25 @@ async def test_relay_path_and_punch_metrics(autojump_clock: Any) -> None:
             fa = scrape(a)
             assert value(fa, "qp2p_home_relay_up") == 0
             assert value(fa, "qp2p_relay_paths", state="down") == 1
+
+
+def test_later_punch_and_fallback_counters_are_exported() -> None:
+    """A ``punch_*`` or ``path_fallback*`` counter added to `EndpointStatistics`
+    is exported as it is named, without a change to the collector."""
+
+    @attrs.frozen
+    class Later:
+        statistics: Any
+
+    base = {f.name: 0 for f in attrs.fields(EndpointStatistics)}
+    stats = EndpointStatistics(**base)
+    names = {row[0] for row in relay_counters(Later(stats))}
+    assert {"punch_attempts", "punch_outcomes", "relay_datagrams_dropped"} <= names
+    extended = attrs.make_class(
+        "Extended",
+        {"punch_sessions": attrs.field(default=7), "path_fallbacks": attrs.field(default=2)},
+        bases=(EndpointStatistics,),
+    )
+    rows = {row[0]: row[3] for row in relay_counters(Later(extended(**base)))}
+    assert rows["punch_sessions"] == {"": 7}
+    assert rows["path_fallbacks"] == {"": 2}
