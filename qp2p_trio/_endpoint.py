@@ -45,6 +45,8 @@ from ._pool import Pool
 from ._portmap_io import PortMapper, PortMappingStatus
 from ._punch import Puncher
 from ._quic import Address
+from ._reach import ReachService, candidates
+from ._reachcore import check_address
 from ._relay import RelayService
 from ._relaypath import RelayManager
 from ._serve import serve_messages
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._message import Message
     from ._observed import NatMapping
+    from ._reachcore import ReachabilityResult
     from ._streams import BidirectionalStream
     from ._trust import Trust
 
@@ -96,8 +99,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         )
         self._dialer.relays = self._relays
         self._relay_service: RelayService | None = None
+        self._reach = ReachService(config, self._driver, self._local_address)
         self._puncher = Puncher(
-            lambda: [a.address for a in self.external_addresses()],
+            lambda: self._reach.offered(self.external_addresses(), self.connections()),
             self._dialer.dial_beside,
             self._driver.protocols.spawn,
         )
@@ -171,7 +175,8 @@ class Endpoint(metaclass=NoPublicConstructor):
             counts |= attrs.asdict(self._relay_service.counters)
         counts["relay_paths_dropped"] = self._relays.dropped
         counts |= self._relays.gauges()
-        counts |= attrs.asdict(self._puncher.counters)
+        counts |= attrs.asdict(self._puncher.counters) | attrs.asdict(self._reach.counters)
+        counts["reach_probes_received"] = driver.probes.received
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -199,19 +204,64 @@ class Endpoint(metaclass=NoPublicConstructor):
         With `Config.port_mapping`, the address the gateway forwards to this
         endpoint comes right after the bound one (``source="mapped"``,
         ``confirmed`` while the gateway's lease lasts) for as long as the
-        mapping is kept.
+        mapping is kept.  Each carries the latest verdict of
+        `check_reachability` on it (``reachability``); a mapped address is
+        offered to peers for hole punching only once it was found reachable
+        (hole punching has it checked, with our direct peers, when it needs it).
         """
         book = self._driver.observations
         book.expire(trio.current_time())
         found = book.external_addresses(self._local_address, self._config.observed_address_quorum)
         lease = None if self._portmapper is None else self._portmapper.lease
         if lease is None:
-            return found
+            return self._reach.annotate(found)
         seen = [a for a in found if a.address == lease.external]
         mapped = ExternalAddress(lease.external, "mapped", seen[0].observers if seen else 0, True)
         rest = [a for a in found if a.address != lease.external]
         local = [a for a in rest if a.source == "local"]
-        return [*local, mapped, *(a for a in rest if a.source != "local")]
+        return self._reach.annotate([*local, mapped, *(a for a in rest if a.source != "local")])
+
+    async def check_reachability(
+        self, address: Address | None = None, *, peers: Iterable[Peer] | None = None
+    ) -> list[ReachabilityResult]:
+        """Ask peers to dial back this endpoint's addresses: can strangers reach them?
+
+        For each address (``address``, else those of `external_addresses` at
+        an IP peers see us at, at most 8), up to three peers in turn are asked over
+        ``qp2p/reach/1`` to send a dial-back probe carrying a random nonce;
+        only peers with `Config.serve_reachability_checks` answer.  The
+        verdict rests on what arrives, never on a peer's word: REACHABLE
+        needs our nonce from an IP we have not sent to lately (so an
+        address-dependent filtering NAT never yields it), UNREACHABLE that
+        the peer says it sent and nothing came; anything else is UNKNOWN.
+        Verdicts are kept for ten minutes and shown by `external_addresses`.
+        Takes up to about 7 s per peer asked.
+
+        Args:
+            address: the ``(ip, port)`` to check; a peer dials back only the
+                IP it sees us at.  ``None``: all our external addresses.
+            peers: the peers to ask (connected first, as `connect` does);
+                ``None``: the peers we have direct connections to.
+
+        Returns:
+            One `ReachabilityResult` per address, in order.
+
+        Raises:
+            ConnectError: a peer of ``peers`` could not be connected.
+            trio.ClosedResourceError: the endpoint is closed.
+            ValueError, TypeError: a malformed ``address``.
+
+        Cancellation: stops at once; nothing is left waiting.
+        """
+        self._check_open()
+        if address is not None:
+            address = check_address(address)
+        servers = [await self.connect(p) for p in peers] if peers is not None else []
+        if peers is None:
+            servers = [c for c in self.connections() if c.path == "direct"]
+        if address is not None:
+            return await self._reach.check_all([address], servers)
+        return await self._reach.check_all(candidates(self.external_addresses()), servers)
 
     def port_mapping(self) -> PortMappingStatus:
         """The port mapping of this endpoint: gateway, protocols that answered, mapped address.

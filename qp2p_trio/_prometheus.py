@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from ._endpoint import Endpoint
+    from ._endpointstats import EndpointStatistics
     from ._metrics import EndpointMetrics
 
 __all__ = ["PrometheusCollector", "serve_metrics"]
@@ -188,6 +189,32 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
         ),
         ("connect_retries", "Failed attempts retried (Config.retry)", None, {"": m.retries}),
         *relay_counters(m),
+        *_reach_counters(st),
+    ]
+
+
+def _reach_counters(st: EndpointStatistics) -> list[_Row]:
+    return [
+        (
+            "reachability_verdicts",
+            "Verdicts of our reachability checks (dial-backs), by verdict",
+            "verdict",
+            {
+                "reachable": st.reach_verdicts_reachable,
+                "unreachable": st.reach_verdicts_unreachable,
+                "unknown": st.reach_verdicts_unknown,
+            },
+        ),
+        (
+            "reachability_checks_served",
+            "Peers' reachability checks, by what we did",
+            "result",
+            {
+                "served": st.reach_checks_served,
+                "declined": st.reach_checks_declined,
+                "helped": st.reach_dial_backs_helped,
+            },
+        ),
     ]
 
 

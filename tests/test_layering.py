@@ -45,6 +45,7 @@ SANS_IO = [
     "_peercache",
     "_peer",
     "_observed",
+    "_reachcore",
     "_natpmp",
     "_portmap",
     "_upnp",

@@ -193,8 +193,8 @@ def debug_options(parser: argparse.ArgumentParser) -> None:
 
 
 def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> None:
-    """``--home-relay PEER``, ``--peer-cache FILE`` (and, for ``listen``, ``--relay``):
-    relays and known peers (see docs/relays)."""
+    """``--home-relay PEER``, ``--peer-cache FILE`` (and, for ``listen``, ``--relay``,
+    ``--serve-reachability``): relays, known peers, reachability (see docs/relays)."""
     group = parser.add_argument_group("relays")
     group.add_argument(
         "--home-relay",
@@ -213,6 +213,11 @@ def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> No
             "--relay",
             action="store_true",
             help="also serve as a relay for the peers this node admits",
+        )
+        group.add_argument(
+            "--serve-reachability",
+            action="store_true",
+            help="answer peers' reachability checks (dial them back, see netcheck)",
         )
 
 
