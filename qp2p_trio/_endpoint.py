@@ -114,11 +114,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
         self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
-        self._peer_cache = (
-            None
-            if config.peer_cache is None
-            else PeerCacheStore(config.peer_cache, self._driver.wall_clock)
-        )
+        self._peer_cache = PeerCacheStore(config.peer_cache, self._driver.wall_clock)
 
     # ------------------------------------------------------------ properties
     @property
@@ -173,8 +169,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         counts |= attrs.asdict(driver.protocols.counters)
         if self._relay_service is not None:
             counts |= attrs.asdict(self._relay_service.counters)
-        counts["relay_paths_dropped"] = self._relays.dropped
-        counts |= self._relays.gauges()
+        counts |= self._relays.gauges()  # relay_paths_dropped, _up...
         counts |= attrs.asdict(self._puncher.counters) | attrs.asdict(self._reach.counters)
         counts["reach_probes_received"] = driver.probes.received
         counts["send_errors"] += driver.transport.send_errors
@@ -340,9 +335,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Args:
             peer: ``(host, port)`` (IPv6: also a 4-tuple), a `PeerAddress`
-                or its text ``"<node-id>@host:port"``, or a `NodeId` this
-                endpoint has been connected to before, or that its
-                `Config.peer_cache` holds (its address and relay are raced).
+                or its text ``"<node-id>@host:port"``, or a `NodeId` met before
+                or held by `Config.peer_cache` (its address and relay raced).
             node_id: the node id the peer must prove (implied by a
                 `PeerAddress`), or ``None`` to accept any.
 
@@ -366,7 +360,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         dialer = self._dialer
         if isinstance(peer, str):
             peer = PeerAddress.parse(peer)
-        peer = self._cached(peer, one_path=False)
+        peer = self._peer_cache.dial(peer, self._pool, one_path=False)
         if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
             conn = await dialer.race_paths(peer, node_id)
         else:
@@ -457,7 +451,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(self._cached(peer, one_path=True), None)
+        target = await dialer.target(self._peer_cache.dial(peer, self._pool, one_path=True), None)
 
         async def once() -> None:
             conn, _ = await dialer.connect_once(*target)
@@ -492,7 +486,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(self._cached(peer, one_path=True), None)
+        target = await dialer.target(self._peer_cache.dial(peer, self._pool, one_path=True), None)
 
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
@@ -647,14 +641,6 @@ class Endpoint(metaclass=NoPublicConstructor):
         if self._driver.closing:
             raise trio.ClosedResourceError("the endpoint is closed")
 
-    def _cached(self, peer: Peer, *, one_path: bool) -> Peer:
-        """A node id without a live connection becomes its `Config.peer_cache` address."""
-        if self._peer_cache is None or not isinstance(peer, NodeId):
-            return peer
-        return self._peer_cache.dial_form(
-            peer, self._pool.peer(peer) is not None, one_path=one_path
-        )
-
     async def _run_background(self, *, task_status: trio.TaskStatus[None]) -> None:
         with self._bg_scope:
             await self._driver.run(task_status=task_status)
@@ -665,8 +651,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             await trio.lowlevel.checkpoint()
             return
         grace = self._config.close_grace
-        if self._peer_cache is not None:
-            self._peer_cache.note_live(self._pool.connections())
+        self._peer_cache.close(self._pool.connections())  # live peers seen now; the last write
         with trio.move_on_after(grace / 2):  # while their relays still carry them
             await self._relays.close_relayed(list(driver.connections), grace / 2)
         driver.closing = driver.protocols.closing = True
@@ -684,8 +669,6 @@ class Endpoint(metaclass=NoPublicConstructor):
                 await conn.close_sent_event.wait()
         driver.closed = True
         self._bg_scope.cancel()
-        if self._peer_cache is not None:
-            self._peer_cache.save_now()  # blocking, once: no thread to wait for
         driver.msg_send.close()
         driver.accept_send.close()
         self._hub.close()
@@ -791,8 +774,7 @@ async def open_endpoint(
                 try:
                     await nursery.start(endpoint._run_background)
                     endpoint._relays.start()
-                    if endpoint._peer_cache is not None:
-                        nursery.start_soon(endpoint._peer_cache.run, endpoint.events())
+                    nursery.start_soon(endpoint._peer_cache.run, endpoint.events)
                     if config.port_mapping:
                         endpoint._portmapper = endpoint._new_port_mapper()
                         nursery.start_soon(endpoint._portmapper.run)

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._events import PeerEvent, PeerEvents
     from ._peer import PeerAddress
+    from ._pool import Pool
 
 __all__ = ["SAVE_DELAY", "PeerCacheStore", "read_peer_cache"]
 
@@ -158,19 +159,21 @@ class PeerCacheStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None,
         wall_clock: Callable[[], float],
         limit: int = MAX_PEERS,
     ) -> None:
-        self.path = os.fspath(path)
+        self.path = "" if path is None else os.fspath(path)
         self._wall_clock = wall_clock
         self._generation = 0  # of the latest text taken to be written
         self._written = 0  # of the text in the file
         self.cache = PeerCache(limit)
-        self.writable = True
+        self.enabled = self.writable = path is not None
         self.skipped = 0
         self.saves = 0
         self.save_errors = 0
+        if not self.enabled:
+            return  # no Config.peer_cache: an empty cache nobody writes
         try:
             data = _read(self.path)
             if data is not None:
@@ -229,12 +232,17 @@ class PeerCacheStore:
         entry = self.cache.get(node_id)
         return None if entry is None else entry.peer_address(one_path=one_path)
 
-    def dial_form(self, peer: T, live: bool, *, one_path: bool) -> T | PeerAddress:
-        """``peer``, or its cached address if it is a node id without a ``live``
-        pooled connection (`Endpoint.connect`, ``send`` and ``request``)."""
-        if live or not isinstance(peer, NodeId):
+    def dial(self, peer: T, pool: Pool, *, one_path: bool) -> T | PeerAddress:
+        """``peer``, or its cached address if it is a node id without a live
+        connection in ``pool`` (for `Endpoint.connect`, ``send`` and ``request``)."""
+        if not self.enabled or not isinstance(peer, NodeId) or pool.peer(peer) is not None:
             return peer
         return self.lookup(peer, one_path=one_path) or peer
+
+    def close(self, live: Iterable[Connection]) -> None:
+        """The endpoint is closing: mark the ``live`` peers seen now, write the file."""
+        self.note_live(live)
+        self.save_now()  # blocking, once: no thread to wait for
 
     # --------------------------------------------------------------- saving
     def save_now(self) -> bool:
@@ -282,10 +290,13 @@ class PeerCacheStore:
         _log.warning("cannot write the peer cache %s: %s", self.path, error)
         return False
 
-    async def run(self, events: PeerEvents) -> None:
-        """Follow ``events`` and save changes, until the endpoint closes them."""
+    async def run(self, subscribe: Callable[[], PeerEvents]) -> None:
+        """Follow the peer events (``subscribe()``) and save changes, until the
+        endpoint closes them; nothing without a file."""
+        if not self.enabled:
+            return
         deadline = math.inf
-        async with events:
+        async with subscribe() as events:
             while True:
                 with trio.move_on_at(deadline) as timer:
                     try:

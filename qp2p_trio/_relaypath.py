@@ -305,10 +305,12 @@ class RelayManager:
         return sum(path.dropped for path in self.paths.values())
 
     def gauges(self) -> dict[str, int]:
-        """Relay paths in use and up, and whether the home relay's is up (0 or 1)."""
+        """For the statistics: datagrams dropped, relay paths in use and up, and
+        whether the home relay's is up (0 or 1)."""
         home = self._config.home_relay
         path = None if home is None else self.paths.get(home.node_id)
         return {
+            "relay_paths_dropped": self.dropped,
             "relay_paths": len(self.paths),
             "relay_paths_up": sum(p.up.is_set() for p in self.paths.values()),
             "home_relay_up": int(path is not None and path.up.is_set()),
