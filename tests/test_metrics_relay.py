@@ -98,11 +98,12 @@ def test_later_punch_and_fallback_counters_are_exported() -> None:
     stats = EndpointStatistics(**base)
     names = {row[0] for row in relay_counters(Later(stats))}
     assert {"punch_attempts", "punch_outcomes", "relay_datagrams_dropped"} <= names
+    assert {"path_fallbacks", "path_fallback_failures"} <= names
     extended = attrs.make_class(
         "Extended",
-        {"punch_sessions": attrs.field(default=7), "path_fallbacks": attrs.field(default=2)},
+        {"punch_sessions": attrs.field(default=7), "path_fallback_later": attrs.field(default=2)},
         bases=(EndpointStatistics,),
     )
     rows = {row[0]: row[3] for row in relay_counters(Later(extended(**base)))}
     assert rows["punch_sessions"] == {"": 7}
-    assert rows["path_fallbacks"] == {"": 2}
+    assert rows["path_fallback_later"] == {"": 2}
