@@ -11,7 +11,6 @@ fails the handshake (the TLS CertificateVerify is checked every time).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
