@@ -17,9 +17,9 @@ each on its own virtual host (``127.x.y.z``), seeded: every endpoint dials
 messages of 256 bytes to each of them (each ``send`` waits for its receipt),
 all endpoints at once.  Reported per size: wall seconds (total, and the
 connect and message phases), messages per wall second, peak RSS (MiB), and
-RSS per endpoint, CPU seconds (the JSON only), and the seconds spent in Python's cyclic garbage collector
-(its full collections scan the whole heap, so their cost grows faster than
-the swarm); then how wall time and RSS grow from the smallest size to the
+RSS per endpoint, CPU seconds (in the JSON), and the seconds spent in
+Python's cyclic garbage collector (its full collections scan the whole
+heap, so their cost grows faster than the swarm); then how wall time and RSS grow from the smallest size to the
 largest, against linear growth.
 
 ``--freeze``: the application calls `gc.freeze` once its endpoints are open
