@@ -16,7 +16,7 @@ from the server's ready line and the client's first ``connect`` (so
 imports and start-up are left out), and datagrams received per operation;
 then the medians, and the median of the per-pair ratios against the first
 variant.  On a loaded machine the CPU figures are the steadier ones.
-Workloads W1-W4 (see ``run.py``); ``AB_PARAMS`` overrides parameters.
+Workloads W1-W5 (see ``run.py``; W5's operation is 1,200 bytes of payload); ``AB_PARAMS`` overrides parameters.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "W2": {"warmup": 50, "count": 2000, "size": 1024},
     "W3": {"warmup": 50, "count": 3000, "size": 1024, "inflight": 64},
     "W4": {"warmup": 20, "count": 5000, "size": 1024, "inflight": 100, "expect": 5000},
+    "W5": {"size": 100 * 1024 * 1024, "expect": 1},
 }
 
 
@@ -127,9 +128,13 @@ def _measure(
     elif workload == "W3":
         ops = params["count"] + params["warmup"]
         m = {"req/s": c["msgs_per_s"]}
-    else:
+    elif workload == "W4":
         ops = params["count"] + params["warmup"]
         m = {"msg/s": params["count"] / (s["t_all"] - c["t0"])}
+    else:
+        ops = params["size"] // 1200  # per 1,200 bytes of payload
+        m = {"MB/s": params["size"] / 1e6 / (s["t_all"] - c["t0"])}
+        m["sender rx/receiver rx"] = c["datagrams_received"] / s["datagrams_received"]
     m["client cpu us/op"] = c["cpu_s"] * 1e6 / ops
     m["server cpu us/op"] = s["cpu_s"] * 1e6 / ops
     m["dgrams/op"] = (c["datagrams_received"] + s["datagrams_received"]) / ops
