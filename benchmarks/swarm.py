@@ -17,10 +17,10 @@ each on its own virtual host (``127.x.y.z``), seeded: every endpoint dials
 messages of 256 bytes to each of them (each ``send`` waits for its receipt),
 all endpoints at once.  Reported per size: wall seconds (total, and the
 connect and message phases), messages per wall second, peak RSS (MiB), and
-RSS per endpoint, CPU seconds (in the JSON), and the seconds spent in
+RSS per endpoint, CPU seconds (in the JSON), and the CPU seconds spent in
 Python's cyclic garbage collector (its full collections scan the whole
-heap, so their cost grows faster than the swarm); then how wall time and RSS grow from the smallest size to the
-largest, against linear growth.
+heap, so their cost grows faster than the swarm); then how wall time and
+RSS grow from the smallest size to the largest, against linear growth.
 
 ``--freeze``: the application calls `gc.freeze` once its endpoints are open
 and again once they are connected, so the collector's full collections no
@@ -141,9 +141,9 @@ class _GcTimer:
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.process_time()
         else:
-            self.seconds += time.perf_counter() - self._started
+            self.seconds += time.process_time() - self._started
             self.full += info["generation"] == 2
 
 
