@@ -19,7 +19,7 @@ both on 127.0.0.1, for one implementation; runs alternate qp2p_trio, aioquic,
 qp2p_trio, aioquic... for ``--pairs`` pairs, and the table gives each
 implementation's median and min-max and the median over pairs of the ratio
 qp2p_trio / aioquic.  ``--baseline iroh`` compares with iroh's Python
-bindings instead (PyPI ``iroh``, relays off, direct loopback path; W1-W5
+bindings instead (PyPI ``iroh``, relays off, direct loopback path; W1-W6
 only; see ``impl_iroh.py``).  Workloads:
 
 W1   sequential connect + handshake + close (connections/s); then 100
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline",
         choices=BASELINES,
         default="aioquic",
-        help="what qp2p_trio is compared with (default aioquic; iroh needs PyPI iroh, W1-W5)",
+        help="what qp2p_trio is compared with (default aioquic; iroh needs PyPI iroh, W1-W6)",
     )
     parser.add_argument("-w", "--workloads", help=f"comma-separated subset of {','.join(FULL)}")
     parser.add_argument("--w5-mib", type=int, help="W5 message size in MiB (default 100, smoke 2)")
@@ -590,10 +590,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(base)}")
     if args.baseline == "iroh":
         if not args.workloads:
-            workloads = ["W1", "W2", "W3", "W4", "W5"]
-        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5", "W7")]
+            workloads = ["W1", "W2", "W3", "W4", "W5", "W6"]
+        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5", "W6", "W7")]
         if unwritten:
-            parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W5")
+            parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W6")
     pairs = args.pairs or (1 if args.smoke else 3)
     timeout = args.timeout or (30.0 if args.smoke else 300.0)
     profile_impls = {s.strip() for s in args.profile_impls.split(",")}

@@ -54,10 +54,15 @@ from ._events import (
 from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
 from ._metrics import EndpointMetrics as EndpointMetrics, Histogram as Histogram
-from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
+from ._observed import (
+    ExternalAddress as ExternalAddress,
+    NatMapping as NatMapping,
+    Reachability as Reachability,
+)
 from ._peer import PeerAddress as PeerAddress
 from ._portmap_io import GatewayProbe as GatewayProbe, PortMappingStatus as PortMappingStatus
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
+from ._reachcore import ReachabilityResult as ReachabilityResult
 from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
     BidirectionalStream as BidirectionalStream,
@@ -116,6 +121,8 @@ __all__ = [
     "ProtocolError",
     "QP2PError",
     "RelayUnavailable",
+    "Reachability",
+    "ReachabilityResult",
     "ReceiveStream",
     "RemoteProtocolError",
     "SendStream",

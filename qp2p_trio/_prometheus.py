@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from ._endpoint import Endpoint
+    from ._endpointstats import EndpointStatistics
     from ._metrics import EndpointMetrics
 
 __all__ = ["PrometheusCollector", "serve_metrics"]
@@ -186,6 +187,32 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
             {"hit": m.pool_hits, "miss": m.pool_misses},
         ),
         ("connect_retries", "Failed attempts retried (Config.retry)", None, {"": m.retries}),
+        *_reach_counters(st),
+    ]
+
+
+def _reach_counters(st: EndpointStatistics) -> list[_Row]:
+    return [
+        (
+            "reachability_verdicts",
+            "Verdicts of our reachability checks (dial-backs), by verdict",
+            "verdict",
+            {
+                "reachable": st.reach_verdicts_reachable,
+                "unreachable": st.reach_verdicts_unreachable,
+                "unknown": st.reach_verdicts_unknown,
+            },
+        ),
+        (
+            "reachability_checks_served",
+            "Peers' reachability checks, by what we did",
+            "result",
+            {
+                "served": st.reach_checks_served,
+                "declined": st.reach_checks_declined,
+                "helped": st.reach_dial_backs_helped,
+            },
+        ),
     ]
 
 

@@ -62,7 +62,7 @@ def test_smoke_mode_reports_every_workload(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_mode_against_the_iroh_baseline(tmp_path):
-    """``--baseline iroh`` runs W1-W5 against iroh's Python bindings and gives ratios."""
+    """``--baseline iroh`` runs W1-W6 against iroh's Python bindings and gives ratios."""
     pytest.importorskip(
         "iroh", reason="the iroh baseline needs PyPI iroh (nox -s tests installs it)"
     )
@@ -80,19 +80,22 @@ def test_smoke_mode_against_the_iroh_baseline(tmp_path):
     result = json.loads(out.read_text())
     assert result["baseline"] == "iroh"
     workloads = result["workloads"]
-    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5"}
+    assert set(workloads) == {"W1", "W2", "W3", "W4", "W5", "W6"}
     for name, w in workloads.items():
         for key, m in w["metrics"].items():
             for impl in ("qp2p_trio", "iroh"):
                 values = m[impl]["values"]
                 assert len(values) == 1, (name, key, impl)
-                assert all(math.isfinite(v) and v > 0 for v in values), (name, key, impl, values)
+                assert all(math.isfinite(v) for v in values), (name, key, impl, values)
+                # W6's memory and idle CPU are differences of two snapshots.
+                if name != "W6" or key.startswith("active"):
+                    assert all(v > 0 for v in values), (name, key, impl, values)
             assert math.isfinite(m["ratio"]), (name, key)
 
 
 def test_the_iroh_baseline_refuses_workloads_it_has_not(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--smoke", "--baseline", "iroh", "-w", "W6"],
+        [sys.executable, str(RUN), "--smoke", "--baseline", "iroh", "-w", "UDP"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -100,7 +103,7 @@ def test_the_iroh_baseline_refuses_workloads_it_has_not(tmp_path):
         check=False,
     )
     assert proc.returncode == 2
-    assert "the iroh baseline has no ['W6']" in proc.stderr
+    assert "the iroh baseline has no ['UDP']" in proc.stderr
 
 
 def test_relay_benchmark_smoke(tmp_path):

@@ -44,6 +44,7 @@ SANS_IO = [
     "_relayframe",
     "_peer",
     "_observed",
+    "_reachcore",
     "_natpmp",
     "_portmap",
     "_upnp",

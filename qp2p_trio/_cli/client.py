@@ -122,6 +122,7 @@ def config_for(
         qlog_dir=getattr(args, "qlog", None),
         **trust,
         relay=bool(getattr(args, "relay", False)),
+        serve_reachability_checks=bool(getattr(args, "serve_reachability", False)),
         home_relay=_home_relay(home_relay) if home_relay is not None else None,
     )
 

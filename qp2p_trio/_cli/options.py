@@ -193,7 +193,7 @@ def debug_options(parser: argparse.ArgumentParser) -> None:
 
 
 def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> None:
-    """``--home-relay PEER`` (and, for ``listen``, ``--relay``): relays (see docs/relays)."""
+    """``--home-relay PEER`` (and, for ``listen``, ``--relay``, ``--serve-reachability``)."""
     group = parser.add_argument_group("relays")
     group.add_argument(
         "--home-relay",
@@ -206,6 +206,11 @@ def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> No
             "--relay",
             action="store_true",
             help="also serve as a relay for the peers this node admits",
+        )
+        group.add_argument(
+            "--serve-reachability",
+            action="store_true",
+            help="answer peers' reachability checks (dial them back, see netcheck)",
         )
 
 
