@@ -31,8 +31,12 @@ A datagram for a connection that arrives on another path is dropped.
 
 A user call that queued stream data on a lone exchange transmits it from its
 own task (`Driver.flush`) when neither task is mid-batch; otherwise it marks
-the connection dirty.  All time comes from `trio.current_time()`, so a
-`trio.testing.MockClock` drives QUIC's timers too.
+the connection dirty.  After input alone (nothing of ours queued yet), the
+send task first leaves up to `_ANSWER_PASSES` scheduler passes to the tasks
+the input woke: an answer then leaves from its own task with the ACK, and
+aioquic is asked for datagrams once, not twice.  All time comes from
+`trio.current_time()`, so a `trio.testing.MockClock` drives QUIC's timers
+too.
 
 Owns: the transport, the attached paths, the routing table, the set of
 connections and which are alive, the timer heap, admission of new
@@ -384,6 +388,7 @@ class Driver:
         conn.session.cids.clear()
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
+        self._quiet.discard(conn)
         self._path_of.pop(conn, None)
         self._dialing.done(conn)
 
