@@ -32,6 +32,7 @@ from ._errors import (
     MessageError as MessageError,
     MessageRefused as MessageRefused,
     MessageTooLarge as MessageTooLarge,
+    PeerCacheError as PeerCacheError,
     PeerIdentityError as PeerIdentityError,
     PeerNotAtRelay as PeerNotAtRelay,
     PeerUnreachable as PeerUnreachable,
@@ -60,6 +61,7 @@ from ._observed import (
     Reachability as Reachability,
 )
 from ._peer import PeerAddress as PeerAddress
+from ._peercache_io import read_peer_cache as read_peer_cache
 from ._portmap_io import GatewayProbe as GatewayProbe, PortMappingStatus as PortMappingStatus
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
 from ._reachcore import ReachabilityResult as ReachabilityResult
@@ -113,6 +115,7 @@ __all__ = [
     "PeerEvent",
     "PeerEvents",
     "PeerIdentityError",
+    "PeerCacheError",
     "PeerNotAtRelay",
     "PortMappingError",
     "PortMappingStatus",
@@ -133,6 +136,7 @@ __all__ = [
     "__version__",
     "load_certificate",
     "open_endpoint",
+    "read_peer_cache",
     "save_certificate",
     "serve_metrics",
 ]

@@ -40,6 +40,7 @@ from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
 from ._peer import PeerAddress
+from ._peercache_io import PeerCacheStore
 from ._pool import Pool
 from ._punch import Puncher
 from ._quic import Address
@@ -112,6 +113,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
         self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
+        self._peer_cache = PeerCacheStore(config.peer_cache, self._driver.wall_clock)
 
     # ------------------------------------------------------------ properties
     @property
@@ -166,7 +168,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         counts |= attrs.asdict(driver.protocols.counters)
         if self._relay_service is not None:
             counts |= attrs.asdict(self._relay_service.counters)
-        counts["relay_paths_dropped"] = self._relays.dropped
+        counts |= self._relays.gauges()  # relay_paths_dropped, _up...
         counts |= attrs.asdict(self._puncher.counters) | attrs.asdict(self._reach.counters)
         counts["reach_probes_received"] = driver.probes.received
         counts["send_errors"] += driver.transport.send_errors
@@ -249,8 +251,8 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
 
         Args:
             peer: ``(host, port)`` (IPv6: also a 4-tuple), a `PeerAddress`
-                or its text ``"<node-id>@host:port"``, or a `NodeId` this
-                endpoint has been connected to before.
+                or its text ``"<node-id>@host:port"``, or a `NodeId` met before
+                or held by `Config.peer_cache` (its address and relay raced).
             node_id: the node id the peer must prove (implied by a
                 `PeerAddress`), or ``None`` to accept any.
 
@@ -274,6 +276,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         dialer = self._dialer
         if isinstance(peer, str):
             peer = PeerAddress.parse(peer)
+        peer = self._peer_cache.dial(peer, self._pool, one_path=False)
         if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
             conn = await dialer.race_paths(peer, node_id)
         else:
@@ -364,7 +367,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, None)
+        target = await dialer.target(self._peer_cache.dial(peer, self._pool, one_path=True), None)
 
         async def once() -> None:
             conn, _ = await dialer.connect_once(*target)
@@ -399,7 +402,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, None)
+        target = await dialer.target(self._peer_cache.dial(peer, self._pool, one_path=True), None)
 
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
@@ -564,6 +567,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
             await trio.lowlevel.checkpoint()
             return
         grace = self._config.close_grace
+        self._peer_cache.close(self._pool.connections())  # live peers seen now; the last write
         with trio.move_on_after(grace / 2):  # while their relays still carry them
             await self._relays.close_relayed(list(driver.connections), grace / 2)
         driver.closing = driver.protocols.closing = True
@@ -686,6 +690,7 @@ async def open_endpoint(
                 try:
                     await nursery.start(endpoint._run_background)
                     endpoint._relays.start()
+                    nursery.start_soon(endpoint._peer_cache.run, endpoint.events)
                     if config.port_mapping:
                         endpoint._portmapper = new_port_mapper(config, endpoint.local_address)
                         nursery.start_soon(endpoint._portmapper.run)

@@ -93,6 +93,11 @@ class EndpointStatistics:
         relay_clients_refused / relay_clients_malformed: clients refused
             (`Config.relay_max_peers`) or cut off for a bad frame.
         relay_paths_dropped: our datagrams dropped on the way to a relay.
+        relay_paths / relay_paths_up: relays this endpoint uses (its home
+            relay and those of peers it dialled), and those with a relay
+            stream up now (gauges).
+        home_relay_up: 1 while the stream to `Config.home_relay` is up,
+            else 0 (also without a home relay).
         punch_attempts / punch_successes / punch_failures: hole punching
             rounds for relayed connections we dialled; punch_requests_refused:
             peers' punch requests not answered (not relayed, or too many).
@@ -148,6 +153,9 @@ class EndpointStatistics:
     relay_clients_refused: int = 0
     relay_clients_malformed: int = 0
     relay_paths_dropped: int = 0
+    relay_paths: int = 0
+    relay_paths_up: int = 0
+    home_relay_up: int = 0
     punch_attempts: int = 0
     punch_successes: int = 0
     punch_failures: int = 0

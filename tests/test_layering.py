@@ -42,6 +42,7 @@ SANS_IO = [
     "_tlsconf",
     "_protoname",
     "_relayframe",
+    "_peercache",
     "_peer",
     "_observed",
     "_reachcore",
