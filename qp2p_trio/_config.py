@@ -285,9 +285,18 @@ class Config:
     #: `trio.testing.MockClock` pass a fake that adds a fixed epoch to Trio's
     #: time, to run an endpoint through years of expiry and renewal.
     wall_clock: Callable[[], float] | None = attrs.field(default=None, validator=_optional_callable)
-    #: UDP payload size QUIC packets are built to (bytes); 1200 is the QUIC
-    #: minimum that every path must carry.  There is no path MTU discovery.
+    #: UDP payload size QUIC packets are built to (bytes) until path MTU
+    #: discovery finds more; 1200 is the QUIC minimum that every path must
+    #: carry.  The floor: discovery never goes below it, and falls back to it
+    #: when large packets stop getting through (a black hole).
     max_datagram_size: int = attrs.field(default=1200, validator=_positive_int)
+    #: Path MTU discovery (RFC 8899 DPLPMTUD, RFC 9000 14.3): after the
+    #: handshake, PING + PADDING probes of growing sizes find the largest UDP
+    #: payload the path carries, up to `pmtu_max_datagram_size`, and raise
+    #: the connection's datagram size to it.  Not on relayed connections.
+    pmtu_discovery: bool = True
+    #: The largest UDP payload path MTU discovery tries (bytes).
+    pmtu_max_datagram_size: int = attrs.field(default=16384, validator=_positive_int)
     #: Congestion controller of aioquic to use.
     congestion_control: Literal["reno", "cubic"] = attrs.field(
         default="cubic", validator=attrs.validators.in_(("reno", "cubic"))
@@ -457,6 +466,11 @@ class Config:
             raise ValueError(
                 f"Config.max_datagram_size must be within 1200..65527 (QUIC's minimum and "
                 f"UDP's maximum), got {self.max_datagram_size}"
+            )
+        if not self.max_datagram_size <= self.pmtu_max_datagram_size <= 65527:
+            raise ValueError(
+                f"Config.pmtu_max_datagram_size must be within Config.max_datagram_size "
+                f"({self.max_datagram_size}) and 65527, got {self.pmtu_max_datagram_size}"
             )
         if self.receive_queue_bytes < self.max_message_size:
             raise ValueError(

@@ -155,6 +155,7 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
             bytes_sent=self.bytes_sent,
             bytes_received=self.bytes_received,
             packets_lost=int(s["packets_lost"]),
+            path_mtu=int(s["path_mtu"]),
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.control.peer_sid is not None),
             path=self.path,

@@ -229,7 +229,11 @@ class Driver:
             path = self.paths.get(wire[1])
             if path is None:
                 raise ValueError(f"no path {wire[1]!r} is attached to this endpoint")
-        core = _quic.QuicCore(self._client_conf, datagram_queue=self.config.datagram_receive_queue)
+        core = _quic.QuicCore(
+            self._client_conf,
+            datagram_queue=self.config.datagram_receive_queue,
+            pmtu_ceiling=self._pmtu_ceiling(path),
+        )
         conn = Connection._create(self, core, wire, expected_peer=expected_peer)
         if path is not None:
             self._path_of[conn] = path
@@ -241,6 +245,11 @@ class Driver:
         conn.on_input()
         self.mark_dirty(conn)
         return conn
+
+    def _pmtu_ceiling(self, path: Path | None) -> int | None:
+        """How far path MTU discovery may go: only on the socket (a relay has its own limit)."""
+        config = self.config
+        return config.pmtu_max_datagram_size if config.pmtu_discovery and path is None else None
 
     def _register(self, conn: Connection, cid: bytes) -> None:
         if conn not in self.connections:
@@ -481,6 +490,7 @@ class Driver:
             original_destination_connection_id=verdict.original_destination_cid,
             retry_source_connection_id=verdict.retry_source_cid,
             datagram_queue=self.config.datagram_receive_queue,
+            pmtu_ceiling=self._pmtu_ceiling(path),
         )
         conn = Connection._create(self, core, tuple(addr), expected_peer=None)
         if path is not None:

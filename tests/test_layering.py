@@ -21,6 +21,8 @@ SANS_IO = [
     "_wirecodes",
     "_quic",
     "_quicheader",
+    "_pmtu",
+    "_quicpmtu",
     "_aioquic_pin",
     "_certs",
     "_ca",
