@@ -14,8 +14,9 @@ Nothing here reads a clock: every call takes ``now``.
   path sizes (`LADDER`: 1280, 1400, 1452, 1472 for Ethernet over IPv4, ...
   up to the ceiling) are probed one at a time, upwards while probes are
   acknowledged.  A size whose `MAX_PROBES` probes in a row are lost is too
-  big; then the gap between the largest size acknowledged and the smallest
-  too big is halved until it is below `GRANULARITY` (or 1/32 of the size).
+  big; once no ladder step is left between the largest size acknowledged
+  and the smallest too big, the gap is halved until it is below
+  `GRANULARITY` (or 1/32 of the size).
   Each acknowledged probe raises the datagram size at once.
 - **Black holes.**  A path whose MTU drops mid-connection loses every large
   packet while small ones still get through.  `big_loss` is told of each
@@ -99,14 +100,14 @@ class PmtuSearch:
 
     def _candidate(self) -> int | None:
         low, high = self.size, self._too_big
-        if high - low <= max(GRANULARITY, low // 32):
-            return None
-        if high <= self.ceiling:
-            return (low + high) // 2  # a failure bounds the search: halve the gap
         for step in LADDER:
             if low < step < high:
                 return step
-        return self.ceiling
+        if high > self.ceiling:
+            return self.ceiling if self.ceiling > low else None
+        if high - low <= max(GRANULARITY, low // 32):
+            return None
+        return (low + high) // 2  # between two ladder steps: halve the gap
 
     def next_probe(self, now: float) -> int | None:
         """The size to probe now (the caller sends it), or None.

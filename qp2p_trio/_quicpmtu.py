@@ -9,6 +9,10 @@ aioquic 1.7 has no path MTU discovery: it builds every packet to the
 14.3 / RFC 8899 DPLPMTUD to one connection, with the search itself in the
 sans-IO `_pmtu.PmtuSearch`:
 
+- probing starts once the handshake is done **and** the connection sent
+  `FULL_BEFORE_PROBING` full-size datagrams (bulk data): a connection that
+  only exchanges small messages, which larger datagrams would not help,
+  never pays for probes;
 - a **probe** is a 1-RTT packet holding one PING frame and PADDING up to the
   size probed (no data, so nothing is retransmitted when it is lost),
   registered with aioquic's loss recovery as ack-eliciting but *not in
@@ -47,7 +51,10 @@ if TYPE_CHECKING:
 
     from aioquic.quic.connection import QuicConnection
 
-__all__ = ["PmtuProbes", "set_datagram_size"]
+__all__ = ["FULL_BEFORE_PROBING", "PmtuProbes", "set_datagram_size"]
+
+#: Full-size datagrams a connection sends before it starts probing.
+FULL_BEFORE_PROBING = 4
 
 
 def set_datagram_size(quic: QuicConnection, size: int) -> None:
@@ -75,6 +82,7 @@ class PmtuProbes:
         self.search = PmtuSearch(base, ceiling)
         self._path: Any = None
         self._hooked = False
+        self._full = 0  # full-size datagrams sent, until probing starts
 
     @property
     def size(self) -> int:
@@ -91,6 +99,13 @@ class PmtuProbes:
         Last, so that a segmentation offload run of equal-sized datagrams
         never includes a probe the local interface may refuse.
         """
+        if self._full < FULL_BEFORE_PROBING:
+            size = self.search.size
+            for data, _addr in out:
+                if len(data) >= size:
+                    self._full += 1
+            if self._full < FULL_BEFORE_PROBING:
+                return
         quic = self._quic
         if quic._close_event is not None:
             return
