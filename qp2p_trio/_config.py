@@ -295,7 +295,10 @@ class Config:
     #: payload the path carries, up to `pmtu_max_datagram_size`, and raise
     #: the connection's datagram size to it.  Not on relayed connections.
     pmtu_discovery: bool = True
-    #: The largest UDP payload path MTU discovery tries (bytes).
+    #: The largest UDP payload path MTU discovery tries (bytes), at most
+    #: 16384: aioquic writes the length of a STREAM frame in two bytes
+    #: (below 16384), so it cannot fill a larger packet with one.  No
+    #: discovery when it is not above `max_datagram_size`.
     pmtu_max_datagram_size: int = attrs.field(default=16384, validator=_positive_int)
     #: Congestion controller of aioquic to use.
     congestion_control: Literal["reno", "cubic"] = attrs.field(
@@ -467,10 +470,10 @@ class Config:
                 f"Config.max_datagram_size must be within 1200..65527 (QUIC's minimum and "
                 f"UDP's maximum), got {self.max_datagram_size}"
             )
-        if not self.max_datagram_size <= self.pmtu_max_datagram_size <= 65527:
+        if not 1200 <= self.pmtu_max_datagram_size <= 16384:
             raise ValueError(
-                f"Config.pmtu_max_datagram_size must be within Config.max_datagram_size "
-                f"({self.max_datagram_size}) and 65527, got {self.pmtu_max_datagram_size}"
+                f"Config.pmtu_max_datagram_size must be within 1200..16384 (QUIC's minimum and "
+                f"the largest packet aioquic fills), got {self.pmtu_max_datagram_size}"
             )
         if self.receive_queue_bytes < self.max_message_size:
             raise ValueError(

@@ -100,9 +100,9 @@ class PmtuProbes:
         never includes a probe the local interface may refuse.
         """
         if self._full < FULL_BEFORE_PROBING:
-            size = self.search.size
+            full = self.search.size
             for data, _addr in out:
-                if len(data) >= size:
+                if len(data) >= full:
                     self._full += 1
             if self._full < FULL_BEFORE_PROBING:
                 return

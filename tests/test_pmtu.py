@@ -202,7 +202,8 @@ async def test_a_1200_byte_link_keeps_1200_byte_packets(autojump_clock: Any) -> 
     assert stats.path_mtu == 1200
     assert stats.packets_lost == 0  # lost probes are not counted as lost packets
     pmtu = conn._core.pmtu
-    assert pmtu is not None and pmtu.search.probes_lost >= MAX_PROBES
+    assert pmtu is not None
+    assert pmtu.search.probes_lost >= MAX_PROBES
     assert pmtu.search.probes_acked == 0
     # Only the probes were larger, and the link dropped them all.
     assert sum(1 for n in seen if n > 1200) == pmtu.search.probes_sent
@@ -235,7 +236,8 @@ async def test_small_messages_never_start_a_search(autojump_clock: Any) -> None:
     _sizes_to(net, seen)
     stats, conn = await _transfer(net, LinkConfig(delay=0.001), size=512)
     assert stats.path_mtu == 1200
-    assert conn._core.pmtu is not None and conn._core.pmtu.search.probes_sent == 0
+    assert conn._core.pmtu is not None
+    assert conn._core.pmtu.search.probes_sent == 0
     assert max(seen) <= 1200
 
 
@@ -250,7 +252,8 @@ async def test_an_mtu_drop_mid_transfer_falls_back_without_losing_data(
         mid_link=LinkConfig(delay=0.001, mtu=1472),
     )
     pmtu = conn._core.pmtu
-    assert pmtu is not None and pmtu.search.black_holes == 1
+    assert pmtu is not None
+    assert pmtu.search.black_holes == 1
     assert stats.path_mtu == 1472  # searched again, below the size that failed
 
 
@@ -275,7 +278,8 @@ async def test_a_forged_probe_ack_only_slows_its_own_connection(autojump_clock: 
             assert (await b.receive()).payload == payload
             await trio.sleep(2)
             pmtu = conn._core.pmtu
-            assert pmtu is not None and conn.statistics().path_mtu == 1472
+            assert pmtu is not None
+            assert conn.statistics().path_mtu == 1472
             # An ACK of a size already known too big is ignored...
             pmtu._delivered(QuicDeliveryState.ACKED, 2048)
             assert conn.statistics().path_mtu == 1472
@@ -290,23 +294,50 @@ async def test_a_forged_probe_ack_only_slows_its_own_connection(autojump_clock: 
 
 
 async def test_a_peer_sending_huge_datagrams_hurts_nobody(autojump_clock: Any) -> None:
-    """60,000-byte QUIC packets from a peer, and 65,507 bytes of junk, are handled or dropped."""
+    """Large QUIC packets from a peer are taken, 65,507 bytes of junk dropped.
+
+    A peer's 16 KiB packets carry its message; at 60,000 bytes aioquic
+    (the peer's) writes frames whose two-byte lengths overflow: that ends
+    its own connection (FRAME_ENCODING_ERROR), nobody else's.
+    """
     net = MemoryNetwork(seed=10)
-    with net.activate():
+    with trio.fail_after(60), net.activate():
         async with open_endpoint_factory(net) as factory:
             server = await factory()
             client = await factory()
             async with HostilePeer.open(net, "127.0.0.66", server.local_address) as evil:
                 await evil.handshake()
                 evil.open_control()
-                evil.quic._max_datagram_size = 60000
+                evil.quic._max_datagram_size = 16384
                 evil.send_message(StreamKind.MESSAGE, b"y" * 300_000)
                 await evil.flush()
                 msg = await server.receive()
                 assert len(msg.payload) == 300_000
-                junk = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+                evil.quic._max_datagram_size = 60000
+                evil.send_message(StreamKind.MESSAGE, b"z" * 300_000)
+                await evil.flush()
+                await evil.wait_for(lambda: evil.close_code() is not None)
+                assert evil.close_code() == 0x7  # FRAME_ENCODING_ERROR
+                with net.use_host(net.add_host("127.0.0.67")):
+                    junk = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
                 with junk:
                     await junk.bind(("127.0.0.67", 0))
                     for _ in range(20):
                         await junk.sendto(b"\x40" + bytes(65506), server.local_address[:2])
             await honest_round_trip(client, server)
+
+
+async def test_a_connection_over_a_path_never_probes(autojump_clock: Any) -> None:
+    """A relayed (path) connection keeps its configured size: the path has its own limit."""
+    from test_path import joined
+
+    net = MemoryNetwork(seed=11)
+    payload = b"p" * MiB
+    with trio.fail_after(60), net.activate():
+        async with open_endpoint_factory(net) as factory:
+            a, b, path_a, _path_b = await joined(factory, net)
+            conn = await a.connect(path_a.peer_address, node_id=b.node_id)
+            await conn.send(payload)
+            assert (await b.receive()).payload == payload
+            assert conn._core.pmtu is None
+            assert conn.statistics().path_mtu == 1200
