@@ -5,6 +5,7 @@
 Usage::
 
     sudo python benchmarks/netns_bulk.py [--mib 100] [--pairs 3] [--mtu 1500] [--json]
+    python benchmarks/netns_bulk.py --loopback [--mib 100] [--pairs 3] [--json]
 
 Creates two namespaces (``qpb<pid>a`` and ``qpb<pid>b``) joined by a veth
 pair of the given MTU (10.77.0.1 and 10.77.0.2), runs a receiver endpoint
@@ -14,7 +15,10 @@ path MTU discovery on and off (``--pairs`` of each).  Reports goodput
 (MB/s, first byte sent to last byte delivered, measured by the sender once
 its message is acknowledged), the path MTU discovery reached, and packets
 lost.  The namespaces and processes are removed on exit, also on failure
-or Ctrl-C.  ``tests/test_netns.py`` runs it small.
+or Ctrl-C.  ``tests/test_netns.py`` runs it small.  ``--loopback`` runs
+the same pair on 127.0.0.1 without namespaces (no root needed).  Each side
+also reports the CPU seconds it spent on the measured message, the figure
+to compare on a loaded machine.
 """
 
 from __future__ import annotations
@@ -54,11 +58,13 @@ def _receiver(ip: str, pmtu: bool, size: int) -> None:
     async def main() -> None:
         async with qp2p_trio.open_endpoint((ip, 0), config=_config(pmtu, size)) as ep:
             print(json.dumps({"port": ep.local_address[1], "node_id": str(ep.node_id)}), flush=True)
-            for _ in range(2):  # the warm-up, then the measured message
-                msg = await ep.receive()
+            await ep.receive()  # the warm-up
+            cpu = time.process_time()
+            msg = await ep.receive()
+            cpu = time.process_time() - cpu
             if len(msg.payload) != size:
                 raise SystemExit(f"received {len(msg.payload)} of {size} bytes")
-            print(json.dumps({"received": len(msg.payload)}), flush=True)
+            print(json.dumps({"received": len(msg.payload), "receiver_cpu_s": cpu}), flush=True)
             await trio.sleep(1)  # let the last ACKs leave
 
     trio.run(main)
@@ -127,19 +133,26 @@ def namespace_pair(mtu: int) -> Any:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
-def _spawn(ns: str, *args: str, limit: int) -> subprocess.Popen[str]:
+def _spawn(ns: str | None, *args: str, limit: int) -> subprocess.Popen[str]:
+    where = ["ip", "netns", "exec", ns] if ns else []
     return subprocess.Popen(
-        ["ip", "netns", "exec", ns, "timeout", str(limit), sys.executable, HERE, *args],
+        [*where, "timeout", str(limit), sys.executable, HERE, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def one_run(names: tuple[str, str], *, pmtu: bool, size: int, limit: int = 300) -> dict[str, Any]:
-    """One receiver in ``names[1]``, one sender in ``names[0]``: the sender's report."""
+def one_run(
+    names: tuple[str, str] | None, *, pmtu: bool, size: int, limit: int = 300
+) -> dict[str, Any]:
+    """One receiver in ``names[1]``, one sender in ``names[0]`` (None: loopback): their report."""
     flag = "on" if pmtu else "off"
-    rx = _spawn(names[1], "--role", "receiver", "--pmtu", flag, "--bytes", str(size), limit=limit)
+    rx_ip, tx_ip = (f"{SUBNET}.2", f"{SUBNET}.1") if names else ("127.0.0.1", "127.0.0.1")
+    rx = _spawn(
+        names[1] if names else None, "--role", "receiver", "--pmtu", flag, "--bytes", str(size),
+        "--ip", rx_ip, limit=limit,
+    )  # fmt: skip
     tx = None
     try:
         assert rx.stdout is not None
@@ -147,9 +160,9 @@ def one_run(names: tuple[str, str], *, pmtu: bool, size: int, limit: int = 300) 
         if "port" not in hello:
             raise RuntimeError(f"the receiver did not start: {rx.communicate(timeout=5)[1]}")
         tx = _spawn(
-            names[0], "--role", "sender", "--pmtu", flag, "--bytes", str(size),
-            "--target", f"{SUBNET}.2", "--port", str(hello["port"]), "--node-id", hello["node_id"],
-            limit=limit,
+            names[0] if names else None, "--role", "sender", "--pmtu", flag, "--bytes", str(size),
+            "--ip", tx_ip, "--target", rx_ip, "--port", str(hello["port"]),
+            "--node-id", hello["node_id"], limit=limit,
         )  # fmt: skip
         out, err = tx.communicate(timeout=limit + 5)
         if tx.returncode != 0:
@@ -158,6 +171,7 @@ def one_run(names: tuple[str, str], *, pmtu: bool, size: int, limit: int = 300) 
         rx_out, rx_err = rx.communicate(timeout=15)
         if '"received"' not in rx_out:
             raise RuntimeError(f"the receiver did not get the message: {rx_err[-2000:]}")
+        report["receiver_cpu_s"] = json.loads(rx_out.strip().splitlines()[-1])["receiver_cpu_s"]
         return report
     finally:
         for proc in (tx, rx):
@@ -172,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=3, help="runs with PMTU on, and off, each")
     parser.add_argument("--mtu", type=int, default=1500, help="veth MTU (default 1500)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--loopback", action="store_true", help="no namespaces: 127.0.0.1")
+    parser.add_argument("--ip", help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("receiver", "sender"), help=argparse.SUPPRESS)
     parser.add_argument("--pmtu", choices=("on", "off"), default="on", help=argparse.SUPPRESS)
     parser.add_argument("--bytes", type=int, help=argparse.SUPPRESS)
@@ -180,16 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-id", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "receiver":
-        _receiver(f"{SUBNET}.2", args.pmtu == "on", args.bytes)
+        _receiver(args.ip, args.pmtu == "on", args.bytes)
         return 0
     if args.role == "sender":
-        _sender(f"{SUBNET}.1", args.target, args.port, args.node_id, args.pmtu == "on", args.bytes)
+        _sender(args.ip, args.target, args.port, args.node_id, args.pmtu == "on", args.bytes)
         return 0
-    if os.geteuid() != 0:
-        parser.error("needs root (network namespaces)")
+    if os.geteuid() != 0 and not args.loopback:
+        parser.error("needs root (network namespaces), or --loopback")
     size = args.mib * MiB
     results: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
-    with namespace_pair(args.mtu) as names:
+    pair = contextlib.nullcontext(None) if args.loopback else namespace_pair(args.mtu)
+    with pair as names:
         for _ in range(args.pairs):
             for flag in ("on", "off"):
                 report = one_run(names, pmtu=flag == "on", size=size)
@@ -200,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         flag: {
             "mb_per_s_median": statistics.median(r["mb_per_s"] for r in runs),
             "path_mtu": sorted({r["path_mtu"] for r in runs}),
+            "cpu_s_median": {
+                side: statistics.median(r[f"{side}_cpu_s"] for r in runs)
+                for side in ("sender", "receiver")
+            },
             "runs": runs,
         }
         for flag, runs in results.items()
@@ -210,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=1))
     else:
         on, off = summary["on"], summary["off"]
+        where = "loopback" if args.loopback else f"veth MTU {args.mtu}"
+        cpu_on = "/".join(f"{v:.2f}" for v in on["cpu_s_median"].values())
+        cpu_off = "/".join(f"{v:.2f}" for v in off["cpu_s_median"].values())
         print(
-            f"veth MTU {args.mtu}, {args.mib} MiB: PMTU on {on['mb_per_s_median']:.1f} MB/s "
-            f"(path MTU {on['path_mtu']}), off {off['mb_per_s_median']:.1f} MB/s; "
+            f"{where}, {args.mib} MiB: PMTU on {on['mb_per_s_median']:.1f} MB/s "
+            f"(path MTU {on['path_mtu']}, CPU s sender/receiver {cpu_on}), "
+            f"off {off['mb_per_s_median']:.1f} MB/s (CPU s {cpu_off}); "
             f"ratio on/off median {summary['ratio_on_off']['median']:.2f} "
             f"({', '.join(f'{r:.2f}' for r in ratios)})"
         )
