@@ -90,6 +90,11 @@ class PmtuSearch:
         self.black_holes = 0
 
     @property
+    def ready(self) -> bool:
+        """Whether the handshake is done (`start` was called)."""
+        return self._ready
+
+    @property
     def searching(self) -> bool:
         """Whether a search is under way (not finished, not waiting to start)."""
         return self._ready and self._done_at is None

@@ -100,6 +100,8 @@ class PmtuProbes:
         never includes a probe the local interface may refuse.
         """
         if self._full < FULL_BEFORE_PROBING:
+            if not self.search.ready:
+                return  # the handshake's padded datagrams are no bulk data
             full = self.search.size
             for data, _addr in out:
                 if len(data) >= full:

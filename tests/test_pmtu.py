@@ -341,3 +341,24 @@ async def test_a_connection_over_a_path_never_probes(autojump_clock: Any) -> Non
             assert (await b.receive()).payload == payload
             assert conn._core.pmtu is None
             assert conn.statistics().path_mtu == 1200
+
+
+async def test_small_messages_never_probe_from_either_side(autojump_clock: Any) -> None:
+    """Request-response traffic of small messages: neither side ever probes."""
+    net = MemoryNetwork(seed=12)
+    with trio.fail_after(60), net.activate():
+        async with (
+            qp2p_trio.open_endpoint(ADDR) as a,
+            qp2p_trio.open_endpoint(ADDR) as b,
+        ):
+            conn = await a.connect(b.local_address, node_id=b.node_id)
+            peer = await b.accept()
+            for _ in range(20):
+                await conn.send(b"ping")
+                assert (await b.receive()).payload == b"ping"
+                await peer.send(b"pong")
+                assert (await a.receive()).payload == b"pong"
+            for side in (conn, peer):
+                pmtu = side._core.pmtu
+                assert pmtu is not None
+                assert pmtu.search.probes_sent == 0
