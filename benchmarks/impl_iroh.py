@@ -355,12 +355,45 @@ async def _w5(c: _Client, p: dict[str, Any], cmds: _Commands) -> dict[str, Any]:
     return {"t0": t0, "t_sent": t_sent, **snapshot()}
 
 
+async def _mark(cmds: _Commands, name: str) -> None:
+    """Ask the runner to snapshot both processes, and wait until it did."""
+    emit({"mark": name, **snapshot()})
+    line = await cmds.next()
+    if line != "ok":
+        raise RuntimeError(f"runner answered {line!r} to mark {name!r}")
+
+
+async def _w6(c: _Client, p: dict[str, Any], cmds: _Commands) -> dict[str, Any]:
+    # One client endpoint holding every connection, as an iroh user would
+    # (iroh opens a new connection per connect call; keep-alive is iroh's
+    # own default, which the bindings cannot change).
+    await _mark(cmds, "start")
+    limiter = asyncio.Semaphore(p["setup_concurrency"])
+
+    async def one() -> Any:
+        async with limiter:
+            return await c.connect()
+
+    conns = await asyncio.gather(*(one() for _ in range(p["conns"])))
+    await asyncio.sleep(p["settle"])
+    await _mark(cmds, "connected")
+    await _mark(cmds, "idle_start")
+    await asyncio.sleep(p["idle"])
+    await _mark(cmds, "idle_end")
+    payload = MEASURED * p["size"]
+    active = conns[0]
+    for _ in range(p["warmup"]):
+        await _request(active, payload)
+    return latency_summary(await _sequential_requests(active, payload, p["count"]))
+
+
 _CLIENTS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "W1": _w1,
     "W2": _w2,
     "W3": _w3,
     "W4": _w4,
     "W5": _w5,
+    "W6": _w6,
 }
 
 

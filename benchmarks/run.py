@@ -19,7 +19,7 @@ both on 127.0.0.1, for one implementation; runs alternate qp2p_trio, aioquic,
 qp2p_trio, aioquic... for ``--pairs`` pairs, and the table gives each
 implementation's median and min-max and the median over pairs of the ratio
 qp2p_trio / aioquic.  ``--baseline iroh`` compares with iroh's Python
-bindings instead (PyPI ``iroh``, relays off, direct loopback path; W1-W5
+bindings instead (PyPI ``iroh``, relays off, direct loopback path; W1-W6
 only; see ``impl_iroh.py``).  Workloads:
 
 W1   sequential connect + handshake + close (connections/s); then 100
@@ -39,6 +39,11 @@ W7   a swarm on the virtual network under MockClock, qp2p_trio only: N
      endpoints in one process, each dialling 8 random others and sending 10
      messages to each; wall time and peak RSS for N = 100 and 1,000, and how
      they grow (``swarm.py``, one process per size).
+W8   relayed against direct, qp2p_trio only (``relay.py``): a relay and two
+     peers in one process; 1 KiB request/response (p50, p99, CPU per round
+     trip) and one large message (goodput, CPU per MB) over a direct and
+     over a relayed connection, the ratio relayed / direct per run, ``--pairs``
+     runs (each a fresh process; odd ones measure the relayed path first).
 UDP  raw UDP ceiling: 200,000 datagrams of 1,200 bytes, blocking sockets.
 
 W2-W4 also count the datagrams both sides received per operation, and W5
@@ -75,6 +80,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import relay
 import swarm
 
 HERE = Path(__file__).resolve().parent
@@ -103,6 +109,7 @@ FULL: dict[str, dict[str, Any]] = {
         "size": 1024,
     },
     "W7": {"sizes": [100, 1000], "degree": 8, "messages": 10},
+    "W8": {"round_trips": 2000, "size": 50 * MiB},
     "UDP": {"count": 200_000, "size": 1200},
 }
 
@@ -123,6 +130,7 @@ SMOKE: dict[str, dict[str, Any]] = {
         "size": 1024,
     },
     "W7": {"sizes": [10, 20], "degree": 4, "messages": 2},
+    "W8": {"round_trips": 50, "size": 1 * MiB},
     "UDP": {"count": 20_000, "size": 1200},
 }
 
@@ -134,6 +142,7 @@ TITLES = {
     "W5": "bulk message",
     "W6": "idle connections + 1 active",
     "W7": "swarm on the virtual network",
+    "W8": "relayed vs direct",
     "UDP": "raw UDP ceiling",
 }
 
@@ -556,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline",
         choices=BASELINES,
         default="aioquic",
-        help="what qp2p_trio is compared with (default aioquic; iroh needs PyPI iroh, W1-W5)",
+        help="what qp2p_trio is compared with (default aioquic; iroh needs PyPI iroh, W1-W6)",
     )
     parser.add_argument("-w", "--workloads", help=f"comma-separated subset of {','.join(FULL)}")
     parser.add_argument("--w5-mib", type=int, help="W5 message size in MiB (default 100, smoke 2)")
@@ -592,10 +601,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(base)}")
     if args.baseline == "iroh":
         if not args.workloads:
-            workloads = ["W1", "W2", "W3", "W4", "W5"]
-        unwritten = [w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5", "W7")]
+            workloads = ["W1", "W2", "W3", "W4", "W5", "W6"]
+        unwritten = [
+            w for w in workloads if w not in ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+        ]
         if unwritten:
-            parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W5")
+            parser.error(f"the iroh baseline has no {unwritten}; choose from W1-W6")
     pairs = args.pairs or (1 if args.smoke else 3)
     timeout = args.timeout or (30.0 if args.smoke else 300.0)
     profile_impls = {s.strip() for s in args.profile_impls.split(",")}
@@ -605,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, dict[str, list[dict[str, float]]]] = {}
     swarm_result: dict[str, Any] | None = None
+    relay_result: dict[str, Any] | None = None
     started = time.monotonic()
     for workload in workloads:
         if workload == "W7":
@@ -614,6 +626,15 @@ def main(argv: list[str] | None = None) -> int:
                 w7["sizes"], w7["degree"], w7["messages"], max(timeout, 1800.0)
             )
             print(f"W7 swarm {time.monotonic() - t:5.1f}s", file=sys.stderr, flush=True)
+            continue
+        if workload == "W8":
+            w8, t = params["W8"], time.monotonic()
+            try:
+                relay_result = relay.run_pairs(pairs, w8["round_trips"], w8["size"], timeout)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"W8: {exc}", file=sys.stderr)
+                return 1
+            print(f"W8 relayed vs direct {time.monotonic() - t:5.1f}s", file=sys.stderr, flush=True)
             continue
         impls = ("udp",) if workload == "UDP" else IMPLS
         runs[workload] = {impl: [] for impl in impls}
@@ -661,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if swarm_result is not None:
         result["swarm"] = swarm_result
+    if relay_result is not None:
+        result["relay"] = relay_result
     print(f"\n{command}   ({pairs} pair(s), {elapsed:.0f} s)", file=table_out)
     m = result["machine"]
     print(
@@ -673,6 +696,9 @@ def main(argv: list[str] | None = None) -> int:
     if swarm_result is not None:
         print(f"W7 {TITLES['W7']} (qp2p_trio only)", file=table_out)
         print(swarm.table(swarm_result), file=table_out, flush=True)
+    if relay_result is not None:
+        print(f"W8 {TITLES['W8']} (qp2p_trio only; medians of {pairs} run(s))", file=table_out)
+        print(relay.table(relay_result), file=table_out, flush=True)
     if args.profile:
         import profile_top
 

@@ -32,6 +32,7 @@ from ._errors import (
     MessageError as MessageError,
     MessageRefused as MessageRefused,
     MessageTooLarge as MessageTooLarge,
+    PeerCacheError as PeerCacheError,
     PeerIdentityError as PeerIdentityError,
     PeerNotAtRelay as PeerNotAtRelay,
     PeerUnreachable as PeerUnreachable,
@@ -54,10 +55,16 @@ from ._events import (
 from ._identity import Identity as Identity, NodeId as NodeId
 from ._message import Message as Message
 from ._metrics import EndpointMetrics as EndpointMetrics, Histogram as Histogram
-from ._observed import ExternalAddress as ExternalAddress, NatMapping as NatMapping
+from ._observed import (
+    ExternalAddress as ExternalAddress,
+    NatMapping as NatMapping,
+    Reachability as Reachability,
+)
 from ._peer import PeerAddress as PeerAddress
+from ._peercache_io import read_peer_cache as read_peer_cache
 from ._portmap_io import GatewayProbe as GatewayProbe, PortMappingStatus as PortMappingStatus
 from ._prometheus import PrometheusCollector as PrometheusCollector, serve_metrics as serve_metrics
+from ._reachcore import ReachabilityResult as ReachabilityResult
 from ._retry import RetryPolicy as RetryPolicy
 from ._streams import (
     BidirectionalStream as BidirectionalStream,
@@ -108,6 +115,7 @@ __all__ = [
     "PeerEvent",
     "PeerEvents",
     "PeerIdentityError",
+    "PeerCacheError",
     "PeerNotAtRelay",
     "PortMappingError",
     "PortMappingStatus",
@@ -116,6 +124,8 @@ __all__ = [
     "ProtocolError",
     "QP2PError",
     "RelayUnavailable",
+    "Reachability",
+    "ReachabilityResult",
     "ReceiveStream",
     "RemoteProtocolError",
     "SendStream",
@@ -126,6 +136,7 @@ __all__ = [
     "__version__",
     "load_certificate",
     "open_endpoint",
+    "read_peer_cache",
     "save_certificate",
     "serve_metrics",
 ]

@@ -262,6 +262,20 @@ class Config:
     #: Punch a hole next to a relayed connection (``qp2p/punch/1``): when it
     #: works, the connection moves to the direct path without losing a message.
     hole_punching: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    #: A file in which to remember the peers this endpoint dials (node id,
+    #: direct addresses, relays, when last seen, whether directly; 1,000
+    #: peers at most), read when the endpoint opens and rewritten atomically
+    #: as it goes, so that after a restart `Endpoint.connect` with only a
+    #: node id finds the peer without bootstrap help.  ``None``: no cache.
+    #: An unreadable file is logged and left alone (see :doc:`relays`).
+    peer_cache: str | os.PathLike[str] | None = attrs.field(default=None, validator=_optional_path)
+    #: Answer peers' reachability checks (``qp2p/reach/1``): dial back the
+    #: address a peer asks about (only at the IP we see it at; rate-limited),
+    #: and send dial-backs other serving peers ask for.  Off by default; a
+    #: relay or another public node turns it on.
+    serve_reachability_checks: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
     #: Unread bytes buffered per raw receive stream; a peer that sends more
     #: than that ahead of the reader gets STOP_SENDING (the reader gets an error).
     stream_receive_buffer: int = attrs.field(default=4 * MiB, validator=_positive_int)

@@ -70,6 +70,7 @@ from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
 from ._protocols import ProtocolRouter
+from ._reachcore import PendingProbes, RecentContacts
 from ._relaypath import PathInfo, describe_path
 from ._tlsconf import TlsSettings
 from ._trust import Gatekeeper
@@ -174,6 +175,8 @@ class Driver:
         # where peers see us (OBSERVED_ADDRESS)
         self.observations = ObservationBook(max_age=config.observed_address_max_age)
         self.protocols = ProtocolRouter(config)  # PROTOCOL streams to their handlers
+        # qp2p/reach/1 (_reach): dial-back nonces we wait for, IPs we sent to lately
+        self.probes, self.recent = PendingProbes(), RecentContacts()
         self.gate.trust.changed = self._revoke
         self._closing = False
         #: Set once the shutdown finished: nothing is sent from user tasks.
@@ -379,6 +382,7 @@ class Driver:
                 action.conn.retire(action.winner)
 
     def _forget(self, conn: Connection) -> None:
+        self.recent.note(conn.remote_address, trio.current_time())
         for cid in conn.session.cids:
             self.route_remove(cid, conn)
         conn.session.cids.clear()
@@ -469,6 +473,8 @@ class Driver:
     ) -> Connection | None:
         """A datagram for no connection: a new server connection, or an answer, or nothing."""
         counters = self.counters
+        if path is None and self.probes.arrived(header.destination_cid, addr):
+            return None  # a reachability dial-back we wait for (_reach)
         if not header.supported_version:
             counters.dropped_unsupported_version += 1
             answer = _quicheader.version_negotiation(data)
@@ -504,6 +510,7 @@ class Driver:
     def _answer(self, datagram: bytes, addr: Address, path: Path | None) -> None:
         """Send a connectionless answer back the way its cause came."""
         if path is None:
+            self.recent.note(addr, trio.current_time())
             self._raw_out.append((datagram, addr))
             self._wake.set()
         else:

@@ -29,6 +29,7 @@ import trio
 from ._config import Config
 from ._dial import Dialer, NoRetry, Peer
 from ._driver import Driver
+from ._endpointnat import EndpointNat, new_port_mapper
 from ._endpointstats import EndpointStatistics
 from ._errors import (
     ConnectionClosed,
@@ -38,12 +39,13 @@ from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
-from ._observed import ExternalAddress
 from ._peer import PeerAddress
+from ._peercache_io import PeerCacheStore
 from ._pool import Pool
-from ._portmap_io import PortMapper, PortMappingStatus
 from ._punch import Puncher
 from ._quic import Address
+from ._reach import ReachService, candidates
+from ._reachcore import check_address
 from ._relay import RelayService
 from ._relaypath import RelayManager
 from ._serve import serve_messages
@@ -56,7 +58,8 @@ if TYPE_CHECKING:
 
     from ._connection import Connection
     from ._message import Message
-    from ._observed import NatMapping
+    from ._portmap_io import PortMapper
+    from ._reachcore import ReachabilityResult
     from ._streams import BidirectionalStream
     from ._trust import Trust
 
@@ -73,7 +76,7 @@ _DIRECT_MAX = 4
 
 
 @final
-class Endpoint(metaclass=NoPublicConstructor):
+class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
     """A QUIC endpoint: one UDP socket serving many connections, as client and server.
 
     Get one from `open_endpoint`; it has no public constructor.
@@ -95,8 +98,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         )
         self._dialer.relays = self._relays
         self._relay_service: RelayService | None = None
+        self._reach = ReachService(config, self._driver, self._local_address)
         self._puncher = Puncher(
-            lambda: [a.address for a in self.external_addresses()],
+            lambda: self._reach.offered(self.external_addresses(), self.connections()),
             self._dialer.dial_beside,
             self._driver.protocols.spawn,
         )
@@ -109,6 +113,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         # tasks still carry `_shutdown`'s closes to the peers; it cancels them.
         self._bg_scope = trio.CancelScope(shield=True)
         self._portmapper: PortMapper | None = None  # set by open_endpoint (Config.port_mapping)
+        self._peer_cache = PeerCacheStore(config.peer_cache, self._driver.wall_clock)
 
     # ------------------------------------------------------------ properties
     @property
@@ -163,8 +168,9 @@ class Endpoint(metaclass=NoPublicConstructor):
         counts |= attrs.asdict(driver.protocols.counters)
         if self._relay_service is not None:
             counts |= attrs.asdict(self._relay_service.counters)
-        counts["relay_paths_dropped"] = self._relays.dropped
-        counts |= attrs.asdict(self._puncher.counters)
+        counts |= self._relays.gauges()  # relay_paths_dropped, _up...
+        counts |= attrs.asdict(self._puncher.counters) | attrs.asdict(self._reach.counters)
+        counts["reach_probes_received"] = driver.probes.received
         counts["send_errors"] += driver.transport.send_errors
         counts["receive_errors"] += driver.transport.receive_errors
         return EndpointStatistics(
@@ -177,85 +183,47 @@ class Endpoint(metaclass=NoPublicConstructor):
         )
 
     # ---------------------------------------------------------- reachability
-    def external_addresses(self) -> list[ExternalAddress]:
-        """The addresses this endpoint may be reachable at, and where each came from.
+    async def check_reachability(
+        self, address: Address | None = None, *, peers: Iterable[Peer] | None = None
+    ) -> list[ReachabilityResult]:
+        """Ask peers to dial back this endpoint's addresses: can strangers reach them?
 
-        The bound address first (``source="local"``) unless it is a wildcard,
-        then the addresses peers report seeing it at (``"observed"``: each
-        peer tells, on its connection, the address its packets came from),
-        most observers first.  Each peer counts for its latest report only;
-        observers are counted by IP address, and an address is ``confirmed``
-        once `Config.observed_address_quorum` of them agree.  At most 64
-        peers' reports are kept (the least recent dropped), also after their
-        connections closed, for `Config.observed_address_max_age` seconds.
+        For each address (``address``, else those of `external_addresses` at
+        an IP peers see us at, at most 8), up to three peers in turn are asked over
+        ``qp2p/reach/1`` to send a dial-back probe carrying a random nonce;
+        only peers with `Config.serve_reachability_checks` answer.  The
+        verdict rests on what arrives, never on a peer's word: REACHABLE
+        needs our nonce from an IP we have not sent to lately (so an
+        address-dependent filtering NAT never yields it), UNREACHABLE that
+        the peer says it sent and nothing came; anything else is UNKNOWN.
+        Verdicts are kept for ten minutes and shown by `external_addresses`.
+        Takes up to about 7 s per peer asked.
 
-        With `Config.port_mapping`, the address the gateway forwards to this
-        endpoint comes right after the bound one (``source="mapped"``,
-        ``confirmed`` while the gateway's lease lasts) for as long as the
-        mapping is kept.
+        Args:
+            address: the ``(ip, port)`` to check; a peer dials back only the
+                IP it sees us at.  ``None``: all our external addresses.
+            peers: the peers to ask (connected first, as `connect` does);
+                ``None``: the peers we have direct connections to.
+
+        Returns:
+            One `ReachabilityResult` per address, in order.
+
+        Raises:
+            ConnectError: a peer of ``peers`` could not be connected.
+            trio.ClosedResourceError: the endpoint is closed.
+            ValueError, TypeError: a malformed ``address``.
+
+        Cancellation: stops at once; nothing is left waiting.
         """
-        book = self._driver.observations
-        book.expire(trio.current_time())
-        found = book.external_addresses(self._local_address, self._config.observed_address_quorum)
-        lease = None if self._portmapper is None else self._portmapper.lease
-        if lease is None:
-            return found
-        seen = [a for a in found if a.address == lease.external]
-        mapped = ExternalAddress(lease.external, "mapped", seen[0].observers if seen else 0, True)
-        rest = [a for a in found if a.address != lease.external]
-        local = [a for a in rest if a.source == "local"]
-        return [*local, mapped, *(a for a in rest if a.source != "local")]
-
-    def port_mapping(self) -> PortMappingStatus:
-        """The port mapping of this endpoint: gateway, protocols that answered, mapped address.
-
-        Empty (no gateway, no probes) unless `Config.port_mapping` is on;
-        see `probe_port_mapping` to probe without mapping.
-        """
-        if self._portmapper is None:
-            return PortMappingStatus(gateway=self._config.port_mapping_gateway)
-        return self._portmapper.status()
-
-    async def probe_port_mapping(self) -> PortMappingStatus:
-        """Ask the gateway which port mapping protocols it speaks, mapping nothing.
-
-        Sends NAT-PMP's external address request, PCP's ANNOUNCE and UPnP's
-        SSDP search and GetExternalIPAddress to the gateway
-        (`Config.port_mapping_gateway`, else the default route's) at once;
-        takes at most about 2 s.  Gateways that do not answer, or answer
-        garbage, are reported as such: nothing is raised for them.
-
-        Cancellation: safe; nothing is left behind.
-        """
-        mapper = self._new_port_mapper()
-        return await mapper.probe()
-
-    def _new_port_mapper(self) -> PortMapper:
-        local = self._local_address
-        ip = str(local[0])
-        if ipaddress.ip_address(ip).version != 4:
-            ip = "0.0.0.0"
-        return PortMapper(
-            self._config.port_mapping_gateway,
-            (ip, int(local[1])),
-            self._config.port_mapping_lifetime,
-        )
-
-    def nat_mapping(self) -> NatMapping:
-        """How a NAT in front of this endpoint maps its socket, judged from observations.
-
-        Needs reports from two or more peers at distinct addresses (else
-        `NatMapping.UNKNOWN`): all seeing the bound address is
-        `NatMapping.NONE`; all seeing one other address is
-        `NatMapping.ENDPOINT_INDEPENDENT` (hole-punchable; also what a
-        wildcard-bound endpoint without a NAT gets, as its bound address is
-        unknown); different addresses is `NatMapping.ADDRESS_DEPENDENT`.  It
-        says nothing about the NAT's filtering, nor whether anyone can reach
-        the address unasked.
-        """
-        book = self._driver.observations
-        book.expire(trio.current_time())
-        return book.nat_mapping(self._local_address)
+        self._check_open()
+        if address is not None:
+            address = check_address(address)
+        servers = [await self.connect(p) for p in peers] if peers is not None else []
+        if peers is None:
+            servers = [c for c in self.connections() if c.path == "direct"]
+        if address is not None:
+            return await self._reach.check_all([address], servers)
+        return await self._reach.check_all(candidates(self.external_addresses()), servers)
 
     def metrics(self) -> EndpointMetrics:
         """Return an immutable snapshot of what an operator watches (see `EndpointMetrics`).
@@ -283,8 +251,8 @@ class Endpoint(metaclass=NoPublicConstructor):
 
         Args:
             peer: ``(host, port)`` (IPv6: also a 4-tuple), a `PeerAddress`
-                or its text ``"<node-id>@host:port"``, or a `NodeId` this
-                endpoint has been connected to before.
+                or its text ``"<node-id>@host:port"``, or a `NodeId` met before
+                or held by `Config.peer_cache` (its address and relay raced).
             node_id: the node id the peer must prove (implied by a
                 `PeerAddress`), or ``None`` to accept any.
 
@@ -308,6 +276,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         dialer = self._dialer
         if isinstance(peer, str):
             peer = PeerAddress.parse(peer)
+        peer = self._peer_cache.dial(peer, self._pool, one_path=False)
         if isinstance(peer, PeerAddress) and peer.relay is not None and peer.address is not None:
             conn = await dialer.race_paths(peer, node_id)
         else:
@@ -398,7 +367,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, None)
+        target = await dialer.target(self._peer_cache.dial(peer, self._pool, one_path=True), None)
 
         async def once() -> None:
             conn, _ = await dialer.connect_once(*target)
@@ -433,7 +402,7 @@ class Endpoint(metaclass=NoPublicConstructor):
         view = payload_view(payload)
         self._check_open()
         dialer = self._dialer
-        target = await dialer.target(peer, None)
+        target = await dialer.target(self._peer_cache.dial(peer, self._pool, one_path=True), None)
 
         async def once() -> bytes:
             conn, _ = await dialer.connect_once(*target)
@@ -598,6 +567,7 @@ class Endpoint(metaclass=NoPublicConstructor):
             await trio.lowlevel.checkpoint()
             return
         grace = self._config.close_grace
+        self._peer_cache.close(self._pool.connections())  # live peers seen now; the last write
         with trio.move_on_after(grace / 2):  # while their relays still carry them
             await self._relays.close_relayed(list(driver.connections), grace / 2)
         driver.closing = driver.protocols.closing = True
@@ -720,8 +690,9 @@ async def open_endpoint(
                 try:
                     await nursery.start(endpoint._run_background)
                     endpoint._relays.start()
+                    nursery.start_soon(endpoint._peer_cache.run, endpoint.events)
                     if config.port_mapping:
-                        endpoint._portmapper = endpoint._new_port_mapper()
+                        endpoint._portmapper = new_port_mapper(config, endpoint.local_address)
                         nursery.start_soon(endpoint._portmapper.run)
                     _log.info("endpoint %s open on %r", identity.node_id, endpoint.local_address)
                     yield endpoint

@@ -93,9 +93,23 @@ class EndpointStatistics:
         relay_clients_refused / relay_clients_malformed: clients refused
             (`Config.relay_max_peers`) or cut off for a bad frame.
         relay_paths_dropped: our datagrams dropped on the way to a relay.
+        relay_paths / relay_paths_up: relays this endpoint uses (its home
+            relay and those of peers it dialled), and those with a relay
+            stream up now (gauges).
+        home_relay_up: 1 while the stream to `Config.home_relay` is up,
+            else 0 (also without a home relay).
         punch_attempts / punch_successes / punch_failures: hole punching
             rounds for relayed connections we dialled; punch_requests_refused:
             peers' punch requests not answered (not relayed, or too many).
+        reach_checks_served / reach_checks_declined: peers' reachability
+            checks we served (`Config.serve_reachability_checks`) or declined
+            (rate limit, an address not at the IP we see the peer at);
+            reach_dial_backs_helped: dial-backs we sent for another server;
+            reach_probes_sent: dial-back probe datagrams we sent;
+            reach_records_malformed: ``qp2p/reach/1`` streams reset for a bad
+            record; reach_verdicts_reachable / _unreachable / _unknown: the
+            verdicts of our own checks (`Endpoint.check_reachability`);
+            reach_probes_received: dial-back probes with a nonce we waited for.
     """
 
     connections: int
@@ -139,7 +153,19 @@ class EndpointStatistics:
     relay_clients_refused: int = 0
     relay_clients_malformed: int = 0
     relay_paths_dropped: int = 0
+    relay_paths: int = 0
+    relay_paths_up: int = 0
+    home_relay_up: int = 0
     punch_attempts: int = 0
     punch_successes: int = 0
     punch_failures: int = 0
     punch_requests_refused: int = 0
+    reach_checks_served: int = 0
+    reach_checks_declined: int = 0
+    reach_dial_backs_helped: int = 0
+    reach_probes_sent: int = 0
+    reach_records_malformed: int = 0
+    reach_verdicts_reachable: int = 0
+    reach_verdicts_unreachable: int = 0
+    reach_verdicts_unknown: int = 0
+    reach_probes_received: int = 0

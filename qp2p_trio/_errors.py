@@ -22,6 +22,7 @@ __all__ = [
     "MessageTooLarge",
     "GatewayReplyError",
     "PeerIdentityError",
+    "PeerCacheError",
     "PeerNotAtRelay",
     "PortMappingError",
     "PeerUnreachable",
@@ -257,6 +258,12 @@ class RemoteProtocolError(ProtocolError):
 
 class EndpointError(QP2PError):
     """The endpoint's background machinery failed (socket error or internal bug)."""
+
+
+class PeerCacheError(QP2PError):
+    """A peer cache file (`Config.peer_cache`) is not one this version can use:
+    not JSON, another format or a newer version, or too large.  The endpoint
+    logs it and runs with an empty cache, leaving the file untouched."""
 
 
 class PortMappingError(QP2PError):

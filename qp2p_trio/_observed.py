@@ -43,6 +43,7 @@ __all__ = [
     "ObservationBook",
     "ObservedAddress",
     "ObservedReporter",
+    "Reachability",
     "decode_observed_address",
     "encode_observed_address",
 ]
@@ -201,6 +202,20 @@ class NatMapping(enum.Enum):
 
 
 @final
+class Reachability(enum.Enum):
+    """The verdict of a reachability check on one address (`Endpoint.check_reachability`)."""
+
+    #: A dial-back probe with our nonce arrived from an IP we had not sent
+    #: to: strangers can reach this address unasked.
+    REACHABLE = "reachable"
+    #: The server says it sent dial-back probes, and none arrived.
+    UNREACHABLE = "unreachable"
+    #: No proof either way: no server, a refusal, a timeout, or a probe from
+    #: an IP we had sent to (it would pass an address-dependent filter).
+    UNKNOWN = "unknown"
+
+
+@final
 @attrs.frozen
 class ExternalAddress:
     """An address this endpoint may be reachable at.
@@ -215,12 +230,18 @@ class ExternalAddress:
         confirmed: whether ``observers`` reached
             `Config.observed_address_quorum` (for a mapped address: whether
             the gateway's lease is live).
+        reachability: the latest verdict of a reachability check on this
+            address (`Endpoint.check_reachability`), or ``None`` if none was
+            made in the last ten minutes.  A ``"mapped"`` address is offered
+            to peers as a hole-punching candidate only once it is
+            `Reachability.REACHABLE`.
     """
 
     address: tuple[str, int]
     source: Literal["local", "observed", "mapped"]
     observers: int
     confirmed: bool
+    reachability: Reachability | None = None
 
 
 @attrs.frozen

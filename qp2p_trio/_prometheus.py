@@ -19,12 +19,14 @@ import importlib
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, final
 
+import attrs
 import trio
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from ._endpoint import Endpoint
+    from ._endpointstats import EndpointStatistics
     from ._metrics import EndpointMetrics
 
 __all__ = ["PrometheusCollector", "serve_metrics"]
@@ -186,7 +188,108 @@ def _counters(m: EndpointMetrics) -> list[_Row]:
             {"hit": m.pool_hits, "miss": m.pool_misses},
         ),
         ("connect_retries", "Failed attempts retried (Config.retry)", None, {"": m.retries}),
+        *relay_counters(m),
+        *_reach_counters(st),
     ]
+
+
+def _reach_counters(st: EndpointStatistics) -> list[_Row]:
+    return [
+        (
+            "reachability_verdicts",
+            "Verdicts of our reachability checks (dial-backs), by verdict",
+            "verdict",
+            {
+                "reachable": st.reach_verdicts_reachable,
+                "unreachable": st.reach_verdicts_unreachable,
+                "unknown": st.reach_verdicts_unknown,
+            },
+        ),
+        (
+            "reachability_checks_served",
+            "Peers' reachability checks, by what we did",
+            "result",
+            {
+                "served": st.reach_checks_served,
+                "declined": st.reach_checks_declined,
+                "helped": st.reach_dial_backs_helped,
+            },
+        ),
+    ]
+
+
+#: Hole punching counters exported under names of their own (above); any
+#: other counter of `EndpointStatistics` with one of `_PATH_PREFIXES` (punch
+#: and path fallback counters added later) is exported as it is named.
+_PUNCH_KNOWN = frozenset(
+    {"punch_attempts", "punch_successes", "punch_failures", "punch_requests_refused"}
+)
+_PATH_PREFIXES = ("punch_", "path_fallback")
+
+
+def relay_counters(m: EndpointMetrics) -> list[_Row]:
+    """Relay service, relay paths and hole punching (see docs/relays)."""
+    st = m.statistics
+    rows: list[_Row] = [
+        (
+            "relay_datagrams_forwarded",
+            "Datagrams this relay forwarded between its peers",
+            None,
+            {"": st.relay_frames_forwarded},
+        ),
+        (
+            "relay_bytes_forwarded",
+            "Datagram bytes this relay forwarded between its peers",
+            None,
+            {"": st.relay_bytes_forwarded},
+        ),
+        (
+            "relay_datagrams_dropped",
+            "Datagrams this relay dropped, by reason",
+            "reason",
+            {
+                "rate": st.relay_dropped_rate,
+                "buffer": st.relay_dropped_buffer,
+                "unknown_peer": st.relay_dropped_unknown_peer,
+            },
+        ),
+        (
+            "relay_clients_rejected",
+            "Peers this relay refused (over relay_max_peers) or cut off (a bad frame)",
+            "reason",
+            {"busy": st.relay_clients_refused, "malformed": st.relay_clients_malformed},
+        ),
+        (
+            "relay_path_datagrams_dropped",
+            "Our datagrams dropped on the way to a relay",
+            None,
+            {"": st.relay_paths_dropped},
+        ),
+        (
+            "punch_attempts",
+            "Hole punching rounds for relayed connections we dialled",
+            None,
+            {"": st.punch_attempts},
+        ),
+        (
+            "punch_outcomes",
+            "Hole punching that ended, by outcome",
+            "outcome",
+            {"success": st.punch_successes, "failure": st.punch_failures},
+        ),
+        (
+            "punch_requests_refused",
+            "Peers' punch requests not answered (not relayed, or too many)",
+            None,
+            {"": st.punch_requests_refused},
+        ),
+    ]
+    for field in attrs.fields(type(st)):
+        if field.name.startswith(_PATH_PREFIXES) and field.name not in _PUNCH_KNOWN:
+            value = getattr(st, field.name)
+            if isinstance(value, int):
+                rows.append((field.name, f"EndpointStatistics.{field.name}", None, {"": value}))
+    return rows
 
 
 def _gauges(m: EndpointMetrics) -> list[_Row]:
@@ -215,6 +318,27 @@ def _gauges(m: EndpointMetrics) -> list[_Row]:
             "Bytes sent on live connections, not yet acknowledged",
             None,
             {"": m.send_unacked_bytes},
+        ),
+        (
+            "relay_clients",
+            "Peers registered with this relay",
+            None,
+            {"": m.statistics.relay_clients},
+        ),
+        (
+            "relay_paths",
+            "Relays this endpoint uses, by whether their relay stream is up",
+            "state",
+            {
+                "up": m.statistics.relay_paths_up,
+                "down": m.statistics.relay_paths - m.statistics.relay_paths_up,
+            },
+        ),
+        (
+            "home_relay_up",
+            "1 while the stream to the home relay (Config.home_relay) is up",
+            None,
+            {"": m.statistics.home_relay_up},
         ),
     ]
 

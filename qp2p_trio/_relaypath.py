@@ -304,6 +304,18 @@ class RelayManager:
         """Datagrams the relay paths dropped (no stream up, queue full, too large)."""
         return sum(path.dropped for path in self.paths.values())
 
+    def gauges(self) -> dict[str, int]:
+        """For the statistics: datagrams dropped, relay paths in use and up, and
+        whether the home relay's is up (0 or 1)."""
+        home = self._config.home_relay
+        path = None if home is None else self.paths.get(home.node_id)
+        return {
+            "relay_paths_dropped": self.dropped,
+            "relay_paths": len(self.paths),
+            "relay_paths_up": sum(p.up.is_set() for p in self.paths.values()),
+            "home_relay_up": int(path is not None and path.up.is_set()),
+        }
+
     def path_named(self, name: str) -> RelayPath | None:
         for path in self.paths.values():
             if path.name == name:

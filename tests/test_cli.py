@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import stat
@@ -564,6 +565,12 @@ def test_demo_small(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "every step worked" in result.stdout
     assert "PeerIdentityError" in result.stdout
+    # The step across NATs (virtual network): relayed first, then direct, nothing lost.
+    assert "Across NATs: through a relay, a hole punched, then direct" in result.stdout
+    assert "through the relay: connected in " in result.stdout
+    assert "path relayed, request round trip " in result.stdout
+    assert re.search(r"direct after [\d.]+ ms, request round trip now", result.stdout)
+    assert re.search(r"\(\d+ relayed, \d+ direct\): all arrived, exactly once", result.stdout)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import re
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from netns import (
@@ -202,6 +202,70 @@ def test_listening_node_is_reachable_at_its_mapped_address(gateway: Topology, st
     node.send_signal(signal.SIGTERM)
     node.wait(timeout=15)
     assert "192.168.1.10:6200" not in forwarded(gateway)  # deleted on close
+
+
+REACH_CHECK = r"""
+import json, sys, trio, qp2p_trio
+async def main(server, port, mapping):
+    config = qp2p_trio.Config(port_mapping=mapping == "map")
+    async with qp2p_trio.open_endpoint(("0.0.0.0", port), config=config) as ep:
+        with trio.fail_after(60):
+            await ep.connect(server)
+            while not any(a.source != "local" for a in ep.external_addresses()):
+                await trio.sleep(0.02)  # the observed (and the mapped) address
+            if mapping == "map":
+                while ep.port_mapping().external is None:
+                    await trio.sleep(0.02)
+            results = await ep.check_reachability()
+        mapped = ep.port_mapping().external
+        print(json.dumps({
+            "mapped": None if mapped is None else "%s:%d" % mapped,
+            "results": {"%s:%d" % r.address: [r.reachability.value, r.detail] for r in results},
+        }), flush=True)
+trio.run(main, sys.argv[1], int(sys.argv[2]), sys.argv[3])
+"""
+
+
+@pytest.fixture(scope="module")
+def reach_server(topo: Topology, state: Path) -> str:
+    """A server of reachability checks at 10.99.0.1 with a helper at 10.99.0.2: its address."""
+    identity = Identity.generate()
+    path = state / "reach.key"
+    identity.save(str(path))
+    server = topo.spawn("pub", *CLI, "listen", "10.99.0.1:7100", "--identity", str(path),
+                        "--relay", "--serve-reachability", "--json")  # fmt: skip
+    read_line(server, '"listening"', 15)
+    peer = f"{identity.node_id}@10.99.0.1:7100"
+    helper = topo.spawn("pub", *CLI, "listen", "10.99.0.2:7100", "--home-relay", peer,
+                        "--serve-reachability", "--json")  # fmt: skip
+    read_line(helper, '"listening"', 15)
+    read_line(server, '"connected"', 15)  # the helper is connected to the server
+    return peer
+
+
+def reach_check(topo: Topology, server: str, port: int, mapping: str) -> dict[str, Any]:
+    proc = topo.spawn("a", sys.executable, "-c", REACH_CHECK, server, str(port), mapping, limit=60)
+    out, err = proc.communicate(timeout=70)
+    assert proc.returncode == 0, err.decode()
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+def test_dial_back_proves_the_mapped_address_reachable(
+    gateway: Topology, reach_server: str
+) -> None:
+    """Behind the cone NAT (port-restricted): unreachable, until miniupnpd maps the port."""
+    plain = reach_check(gateway, reach_server, 6400, "none")
+    assert plain["mapped"] is None
+    assert [v[0] for v in plain["results"].values()] == ["unreachable"], plain
+    (address,) = plain["results"]
+    assert address.startswith("10.99.0.11:")
+    mapped = reach_check(gateway, reach_server, 6500, "map")
+    assert mapped["mapped"] is not None
+    verdict, detail = mapped["results"][mapped["mapped"]]
+    assert verdict == "reachable", mapped
+    assert detail == "a probe with our nonce came from 10.99.0.2"  # the helper
+    assert "192.168.1.10:6500" not in forwarded(gateway)  # deleted on close
 
 
 def test_cleanup_leaves_nothing(state: Path) -> None:

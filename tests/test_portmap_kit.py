@@ -346,6 +346,7 @@ def test_the_tutorial_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "NAT mapping: ENDPOINT_INDEPENDENT" in out
     assert "mapped by pcp at ('127.203.0.1', 4433)" in out
+    assert "dial-back: reachable - a probe with our nonce came from 127.0.2.3" in out
     assert "node got: hello through the router" in out
     assert out.endswith("mappings left on the router: {}\n")
 

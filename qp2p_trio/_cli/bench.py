@@ -78,7 +78,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.message_size <= len(BULK_TAG):
         raise CliError(ExitCode.USAGE, f"--message-size must exceed {len(BULK_TAG)} bytes")
     if args.peer is not None:
-        peer = parse_peer(args.peer)
+        peer = parse_peer(args.peer, args)
         async with open_client(args, peer) as (_ep, conn, handshake):
             result = await _bench(args, conn)
         result.update(mode="remote", peer=str(peer), handshake_ms=handshake * 1e3)

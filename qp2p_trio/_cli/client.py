@@ -23,9 +23,12 @@ from qp2p_trio import (
     HandshakeError,
     Identity,
     MessageTooLarge,
+    NodeId,
     PeerAddress,
+    PeerCacheError,
     PeerIdentityError,
     open_endpoint,
+    read_peer_cache,
 )
 
 from .errors import CliError, ExitCode
@@ -57,12 +60,37 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-def parse_peer(text: str) -> PeerAddress:
-    """Parse a PEER argument, or fail with `ExitCode.BAD_PEER`."""
+def parse_peer(text: str, args: argparse.Namespace | None = None) -> PeerAddress:
+    """Parse a PEER argument, or fail with `ExitCode.BAD_PEER`.
+
+    With ``--peer-cache FILE`` in ``args``, a bare node id is looked up in FILE.
+    """
+    cache = getattr(args, "peer_cache", None)
+    if cache is not None and "@" not in text and "/" not in text:
+        return _cached_peer(cache, text)
     try:
         return PeerAddress.parse(text)
     except ValueError as exc:
         raise CliError(ExitCode.BAD_PEER, str(exc)) from None
+
+
+def _cached_peer(path: str, text: str) -> PeerAddress:
+    try:
+        node_id = NodeId.parse(text.strip())
+    except ValueError as exc:
+        raise CliError(ExitCode.BAD_PEER, f"invalid node id {text!r}: {exc}") from None
+    try:
+        known = read_peer_cache(path)
+    except (PeerCacheError, OSError) as exc:
+        raise CliError(ExitCode.FILE, f"cannot use the peer cache {path!r}: {exc}") from None
+    peer = known.get(node_id)
+    if peer is None:
+        raise CliError(
+            ExitCode.BAD_PEER,
+            f"no peer {node_id} in the peer cache {path!r}: give its peer address "
+            "(<node-id>@host:port or <node-id>/via/<relay>) once",
+        )
+    return peer
 
 
 def parse_bind_address(text: str) -> tuple[str, int]:
@@ -122,7 +150,9 @@ def config_for(
         qlog_dir=getattr(args, "qlog", None),
         **trust,
         relay=bool(getattr(args, "relay", False)),
+        serve_reachability_checks=bool(getattr(args, "serve_reachability", False)),
         home_relay=_home_relay(home_relay) if home_relay is not None else None,
+        peer_cache=getattr(args, "peer_cache", None),
     )
 
 

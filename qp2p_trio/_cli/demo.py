@@ -24,6 +24,7 @@ import trio
 
 from qp2p_trio import Config, Message, __version__, open_endpoint
 
+from .demo_nat import step_across_nats
 from .demo_steps import (
     Demo,
     DemoFailed,
@@ -74,7 +75,8 @@ def add_parser(commands: Commands) -> None:
         "demo",
         "run the demo (the default command)",
         "Start four nodes on 127.0.0.1 and narrate: identities, verified connections, "
-        "messages, request/response, a refused wrong identity, a large transfer, statistics. "
+        "messages, request/response, a refused wrong identity, two nodes behind NATs meeting "
+        "through a relay and moving direct (virtual network), a large transfer, statistics. "
         "Exits 0 when every step worked.",
         run,
     )
@@ -128,6 +130,7 @@ STEPS: Final[list[DemoStep]] = [
     DemoStep("The pool reuses a live connection", step_pool),
     DemoStep("Racing a dead, a black-holed and a live peer", step_race),
     DemoStep("Simultaneous open resolves to one connection", step_simultaneous_open),
+    DemoStep("Across NATs: through a relay, a hole punched, then direct", step_across_nats),
     DemoStep("A large message", step_transfer, _transfer_timeout),
     DemoStep("Statistics of every endpoint", step_statistics),
 ]

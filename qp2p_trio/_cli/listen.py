@@ -203,6 +203,11 @@ def _announce(args: argparse.Namespace, ep: Endpoint, service: Service) -> None:
                     else []
                 ),
                 *(["  serving as a relay for the peers it admits"] if ep.config.relay else []),
+                *(
+                    ["  serving reachability checks (dial-backs)"]
+                    if ep.config.serve_reachability_checks
+                    else []
+                ),
                 f"  requests are answered with: {args.reply}; "
                 f"largest message accepted: {format_size(args.max_message_size)}",
                 "  Ctrl-C stops it",

@@ -4,9 +4,11 @@
 
 Connects to every PEER at once, waits (bounded) for each to report the
 address it sees us at (the OBSERVED_ADDRESS control record), and prints
-this endpoint's external addresses and the NAT mapping they imply.  With
-``--port-mapping`` it also probes the gateway for NAT-PMP, PCP and UPnP-IGD
-(mapping nothing) and prints which answered.
+this endpoint's external addresses and the NAT mapping they imply.  Then
+it asks the peers to dial each address back (`Endpoint.check_reachability`;
+only peers serving checks answer) and prints the verdicts, unless
+``--no-reachability``.  With ``--port-mapping`` it also probes the gateway
+for NAT-PMP, PCP and UPnP-IGD (mapping nothing) and prints which answered.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .output import format_address, print_json
 if TYPE_CHECKING:
     import argparse
 
-    from qp2p_trio import Endpoint, PeerAddress, PortMappingStatus
+    from qp2p_trio import Endpoint, PeerAddress, PortMappingStatus, ReachabilityResult
 
     from .options import Commands
 
@@ -37,10 +39,12 @@ def add_parser(commands: Commands) -> None:
     """Add the ``netcheck`` subcommand."""
     parser = commands.add(
         "netcheck",
-        "how peers see this machine: external addresses, NAT mapping",
+        "how peers see this machine: external addresses, NAT mapping, reachability",
         "Connect to every PEER at once and print the addresses they see this "
         "machine at, and the NAT mapping that implies (two or more peers at "
-        "different IP addresses are needed for a verdict).",
+        "different IP addresses are needed for a verdict); then ask them to dial "
+        "each address back (peers started with --serve-reachability answer) and "
+        "print whether strangers can reach it: reachable, unreachable or unknown.",
         run,
     )
     parser.add_argument("peers", metavar="PEER", nargs="+", help="peer addresses")
@@ -55,6 +59,11 @@ def add_parser(commands: Commands) -> None:
         type=ipv4,
         metavar="IP",
         help="with --port-mapping: the gateway's IPv4 address (default: the default route's)",
+    )
+    parser.add_argument(
+        "--no-reachability",
+        action="store_true",
+        help="do not ask the peers to dial this machine back",
     )
     client_options(parser)
 
@@ -77,7 +86,20 @@ async def run(args: argparse.Namespace) -> int:
                 nursery.start_soon(_probe, ep, probes)
         reached = sum(error is None for error in results.values())
         await _wait_for_reports(ep, reached, min(args.timeout, 5.0))
+        checks: list[ReachabilityResult] = []
+        if reached and not args.no_reachability:
+            with trio.move_on_after(max(args.timeout, 10.0)):
+                checks = await ep.check_reachability()
         report = _report(ep, peers, results)
+        report["reachability"] = [
+            {
+                "address": format_address(c.address),
+                "reachability": c.reachability.value,
+                "server": None if c.server is None else str(c.server),
+                "detail": c.detail,
+            }
+            for c in checks
+        ]
         if probes:
             report["port_mapping"] = _port_mapping(probes[0])
     if args.json:
@@ -145,6 +167,7 @@ def _report(
                 "source": a.source,
                 "observers": a.observers,
                 "confirmed": a.confirmed,
+                "reachability": None if a.reachability is None else a.reachability.value,
             }
             for a in ep.external_addresses()
         ],
@@ -160,8 +183,11 @@ def _print(report: dict[str, Any]) -> None:
     for a in report["external_addresses"]:
         confirmed = " (confirmed)" if a["confirmed"] else ""
         seen = "" if a["source"] == "local" else f", seen by {a['observers']}"
-        print(f"address:        {a['address']} [{a['source']}{seen}]{confirmed}")
+        verdict = f" {a['reachability']}" if a["reachability"] else ""
+        print(f"address:        {a['address']} [{a['source']}{seen}]{confirmed}{verdict}")
     print(f"NAT mapping:    {report['nat_mapping']}")
+    for c in report["reachability"]:
+        print(f"reachability:   {c['address']}: {c['reachability']} ({c['detail']})")
     mapping = report.get("port_mapping")
     if mapping is not None:
         print(f"gateway:        {mapping['gateway'] or 'none found'}")

@@ -193,7 +193,8 @@ def debug_options(parser: argparse.ArgumentParser) -> None:
 
 
 def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> None:
-    """``--home-relay PEER`` (and, for ``listen``, ``--relay``): relays (see docs/relays)."""
+    """``--home-relay PEER``, ``--peer-cache FILE`` (and, for ``listen``, ``--relay``,
+    ``--serve-reachability``): relays, known peers, reachability (see docs/relays)."""
     group = parser.add_argument_group("relays")
     group.add_argument(
         "--home-relay",
@@ -201,11 +202,22 @@ def relay_options(parser: argparse.ArgumentParser, *, serve: bool = False) -> No
         help="register with the relay at PEER (<node-id>@host:port), so peers reach this node "
         "through it; a relayed peer address looks like <node-id>/via/<relay>",
     )
+    group.add_argument(
+        "--peer-cache",
+        metavar="FILE",
+        help="remember the peers met in FILE (JSON, rewritten atomically) and find a peer "
+        "given by node id alone there",
+    )
     if serve:
         group.add_argument(
             "--relay",
             action="store_true",
             help="also serve as a relay for the peers this node admits",
+        )
+        group.add_argument(
+            "--serve-reachability",
+            action="store_true",
+            help="answer peers' reachability checks (dial them back, see netcheck)",
         )
 
 

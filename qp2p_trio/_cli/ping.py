@@ -81,7 +81,7 @@ def _announce_metrics(url: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio ping PEER``: handshake time, then one probe request per round."""
-    peer = parse_peer(args.peer)
+    peer = parse_peer(args.peer, args)
     metrics = metrics_address(args.metrics)
     probe_size = max(args.size, len(PROBE_TAG) + SEQ.size)
     human = not args.json

@@ -39,7 +39,7 @@ def add_parser(commands: Commands) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio request PEER TEXT``: print the reply."""
-    peer = parse_peer(args.peer)
+    peer = parse_peer(args.peer, args)
     payload = text_payload(args.text)
     async with open_client(args, peer) as (_ep, conn, handshake):
         start = trio.current_time()

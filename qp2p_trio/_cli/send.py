@@ -70,7 +70,7 @@ async def _file_chunks(
 
 async def run(args: argparse.Namespace) -> int:
     """``qp2p-trio send PEER TEXT`` or ``send PEER --file PATH``."""
-    peer = parse_peer(args.peer)
+    peer = parse_peer(args.peer, args)
     if (args.text is None) == (args.file is None):
         raise CliError(ExitCode.USAGE, "send needs exactly one of TEXT or --file PATH")
     if args.file is not None:
