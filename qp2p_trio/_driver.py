@@ -706,6 +706,11 @@ class Driver:
             self._fire_timers(trio.current_time())
             while self._dirty or self._raw_out:
                 now = trio.current_time()
+                # Older datagrams first: those a user call's flush left, then
+                # what the dirty connections build now (else they overtake
+                # and the peer sees reordering, which QUIC takes for loss).
+                out.extend(self._raw_out)
+                self._raw_out.clear()
                 for conn in self._dirty:
                     path = path_of.get(conn) if path_of else None
                     if path is None:
@@ -716,8 +721,6 @@ class Driver:
                         via_path.clear()
                     sent.append(conn)
                 self._dirty.clear()
-                out.extend(self._raw_out)
-                self._raw_out.clear()
                 if out:
                     self._sending = True
                     try:
