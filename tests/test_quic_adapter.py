@@ -674,3 +674,18 @@ def test_black_hole_hooks_fall_back_when_large_packets_vanish():
         client.on_timer(now)
     assert client.pmtu.search.black_holes == 1
     assert got == 200_000
+
+
+def test_a_new_primary_path_starts_over_at_the_floor():
+    from aioquic.quic.connection import QuicNetworkPath
+
+    client, _server, pump = _pmtu_pair()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"z" * 300_000, end_stream=True)  # bulk data: the search runs
+    pump.run()
+    assert client.statistics()["path_mtu"] == 16384
+    quic = client._quic
+    quic._network_paths[0] = QuicNetworkPath(("10.0.0.9", 2222), is_validated=True)
+    client.datagrams(pump.now)
+    assert client.statistics()["path_mtu"] == 1200
+    assert client.pmtu.search.size == 1200
