@@ -22,9 +22,11 @@ sans-IO `_pmtu.PmtuSearch`:
 - an acknowledged probe **raises the datagram size** everywhere aioquic
   caches it: the connection (packet builder size), the congestion
   controller (its window arithmetic in datagrams) and the pacer;
-- **black holes**: lost packets larger than the base size are reported in
-  bursts, and acknowledged ones reset the count (`PmtuSearch.big_loss`,
-  `PmtuSearch.big_ack`); when the search falls back, the size drops to the
+- **black holes**: each loss event that lost a packet larger than the base
+  size is reported as a burst (`PmtuSearch.big_loss`), and an acknowledged
+  large packet resets the count (`PmtuSearch.big_ack`); one event, not one
+  run of consecutive packet numbers, as a full queue drops every other
+  packet of a flight.  When the search falls back, the size drops to the
   base at once, inside aioquic's loss handling, so the data of the lost
   packets is retransmitted in small packets;
 - a new primary path (migration) starts over at the base size.
@@ -202,17 +204,16 @@ class PmtuProbes:
         loss._on_packets_lost = on_lost  # type: ignore[method-assign]
 
     def _bursts(self, packets: list[Any], now: float) -> None:
-        """Report each run of consecutive lost packets holding a large one."""
+        """Report one burst for a loss event that lost a large packet.
+
+        One per event, not per run of consecutive packet numbers: a full
+        queue drops every other packet of a flight, which is congestion,
+        not a smaller path.
+        """
         search = self.search
         base = search.base
-        previous = -2
-        big = False
-        for packet in sorted(packets, key=lambda p: p.packet_number):
-            if packet.packet_number != previous + 1 and big:
-                big = False
+        for packet in packets:
+            if packet.in_flight and packet.sent_bytes > base:
                 if search.big_loss(now):
                     set_datagram_size(self._quic, base)
-            previous = packet.packet_number
-            big = big or (packet.in_flight and packet.sent_bytes > base)
-        if big and search.big_loss(now):
-            set_datagram_size(self._quic, base)
+                return

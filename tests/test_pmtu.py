@@ -396,3 +396,16 @@ async def test_datagrams_left_by_a_flush_leave_before_newer_ones(autojump_clock:
             first = next(batch for batch in batches if older in batch)
             assert first[0] == older
             assert len(first) > 1  # the new datagrams went in the same batch, after it
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+async def test_congestion_losses_are_no_black_hole(autojump_clock: Any, seed: int) -> None:
+    """A drop-tail queue drops large packets now and then (often every other one of
+    a flight): congestion, which must not send the connection back to 1,200 bytes."""
+    link = LinkConfig(delay=0.001, rate=20e6, queue_limit=128 * 1024)
+    stats, conn = await _transfer(MemoryNetwork(seed=seed), link, size=8 * MiB)
+    pmtu = conn._core.pmtu
+    assert pmtu is not None
+    assert stats.packets_lost > 0  # the queue did overflow
+    assert pmtu.search.black_holes == 0
+    assert stats.path_mtu == 16384
