@@ -20,10 +20,10 @@ Nothing here reads a clock: every call takes ``now``.
   Each acknowledged probe raises the datagram size at once.
 - **Black holes.**  A path whose MTU drops mid-connection loses every large
   packet while small ones still get through.  `big_loss` is told of each
-  burst of lost packets larger than the base size, `big_ack` of each large
-  packet acknowledged; `BLACK_HOLE_BURSTS` bursts with no large packet
-  acknowledged in between fall back to the base size and search again below
-  the size that failed.
+  loss event (a burst) that lost packets larger than the base size,
+  `big_ack` of each large packet acknowledged; `BLACK_HOLE_BURSTS` bursts
+  with no large packet acknowledged in between fall back to the base size
+  and search again below the size that failed.
 - **Re-probe.**  A finished search starts again after `REPROBE_AFTER`
   seconds (RFC 8899 suggests 600 s), from the current size up, in case the
   path's MTU grew.
