@@ -7,6 +7,7 @@ Usage::
     python benchmarks/swarm.py                 # 100, 300 and 1,000 endpoints
     python benchmarks/swarm.py --sizes 50,100  # other sizes
     python benchmarks/swarm.py --one 1000      # one size in this process (JSON line)
+    python benchmarks/swarm.py --freeze        # the application calls gc.freeze()
 
 Each size runs in a fresh process (so its peak RSS is its own) under
 ``trio.testing.MockClock`` with ``autojump_threshold=0``: virtual time jumps
@@ -16,10 +17,15 @@ each on its own virtual host (``127.x.y.z``), seeded: every endpoint dials
 messages of 256 bytes to each of them (each ``send`` waits for its receipt),
 all endpoints at once.  Reported per size: wall seconds (total, and the
 connect and message phases), messages per wall second, peak RSS (MiB), and
-RSS per endpoint, and the seconds spent in Python's cyclic garbage collector
-(its full collections scan the whole heap, so their cost grows faster than
-the swarm); then how wall time and RSS grow from the smallest size to the
-largest, against linear growth.
+RSS per endpoint, CPU seconds (in the JSON), and the CPU seconds spent in
+Python's cyclic garbage collector (its full collections scan the whole
+heap, so their cost grows faster than the swarm); then how wall time and
+RSS grow from the smallest size to the largest, against linear growth.
+
+``--freeze``: the application calls `gc.freeze` once its endpoints are open
+and again once they are connected, so the collector's full collections no
+longer scan that long-lived state (an application's call, not the
+library's: what is frozen is never collected, cycles included).
 
 qp2p_trio only: the baselines cannot run on the virtual network.
 """
@@ -50,7 +56,7 @@ def _host_ip(i: int) -> str:
     return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-async def _swarm(n: int, degree: int, messages: int) -> dict[str, Any]:
+async def _swarm(n: int, degree: int, messages: int, freeze: bool = False) -> dict[str, Any]:
     import trio
 
     import qp2p_trio
@@ -68,6 +74,8 @@ async def _swarm(n: int, degree: int, messages: int) -> dict[str, Any]:
         async with open_endpoint_factory(network, config=config) as factory:
             endpoints = [await factory(host=network.add_host(v4=_host_ip(i))) for i in range(n)]
             t_open = time.perf_counter()
+            if freeze:
+                gc.freeze()
 
             async def drain(ep: qp2p_trio.Endpoint) -> None:
                 nonlocal received
@@ -95,6 +103,8 @@ async def _swarm(n: int, degree: int, messages: int) -> dict[str, Any]:
                     for i in range(n):
                         nursery.start_soon(dial, i, plan[i], conns[i])
                 t_connected = time.perf_counter()
+                if freeze:
+                    gc.freeze()
                 async with trio.open_nursery() as nursery:
                     for per_ep in conns:
                         for conn in per_ep:
@@ -131,30 +141,44 @@ class _GcTimer:
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.process_time()
         else:
-            self.seconds += time.perf_counter() - self._started
+            self.seconds += time.process_time() - self._started
             self.full += info["generation"] == 2
 
 
-def run_one(n: int, degree: int = DEGREE, messages: int = MESSAGES) -> dict[str, Any]:
+def run_one(
+    n: int, degree: int = DEGREE, messages: int = MESSAGES, freeze: bool = False
+) -> dict[str, Any]:
     """Run one swarm of ``n`` endpoints in this process."""
     import trio
     import trio.testing
 
     timer = _GcTimer()
     gc.callbacks.append(timer)
+    cpu = time.process_time()
     try:
         result: dict[str, Any] = trio.run(
-            _swarm, n, degree, messages, clock=trio.testing.MockClock(autojump_threshold=0)
+            _swarm,
+            n,
+            degree,
+            messages,
+            freeze,
+            clock=trio.testing.MockClock(autojump_threshold=0),
         )
     finally:
         gc.callbacks.remove(timer)
-    return {**result, "gc_s": timer.seconds, "gc_full_collections": timer.full}
+        gc.unfreeze()
+    cpu = time.process_time() - cpu
+    return {**result, "cpu_s": cpu, "gc_s": timer.seconds, "gc_full_collections": timer.full}
 
 
 def run_sizes(
-    sizes: list[int], degree: int = DEGREE, messages: int = MESSAGES, timeout: float = 1800
+    sizes: list[int],
+    degree: int = DEGREE,
+    messages: int = MESSAGES,
+    timeout: float = 1800,
+    freeze: bool = False,
 ) -> dict[str, Any]:
     """Run each size in a fresh process; return the results and the growth."""
     results = []
@@ -169,6 +193,7 @@ def run_sizes(
                 str(degree),
                 "--messages",
                 str(messages),
+                *(["--freeze"] if freeze else []),
             ],
             capture_output=True,
             text=True,
@@ -232,14 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--degree", type=int, default=DEGREE, help="peers each endpoint dials")
     parser.add_argument("--messages", type=int, default=MESSAGES, help="messages per neighbour")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--freeze", action="store_true", help="gc.freeze() after opening and after connecting"
+    )
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(run_one(args.one, args.degree, args.messages)))
+        print(json.dumps(run_one(args.one, args.degree, args.messages, args.freeze)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(DEFAULT_SIZES)
     if len(sizes) < 2 or any(s <= args.degree for s in sizes):
         parser.error(f"give two or more sizes, each above the degree ({args.degree})")
-    result = run_sizes(sizes, args.degree, args.messages)
+    result = run_sizes(sizes, args.degree, args.messages, freeze=args.freeze)
     print(table(result), end="")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

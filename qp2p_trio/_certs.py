@@ -43,9 +43,11 @@ __all__ = [
     "LIBP2P_EXTENSION_OID",
     "MAX_CHAIN",
     "RENEWAL_MARGIN",
+    "VERIFIED_CACHE_SIZE",
     "make_certificate",
     "renewal_window",
     "verify_certificate_chain",
+    "verify_peer_chain",
 ]
 
 LIBP2P_EXTENSION_OID: Final = x509.ObjectIdentifier("1.3.6.1.4.1.53594.1.1")
@@ -84,6 +86,9 @@ _ECDSA_HASHES: Final[dict[x509.ObjectIdentifier, type[hashes.HashAlgorithm]]] = 
     SignatureAlgorithmOID.ECDSA_WITH_SHA512: hashes.SHA512,
 }
 _ECDSA_CURVES: Final = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+
+#: Peer certificate chains remembered as verified (`verify_peer_chain`), per process.
+VERIFIED_CACHE_SIZE: Final = 256
 
 _TAG_SEQUENCE: Final = 0x30
 _TAG_OCTET_STRING: Final = 0x04
@@ -381,6 +386,55 @@ def verify_certificate_chain(
     actual = _proven_node_id(certificate, fail)
 
     if expected is not None and actual != expected:
+        raise PeerIdentityError(
+            f"peer proved node id {actual}, expected {expected}",
+            expected=expected,
+            actual=actual,
+        )
+    return actual
+
+
+#: Chains that passed `verify_certificate_chain` (every certificate, compared
+#: by its DER bytes) -> the node id they prove and the leaf's validity period.
+#: Insertion order is recency order: a hit moves its entry to the end.
+_verified: dict[tuple[x509.Certificate, ...], tuple[NodeId, float, float]] = {}
+
+
+def verify_peer_chain(
+    chain: Sequence[x509.Certificate], *, now: float, expected: NodeId | None = None
+) -> NodeId:
+    """`verify_certificate_chain`, remembering the chains that passed.
+
+    The verdict on a chain depends only on its bytes and on ``now``: a chain
+    seen before (byte for byte) is only checked again against ``now`` (its
+    leaf's validity period) and ``expected``, which skips two signature
+    checks and the parsing of the extensions.  Possession is not cached: the
+    TLS CertificateVerify, which proves the peer holds the certificate's key,
+    is checked by every handshake.  Rejected chains are never remembered, and
+    at most `VERIFIED_CACHE_SIZE` chains are (least recently used ones go
+    first), so a peer can make others' checks slower, never different.
+
+    Args, returns and raises as `verify_certificate_chain`.
+    """
+    key = tuple(chain)
+    verified = _verified
+    hit = verified.pop(key, None)
+    if hit is None or not hit[1] <= now <= hit[2]:
+        # New, or outside its validity period: the full check says why.
+        actual = verify_certificate_chain(key, now=now, expected=None)
+        leaf = key[0]
+        hit = (
+            actual,
+            leaf.not_valid_before_utc.timestamp(),
+            leaf.not_valid_after_utc.timestamp(),
+        )
+        if len(verified) >= VERIFIED_CACHE_SIZE:
+            del verified[next(iter(verified))]
+    verified[key] = hit
+    actual = hit[0]
+    if expected is not None and actual != expected:
+        if not isinstance(expected, NodeId):
+            raise TypeError(f"expected must be a NodeId or None, not {type(expected).__name__}")
         raise PeerIdentityError(
             f"peer proved node id {actual}, expected {expected}",
             expected=expected,

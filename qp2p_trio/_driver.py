@@ -31,8 +31,12 @@ A datagram for a connection that arrives on another path is dropped.
 
 A user call that queued stream data on a lone exchange transmits it from its
 own task (`Driver.flush`) when neither task is mid-batch; otherwise it marks
-the connection dirty.  All time comes from `trio.current_time()`, so a
-`trio.testing.MockClock` drives QUIC's timers too.
+the connection dirty.  After input alone (nothing of ours queued yet), the
+send task first leaves up to `_ANSWER_PASSES` scheduler passes to the tasks
+the input woke: an answer then leaves from its own task with the ACK, and
+aioquic is asked for datagrams once, not twice.  All time comes from
+`trio.current_time()`, so a `trio.testing.MockClock` drives QUIC's timers
+too.
 
 Owns: the transport, the attached paths, the routing table, the set of
 connections and which are alive, the timer heap, admission of new
@@ -99,6 +103,8 @@ _admission_log = _observe.get_logger("admission")
 _TIMER_SLACK = 1e-6
 #: At most this many datagrams are sent straight from a user call (`flush`).
 _DIRECT_MAX = 4
+#: Scheduler passes the send task leaves to tasks woken by input alone.
+_ANSWER_PASSES = 3
 
 
 @attrs.define
@@ -148,6 +154,8 @@ class Driver:
         self.connections: set[Connection] = set()
         self.live: set[Connection] = set()  # not yet terminated
         self._dirty: dict[Connection, None] = {}
+        #: Dirty ones that only had input since their last transmit (`_send_loop`).
+        self._quiet: set[Connection] = set()
         self._raw_out: list[tuple[bytes, Address]] = []
         #: Attached paths by name, and the connections bound to one of them
         #: (every other connection runs over the socket).
@@ -271,6 +279,7 @@ class Driver:
 
     def mark_dirty(self, conn: Connection) -> None:
         self._dirty[conn] = None
+        self._quiet.discard(conn)
         if not self._rx_batch:  # the receive loop wakes the sender per batch
             self._wake.set()
 
@@ -388,6 +397,7 @@ class Driver:
         conn.session.cids.clear()
         self.connections.discard(conn)
         self._dirty.pop(conn, None)
+        self._quiet.discard(conn)
         self._path_of.pop(conn, None)
         self._dialing.done(conn)
 
@@ -461,7 +471,10 @@ class Driver:
         if conn.next_ping_at is not None and self.config.keep_alive_interval is not None:
             conn.next_ping_at = now + self.config.keep_alive_interval
         conn.on_input()
+        quiet = conn not in self._dirty  # nothing of ours to send yet
         self.mark_dirty(conn)
+        if quiet:
+            self._quiet.add(conn)
 
     def _on_unknown(
         self,
@@ -666,6 +679,7 @@ class Driver:
             self.mark_dirty(conn)
             return
         self._dirty.pop(conn, None)
+        self._quiet.discard(conn)
         out: list[tuple[bytes, Address]] = []
         self._collect(conn, trio.current_time(), out)
         if path is not None:
@@ -704,7 +718,17 @@ class Driver:
         while True:
             self._wake = trio.Event()
             self._fire_timers(trio.current_time())
+            passes = 0
             while self._dirty or self._raw_out:
+                if passes < _ANSWER_PASSES and self._only_input():
+                    # Only input arrived: a task it woke that answers (in this
+                    # pass or the next; the run queue cannot tell, as tasks
+                    # of our own batch are not in it) transmits, ACK included,
+                    # and we need not ask aioquic first, often for nothing.
+                    passes += 1
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    continue
+                self._quiet.clear()
                 now = trio.current_time()
                 # Older datagrams first: those a user call's flush left, then
                 # what the dirty connections build now (else they overtake
@@ -745,6 +769,9 @@ class Driver:
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):
                 await self._wake.wait()
+
+    def _only_input(self) -> bool:
+        return not self._raw_out and len(self._quiet) >= len(self._dirty)
 
     async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Run the receive and send tasks until cancelled (or the socket closes)."""

@@ -70,22 +70,28 @@ private access is here, listed below, and each has a test in
     that sorts it, stably, as aioquic reads it, by `QuicCore.set_priority`:
     higher priorities first, round-robin among equals.  With no priority
     set it costs one truthiness check.
-17. ``QuicConnection._max_datagram_size``, ``_loss._pacer._max_datagram_size``
+17. ``aioquic.quic.connection.EPOCHS`` (a module function) is memoised when
+    this module is imported: each new connection called it 34 times to build
+    its frame handler table, a frozenset each time, about a third of
+    building a `QuicConnection`.  It maps a string to a frozenset, so sharing
+    the results changes nothing.
+18. ``QuicConnection._max_datagram_size``, ``_loss._pacer._max_datagram_size``
     and the congestion controller's ``_max_datagram_size`` /
     ``additive_increase_factor``: the datagram size, raised by path MTU
     discovery (`_quicpmtu`); aioquic caches it in all three.
-18. ``QuicPacketBuilder`` with ``_cryptos``, ``_packet_number``, ``_peer_cid``,
+19. ``QuicPacketBuilder`` with ``_cryptos``, ``_packet_number``, ``_peer_cid``,
     ``_version``, ``_spin_bit``, ``_spaces``, ``_loss.on_packet_sent`` and
     ``_loss._time_of_last_sent_ack_eliciting_packet``: `_quicpmtu` builds
     its PING + PADDING probes itself, not in flight (a lost probe is no
     congestion signal) and arming the PTO from when they left.
-19. ``_loss._cc.on_packet_acked`` and ``_loss._on_packets_lost`` are
+20. ``_loss._cc.on_packet_acked`` and ``_loss._on_packets_lost`` are
     wrapped (once a path MTU above the base was found) to see large packets
     acknowledged and lost: black hole detection.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final, TextIO, final
@@ -97,7 +103,7 @@ from ._quicheader import CID_LENGTH
 
 # isort: split
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
-from aioquic.quic import events as qe
+from aioquic.quic import connection as _aioquic_connection, events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
@@ -302,6 +308,16 @@ SPENT_CRYPTO_BUFFER: Final = 256
 #: One frozenset of epochs per distinct value, shared by every connection's
 #: frame handler table (private access 13).
 _EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def _memoise_epochs() -> None:
+    """Make aioquic's ``EPOCHS(shortcut)`` return one shared frozenset per shortcut (access 17)."""
+    epochs = getattr(_aioquic_connection, "EPOCHS", None)
+    if callable(epochs) and not hasattr(epochs, "cache_info"):
+        _aioquic_connection.EPOCHS = functools.cache(epochs)
+
+
+_memoise_epochs()
 
 
 def _share_frame_epochs(quic: QuicConnection) -> None:

@@ -31,7 +31,7 @@ sans-IO `_pmtu.PmtuSearch`:
   packets is retransmitted in small packets;
 - a new primary path (migration) starts over at the base size.
 
-These are the private accesses 17 to 19 listed in `_quic`'s docstring,
+These are the private accesses 18 to 20 listed in `_quic`'s docstring,
 each with a test in ``tests/test_quic_adapter.py``.  Sans-IO: every call
 takes ``now``.
 
@@ -60,7 +60,7 @@ FULL_BEFORE_PROBING = 4
 
 
 def set_datagram_size(quic: QuicConnection, size: int) -> None:
-    """Build ``quic``'s packets to ``size`` bytes from now on (private access 17)."""
+    """Build ``quic``'s packets to ``size`` bytes from now on (private access 18)."""
     quic._max_datagram_size = size
     loss = quic._loss
     loss._pacer._max_datagram_size = size
@@ -134,7 +134,7 @@ class PmtuProbes:
         set_datagram_size(self._quic, search.base)
 
     def _build(self, size: int, now: float) -> bytes | None:
-        """One PING + PADDING packet of exactly ``size`` bytes (private access 18)."""
+        """One PING + PADDING packet of exactly ``size`` bytes (private access 19)."""
         quic = self._quic
         crypto = quic._cryptos.get(tls.Epoch.ONE_RTT)
         if crypto is None or not crypto.send.is_valid() or quic._version is None:
@@ -181,7 +181,7 @@ class PmtuProbes:
             search.probe_lost(size)
 
     def _hook(self) -> None:
-        """Watch large packets' fate (private access 19), once they exist."""
+        """Watch large packets' fate (private access 20), once they exist."""
         if self._hooked:
             return
         self._hooked = True

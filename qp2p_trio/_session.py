@@ -41,7 +41,7 @@ import logging
 from typing import TYPE_CHECKING, final
 
 from . import _quic, _wire
-from ._certs import verify_certificate_chain
+from ._certs import verify_peer_chain
 from ._classify import connection_closed, handshake_error
 from ._control import ControlStreams, Violation
 from ._errors import (
@@ -223,7 +223,7 @@ class Session:
 
     def _handshake_done(self, now: float) -> None:
         try:
-            self.peer_id = verify_certificate_chain(
+            self.peer_id = verify_peer_chain(
                 self.core.peer_certificates(), now=self._wall_clock(), expected=self._expected_peer
             )
         except PeerIdentityError as exc:

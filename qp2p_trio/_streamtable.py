@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["StreamTable"]
 
 K = _wire.StreamKind
+#: The kinds a peer may open, on a unidirectional and a bidirectional stream.
+_PEER_UNI_KINDS = frozenset({K.MESSAGE, K.RAW_UNI, K.CONTROL})
+_PEER_BIDI_KINDS = frozenset({K.REQUEST, K.RAW_BIDI, K.PROTOCOL})
 E = _wire.StreamErrorCode
 
 
@@ -91,7 +94,7 @@ class StreamTable:
         st = StreamState(sid, None, ours=False)
         uni = is_uni(sid)
         self.incoming[uni] += 1
-        allowed = {K.MESSAGE, K.RAW_UNI, K.CONTROL} if uni else {K.REQUEST, K.RAW_BIDI, K.PROTOCOL}
+        allowed = _PEER_UNI_KINDS if uni else _PEER_BIDI_KINDS
         st.parser = _wire.StreamParser(
             allowed=allowed,
             max_message_size=self._config.max_message_size,

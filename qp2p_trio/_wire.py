@@ -317,6 +317,11 @@ def _malformed(message: str) -> RemoteProtocolError:
     return RemoteProtocolError(message, error_code=StreamErrorCode.MALFORMED)
 
 
+#: Sets of stream kinds given to `StreamParser` -> the same as `StreamKind` members.
+_KIND_SETS: dict[frozenset[object], frozenset[StreamKind]] = {}
+_KIND_SETS_MAX: Final = 64
+
+
 class StreamParser:
     """Incremental parser for the bytes of one incoming stream.
 
@@ -386,7 +391,11 @@ class StreamParser:
         max_message_size: int,
         max_streamed_size: int = 0,
     ) -> None:
-        kinds = frozenset(StreamKind(kind) for kind in allowed)
+        kinds = _KIND_SETS.get(allowed) if isinstance(allowed, frozenset) else None
+        if kinds is None:
+            kinds = frozenset(StreamKind(kind) for kind in allowed)
+            if isinstance(allowed, frozenset) and len(_KIND_SETS) < _KIND_SETS_MAX:
+                _KIND_SETS[allowed] = kinds  # one per stream: convert each set once
         if not kinds:
             raise ValueError("allowed must name at least one stream kind")
         if isinstance(max_message_size, bool) or not isinstance(max_message_size, int):

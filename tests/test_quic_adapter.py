@@ -207,6 +207,21 @@ def test_frame_handler_epoch_sets_are_shared():
         assert second[frame_type][0].__self__ is b._quic
 
 
+# 17. aioquic.quic.connection.EPOCHS is memoised
+def test_epochs_is_memoised_and_gives_what_it_gave():
+    from aioquic.quic import connection as aioquic_connection
+    from aioquic.tls import Epoch
+
+    epochs = aioquic_connection.EPOCHS
+    assert hasattr(epochs, "cache_info"), "aioquic's EPOCHS is no longer memoised"
+    assert epochs("IH1") is epochs("IH1")
+    assert epochs("IH1") == frozenset({Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT})
+    assert epochs.__wrapped__("IH1") == epochs("IH1")  # type: ignore[attr-defined]
+    hits = epochs.cache_info().hits
+    QuicCore(conf(True))
+    assert epochs.cache_info().hits >= hits + 30, "a new connection no longer calls EPOCHS"
+
+
 # 2. tls._peer_certificate / _peer_certificate_chain
 def test_peer_certificates_both_sides():
     cid, sid = Identity.generate(), Identity.generate()
@@ -593,7 +608,7 @@ def test_stream_priorities_order_the_queue():
     pump.run()
 
 
-# 17-19. Path MTU discovery (_quicpmtu): size hooks, probes, black-hole hooks
+# 18-20. Path MTU discovery (_quicpmtu): size hooks, probes, black-hole hooks
 def _pmtu_pair():
     """A handshake whose client searches up to 16384 bytes."""
     cert, key = make_certificate(Identity.generate(), now=time.time())

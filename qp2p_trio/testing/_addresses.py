@@ -46,10 +46,26 @@ def oserror(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
 
+#: Addresses parsed recently (every datagram's address is parsed): at most
+#: `_PARSED_MAX`, emptied when full.  IP address objects are immutable.
+_parsed: dict[str, IP] = {}
+_PARSED_MAX: Final = 4096
+
+
 def parse_ip(text: object) -> IP:
     """Parse a numeric IP address; IPv4-mapped IPv6 addresses become IPv4."""
     if not isinstance(text, str):
         raise TypeError(f"IP address must be a str, not {type(text).__name__}")
+    ip = _parsed.get(text)
+    if ip is None:
+        ip = _parse_ip(text)
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        _parsed[text] = ip
+    return ip
+
+
+def _parse_ip(text: str) -> IP:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
