@@ -302,7 +302,8 @@ class Config:
     #: UDP payload size QUIC packets are built to (bytes) until path MTU
     #: discovery finds more; 1200 is the QUIC minimum that every path must
     #: carry.  The floor: discovery never goes below it, and falls back to it
-    #: when large packets stop getting through (a black hole).
+    #: when large packets stop getting through (a black hole).  At most
+    #: 16384, the largest packet aioquic fills.
     max_datagram_size: int = attrs.field(default=1200, validator=_positive_int)
     #: Path MTU discovery (RFC 8899 DPLPMTUD, RFC 9000 14.3): after the
     #: handshake, PING + PADDING probes of growing sizes find the largest UDP
@@ -479,10 +480,10 @@ class Config:
                 f"Config.keep_alive_interval ({self.keep_alive_interval}) must be below "
                 f"Config.idle_timeout ({self.idle_timeout}), or None to disable keep-alive"
             )
-        if self.max_datagram_size < 1200 or self.max_datagram_size > 65527:
+        if self.max_datagram_size < 1200 or self.max_datagram_size > 16384:
             raise ValueError(
-                f"Config.max_datagram_size must be within 1200..65527 (QUIC's minimum and "
-                f"UDP's maximum), got {self.max_datagram_size}"
+                f"Config.max_datagram_size must be within 1200..16384 (QUIC's minimum and "
+                f"the largest packet aioquic fills), got {self.max_datagram_size}"
             )
         if not 1200 <= self.pmtu_max_datagram_size <= 16384:
             raise ValueError(

@@ -409,3 +409,19 @@ async def test_congestion_losses_are_no_black_hole(autojump_clock: Any, seed: in
     assert stats.packets_lost > 0  # the queue did overflow
     assert pmtu.search.black_holes == 0
     assert stats.path_mtu == 16384
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_datagram_size", 1199),
+        ("max_datagram_size", 16385),
+        ("pmtu_max_datagram_size", 1199),
+        ("pmtu_max_datagram_size", 16385),
+    ],
+)
+def test_datagram_sizes_aioquic_cannot_fill_are_refused(field: str, value: int) -> None:
+    """Above 16384 bytes aioquic would corrupt STREAM frames: both sizes stop there."""
+    with pytest.raises(ValueError, match=rf"Config\.{field} must be within 1200\.\.16384"):
+        qp2p_trio.Config(**{field: value})
+    assert getattr(qp2p_trio.Config(**{field: 16384}), field) == 16384
