@@ -9,6 +9,7 @@ protocol.  Only qp2p_trio's public API is used.
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ def make_config(params: dict[str, Any]) -> qp2p_trio.Config:
         max_message_size=s["max_message_size"],
         receive_queue_bytes=max(s["max_message_size"], 64 * 1024 * 1024),
         max_datagram_size=s["max_datagram_size"],
+        # Path MTU discovery (on by default); off for the ``qp2p_trio-1200`` baseline.
+        pmtu_discovery=os.environ.get("QP2P_BENCH_PMTU", "1") != "0",
         congestion_control=s["congestion_control"],
         initial_rtt=s["initial_rtt"],
         initial_stream_window=s["initial_stream_window"],

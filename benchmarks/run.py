@@ -87,7 +87,9 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
 #: The implementations compared: ours, then the baseline (``--baseline``).
 IMPLS: tuple[str, str] = ("qp2p_trio", "aioquic")
-BASELINES = ("aioquic", "iroh")
+#: ``qp2p_trio-1200``: qp2p_trio itself with path MTU discovery off (1,200-byte
+#: datagrams), to show what discovery brings (W5).
+BASELINES = ("aioquic", "iroh", "qp2p_trio-1200")
 MiB = 1024 * 1024
 
 FULL: dict[str, dict[str, Any]] = {

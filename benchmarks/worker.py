@@ -3,7 +3,7 @@
 """One side of one benchmark run, in its own process (started by ``run.py``).
 
 Usage: ``worker.py IMPL ROLE WORKLOAD PARAMS_JSON [PEER_JSON]`` with IMPL one
-of ``qp2p_trio``, ``aioquic``, ``iroh``, ``udp`` and ROLE ``server`` or ``client``.
+of ``qp2p_trio``, ``qp2p_trio-1200``, ``aioquic``, ``iroh``, ``udp`` and ROLE ``server`` or ``client``.
 
 Run as a script (never ``-m``): its directory, not the repository root, is
 then on ``sys.path``, so ``import qp2p_trio`` finds the installed package.
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 
 _MODULES = {
     "qp2p_trio": "impl_qp2p",
+    "qp2p_trio-1200": "impl_qp2p",  # path MTU discovery off
     "aioquic": "impl_aioquic",
     "iroh": "impl_iroh",
     "udp": "impl_udp",
@@ -28,6 +30,8 @@ def main(argv: list[str]) -> None:
         sys.exit(__doc__)
     impl, role, workload, params = argv[0], argv[1], argv[2], json.loads(argv[3])
     peer = json.loads(argv[4]) if len(argv) == 5 else None
+    if impl == "qp2p_trio-1200":
+        os.environ["QP2P_BENCH_PMTU"] = "0"
     module = importlib.import_module(_MODULES[impl])
     module.main(role, workload, params, peer)
 

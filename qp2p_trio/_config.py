@@ -299,9 +299,22 @@ class Config:
     #: `trio.testing.MockClock` pass a fake that adds a fixed epoch to Trio's
     #: time, to run an endpoint through years of expiry and renewal.
     wall_clock: Callable[[], float] | None = attrs.field(default=None, validator=_optional_callable)
-    #: UDP payload size QUIC packets are built to (bytes); 1200 is the QUIC
-    #: minimum that every path must carry.  There is no path MTU discovery.
+    #: UDP payload size QUIC packets are built to (bytes) until path MTU
+    #: discovery finds more; 1200 is the QUIC minimum that every path must
+    #: carry.  The floor: discovery never goes below it, and falls back to it
+    #: when large packets stop getting through (a black hole).  At most
+    #: 16384, the largest packet aioquic fills.
     max_datagram_size: int = attrs.field(default=1200, validator=_positive_int)
+    #: Path MTU discovery (RFC 8899 DPLPMTUD, RFC 9000 14.3): after the
+    #: handshake, PING + PADDING probes of growing sizes find the largest UDP
+    #: payload the path carries, up to `pmtu_max_datagram_size`, and raise
+    #: the connection's datagram size to it.  Not on relayed connections.
+    pmtu_discovery: bool = True
+    #: The largest UDP payload path MTU discovery tries (bytes), at most
+    #: 16384: aioquic writes the length of a STREAM frame in two bytes
+    #: (below 16384), so it cannot fill a larger packet with one.  No
+    #: discovery when it is not above `max_datagram_size`.
+    pmtu_max_datagram_size: int = attrs.field(default=16384, validator=_positive_int)
     #: Congestion controller of aioquic to use.
     congestion_control: Literal["reno", "cubic"] = attrs.field(
         default="cubic", validator=attrs.validators.in_(("reno", "cubic"))
@@ -467,10 +480,15 @@ class Config:
                 f"Config.keep_alive_interval ({self.keep_alive_interval}) must be below "
                 f"Config.idle_timeout ({self.idle_timeout}), or None to disable keep-alive"
             )
-        if self.max_datagram_size < 1200 or self.max_datagram_size > 65527:
+        if self.max_datagram_size < 1200 or self.max_datagram_size > 16384:
             raise ValueError(
-                f"Config.max_datagram_size must be within 1200..65527 (QUIC's minimum and "
-                f"UDP's maximum), got {self.max_datagram_size}"
+                f"Config.max_datagram_size must be within 1200..16384 (QUIC's minimum and "
+                f"the largest packet aioquic fills), got {self.max_datagram_size}"
+            )
+        if not 1200 <= self.pmtu_max_datagram_size <= 16384:
+            raise ValueError(
+                f"Config.pmtu_max_datagram_size must be within 1200..16384 (QUIC's minimum and "
+                f"the largest packet aioquic fills), got {self.pmtu_max_datagram_size}"
             )
         if self.receive_queue_bytes < self.max_message_size:
             raise ValueError(

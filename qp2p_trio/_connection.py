@@ -154,7 +154,7 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
             datagrams_received=self.datagrams_received,
             bytes_sent=self.bytes_sent,
             bytes_received=self.bytes_received,
-            packets_lost=int(s["packets_lost"]),
+            **{key: int(s[key]) for key in ("packets_lost", "path_mtu")},
             # The peer's control stream is plumbing, not an open stream.
             open_streams=len(session.streams) - (session.control.peer_sid is not None),
             path=self.path,

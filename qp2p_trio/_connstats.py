@@ -31,6 +31,9 @@ class ConnectionStatistics:
         unreliable_dropped: datagrams dropped here: ours when too many
             waited to be sent, the peer's when `Config.datagram_receive_queue`
             was full.
+        path_mtu: the UDP payload size QUIC packets are built to now:
+            `Config.max_datagram_size` until path MTU discovery
+            (`Config.pmtu_discovery`) finds the path carries more.
     """
 
     rtt: float
@@ -47,3 +50,4 @@ class ConnectionStatistics:
     unreliable_sent: int = 0
     unreliable_received: int = 0
     unreliable_dropped: int = 0
+    path_mtu: int = 1200

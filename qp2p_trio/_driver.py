@@ -65,22 +65,22 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _admission, _classify, _metrics, _observe, _pool, _quic, _quicheader
+from . import _admission, _metrics, _observe, _quic, _quicheader
 from ._budget import ReceiveBudget
 from ._ca import own_chain
 from ._connection import Connection
+from ._driverhost import DriverHost
 from ._errors import EndpointError
 from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
 from ._protocols import ProtocolRouter
 from ._reachcore import PendingProbes, RecentContacts
-from ._relaypath import PathInfo, describe_path
 from ._tlsconf import TlsSettings
 from ._trust import Gatekeeper
 from ._udp import TransportClosed, make_transport
 from ._unreachable import DialWatch
-from ._wire import CloseCode, StreamErrorCode
+from ._wire import CloseCode
 
 if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
@@ -97,7 +97,6 @@ __all__ = ["Driver"]
 _log = logging.getLogger("qp2p_trio")
 
 
-_pool_log = _observe.get_logger("pool")
 _admission_log = _observe.get_logger("admission")
 
 _TIMER_SLACK = 1e-6
@@ -127,7 +126,7 @@ class _Counters:
     dials_unreachable: int = 0
 
 
-class Driver:
+class Driver(DriverHost):
     """Runs one UDP socket and its connections (see the module docstring)."""
 
     def __init__(
@@ -240,7 +239,11 @@ class Driver:
             path = self.paths.get(wire[1])
             if path is None:
                 raise ValueError(f"no path {wire[1]!r} is attached to this endpoint")
-        core = _quic.QuicCore(self._client_conf, datagram_queue=self.config.datagram_receive_queue)
+        core = _quic.QuicCore(
+            self._client_conf,
+            datagram_queue=self.config.datagram_receive_queue,
+            pmtu_ceiling=self._pmtu_ceiling(path),
+        )
         conn = Connection._create(self, core, wire, expected_peer=expected_peer)
         if path is not None:
             self._path_of[conn] = path
@@ -252,6 +255,11 @@ class Driver:
         conn.on_input()
         self.mark_dirty(conn)
         return conn
+
+    def _pmtu_ceiling(self, path: Path | None) -> int | None:
+        """How far path MTU discovery may go: only on the socket (a relay has its own limit)."""
+        config = self.config
+        return config.pmtu_max_datagram_size if config.pmtu_discovery and path is None else None
 
     def _register(self, conn: Connection, cid: bytes) -> None:
         if conn not in self.connections:
@@ -274,14 +282,6 @@ class Driver:
         if not self._rx_batch:  # the receive loop wakes the sender per batch
             self._wake.set()
 
-    @property
-    def may_refuse(self) -> bool:
-        return self.gate.may_refuse
-
-    def judge_peer(self, conn: Connection) -> bool | None:
-        # Closing: undecided; the shutdown closes it like any other (code 0).
-        return None if self._closing else self.gate.judge(conn)
-
     def _revoke(self) -> None:
         """The trust policy changed: close connections to peers it no longer admits."""
         for conn in self.gate.no_longer_admitted(list(self.connections)):
@@ -297,52 +297,6 @@ class Driver:
         except Exception as exc:
             _log.warning("qp2p_trio: Config.admit_address raised: refused", exc_info=exc)
             return True
-
-    def connection_established(self, conn: Connection) -> None:
-        self._pending_remove(conn)
-        _observe.connection_established(conn)
-        self.observe.peer_known(conn.core.original_destination_cid, conn.peer_id)
-        self._apply(self._pool.ready(conn, conn.peer_address[:2]))
-        interval = self.config.keep_alive_interval
-        if interval is not None:
-            conn.next_ping_at = trio.current_time() + interval
-        self.tally.established(conn, trio.current_time())
-        if conn.core.is_client:
-            self.tally.opened_outgoing += 1
-        else:
-            self.tally.opened_incoming += 1
-            try:
-                self.accept_send.send_nowait(conn)
-            except (trio.WouldBlock, trio.ClosedResourceError):
-                self.counters.connections_unannounced += 1
-
-    def connection_closed(self, conn: Connection) -> None:
-        conn.next_ping_at = None
-        self.live.discard(conn)
-        self._pending_remove(conn)
-        self._pool.closed(conn)
-        self.gate.forget(conn)
-        _observe.connection_closed(conn)
-        if conn.session.peer_id is not None:
-            self.observations.ended(conn.session.peer_id, trio.current_time())
-        session = conn.session
-        if _classify.refused_by_tls(session.handshake_error):
-            self.counters.handshake_failures += 1
-        tally = self.tally
-        if session.established:
-            reason = _classify.disconnect_reason(session.close_exc, session.closed_locally)
-            tally.connection_ended(conn, reason)
-        else:
-            tally.connection_ended(conn, None)
-            if _pool.handshake_failure(conn) is not None:
-                if conn.core.is_client:
-                    tally.failed_outgoing += 1
-                else:
-                    tally.failed_incoming += 1
-
-    def _pending_remove(self, conn: Connection) -> None:
-        self.admission.remove(conn)
-        self._dialing.done(conn)
 
     def _on_unreachable(self, reports: list[tuple[Address, int]]) -> None:
         """ICMP said nobody is at these addresses: fail our dials there that heard nothing."""
@@ -362,25 +316,6 @@ class Driver:
         else:
             conn.close_locally(CloseCode.HANDSHAKE_TIMEOUT, "set-up deadline passed")
 
-    def address_observed(self, conn: Connection, address: tuple[str, int]) -> None:
-        self.observations.record(conn.peer_id, conn.peer_address, address)
-
-    def path_info(self, conn: Connection) -> PathInfo:
-        return describe_path(self._path_of.get(conn) if self._path_of else None)
-
-    def peer_goaway(self, conn: Connection) -> None:
-        self._apply(self._pool.peer_goaway(conn))
-
-    def _apply(self, actions: list[_pool.PoolAction]) -> None:
-        """Carry out what the pool decided, now that its update is complete."""
-        for action in actions:
-            if isinstance(action, _pool.Close):
-                _pool_log.info("closing the connection %r: %s", action.conn, action.reason)
-                action.conn.close_locally(CloseCode.NO_ERROR, action.reason)
-            else:
-                _pool_log.info("retiring %r, replaced by %r", action.conn, action.winner)
-                action.conn.retire(action.winner)
-
     def _forget(self, conn: Connection) -> None:
         self.recent.note(conn.remote_address, trio.current_time())
         for cid in conn.session.cids:
@@ -391,27 +326,6 @@ class Driver:
         self._quiet.discard(conn)
         self._path_of.pop(conn, None)
         self._dialing.done(conn)
-
-    def budget_release(self, peer: str, messages: int, nbytes: int) -> None:
-        self.budget.release(peer, messages=messages, nbytes=nbytes)
-
-    def deliver(self, msg: Message, peer: str, reserved: int) -> bool:
-        """Queue ``msg`` for `receive`; False if the endpoint stopped receiving."""
-        try:
-            self.msg_send.send_nowait((msg, peer, reserved))
-        except trio.ClosedResourceError:
-            self.budget.release(peer, messages=1, nbytes=reserved)
-            return False
-        self.counters.messages_received += 1
-        self.tally.message_bytes_received += len(msg.payload)
-        return True
-
-    def count_refused(self, code: int) -> None:
-        _admission_log.debug("refused a stream (code 0x%x)", code)
-        self.counters.streams_refused += 1
-        self.tally.stream_refused(code)
-        if code == StreamErrorCode.STALLED:
-            self.counters.streams_stalled += 1
 
     # ---------------------------------------------------------- receiving
     def _on_datagram(self, data: bytes, addr: Address, path: Path | None = None) -> None:
@@ -500,6 +414,7 @@ class Driver:
             original_destination_connection_id=verdict.original_destination_cid,
             retry_source_connection_id=verdict.retry_source_cid,
             datagram_queue=self.config.datagram_receive_queue,
+            pmtu_ceiling=self._pmtu_ceiling(path),
         )
         conn = Connection._create(self, core, tuple(addr), expected_peer=None)
         if path is not None:
@@ -720,6 +635,11 @@ class Driver:
                     continue
                 self._quiet.clear()
                 now = trio.current_time()
+                # Older datagrams first: those a user call's flush left, then
+                # what the dirty connections build now (else they overtake
+                # and the peer sees reordering, which QUIC takes for loss).
+                out.extend(self._raw_out)
+                self._raw_out.clear()
                 for conn in self._dirty:
                     path = path_of.get(conn) if path_of else None
                     if path is None:
@@ -730,8 +650,6 @@ class Driver:
                         via_path.clear()
                     sent.append(conn)
                 self._dirty.clear()
-                out.extend(self._raw_out)
-                self._raw_out.clear()
                 if out:
                     self._sending = True
                     try:

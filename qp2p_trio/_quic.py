@@ -75,6 +75,18 @@ private access is here, listed below, and each has a test in
     its frame handler table, a frozenset each time, about a third of
     building a `QuicConnection`.  It maps a string to a frozenset, so sharing
     the results changes nothing.
+18. ``QuicConnection._max_datagram_size``, ``_loss._pacer._max_datagram_size``
+    and the congestion controller's ``_max_datagram_size`` /
+    ``additive_increase_factor``: the datagram size, raised by path MTU
+    discovery (`_quicpmtu`); aioquic caches it in all three.
+19. ``QuicPacketBuilder`` with ``_cryptos``, ``_packet_number``, ``_peer_cid``,
+    ``_version``, ``_spin_bit``, ``_spaces``, ``_loss.on_packet_sent`` and
+    ``_loss._time_of_last_sent_ack_eliciting_packet``: `_quicpmtu` builds
+    its PING + PADDING probes itself, not in flight (a lost probe is no
+    congestion signal) and arming the PTO from when they left.
+20. ``_loss._cc.on_packet_acked`` and ``_loss._on_packets_lost`` are
+    wrapped (once a path MTU above the base was found) to see large packets
+    acknowledged and lost: black hole detection.
 """
 
 from __future__ import annotations
@@ -98,6 +110,7 @@ from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
 from aioquic.tls import Group
 
 from ._config import ALPN, Config
+from ._quicpmtu import PmtuProbes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -418,6 +431,7 @@ class QuicCore:
         original_destination_connection_id: bytes | None = None,
         retry_source_connection_id: bytes | None = None,
         datagram_queue: int = 0,
+        pmtu_ceiling: int | None = None,
     ) -> None:
         self._quic = _QuicConnection(
             configuration=configuration,
@@ -432,6 +446,10 @@ class QuicCore:
         self._packet_size = configuration.max_datagram_size
         #: DATAGRAM frames sent, received, and dropped (a full queue either way).
         self.datagram_counts = [0, 0, 0]
+        #: Path MTU discovery up to ``pmtu_ceiling`` (None: never above the configured size).
+        self.pmtu: PmtuProbes | None = None
+        if pmtu_ceiling is not None and pmtu_ceiling > self._packet_size:
+            self.pmtu = PmtuProbes(self._quic, self._packet_size, pmtu_ceiling)
 
     # -- identity and addressing
     @property
@@ -462,7 +480,10 @@ class QuicCore:
         self._quic.receive_datagram(data, addr, now=now)
 
     def datagrams(self, now: float) -> list[tuple[bytes, Address]]:
-        return self._quic.datagrams_to_send(now=now)
+        out = self._quic.datagrams_to_send(now=now)
+        if self.pmtu is not None:
+            self.pmtu.transmit(now, out)
+        return out
 
     def timer(self) -> float | None:
         return self._quic.get_timer()
@@ -483,6 +504,8 @@ class QuicCore:
                 out.append(StopSending(ev.stream_id, ev.error_code))
             elif isinstance(ev, qe.HandshakeCompleted):
                 _release_crypto_buffers(quic)
+                if self.pmtu is not None:
+                    self.pmtu.start()
                 out.append(HandshakeDone(ev.alpn_protocol))
             elif isinstance(ev, qe.ConnectionIdIssued):
                 out.append(CidIssued(bytes(ev.connection_id)))
@@ -692,4 +715,5 @@ class QuicCore:
             "congestion_window": int(loss.congestion_window),
             "bytes_in_flight": int(loss.bytes_in_flight),
             "packets_lost": int(self._quic.qp2p_packets_lost),
+            "path_mtu": int(self._quic._max_datagram_size),
         }

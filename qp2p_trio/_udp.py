@@ -19,6 +19,11 @@ socket factory decides, never a flag):
   ``sendmsg`` with UDP generic segmentation offload (``UDP_SEGMENT``), and
   receives with ``UDP_GRO``, splitting what the kernel coalesced; where the
   kernel refuses either, it falls back to one datagram per call.
+  It sets the IP don't-fragment bit on every datagram (RFC 9000 14), with
+  the kernel's own path MTU guesses ignored (``IP_PMTUDISC_PROBE``): path
+  MTU discovery (`_quicpmtu`) finds the size itself, and a probe larger
+  than the local interface carries fails to send (``EMSGSIZE``, counted in
+  `send_errors`) instead of leaving in fragments.
   Also on Linux it asks for ICMP errors (``IP_RECVERR`` / ``IPV6_RECVERR``)
   and reads the socket's error queue (``MSG_ERRQUEUE``) only when a wake-up
   brought no datagram or a call reported an error, so the hot path pays
@@ -133,6 +138,27 @@ def unreachable_errno(ancillary: Sequence[tuple[int, int, bytes]]) -> int | None
     return None
 
 
+#: ``IP_MTU_DISCOVER`` / ``IPV6_MTU_DISCOVER`` and their PROBE mode (Linux).
+_IP_MTU_DISCOVER = getattr(_stdlib_socket, "IP_MTU_DISCOVER", 10)
+_IPV6_MTU_DISCOVER = getattr(_stdlib_socket, "IPV6_MTU_DISCOVER", 23)
+_PMTUDISC_PROBE = 3
+
+
+def _set_dont_fragment(sock: _stdlib_socket.socket) -> bool:
+    """Set DF on ``sock``'s datagrams and ignore the kernel's path MTU cache; whether it took."""
+    options = [(_stdlib_socket.IPPROTO_IP, _IP_MTU_DISCOVER)]
+    if sock.family == _stdlib_socket.AF_INET6:
+        options.append((_stdlib_socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER))
+    enabled = False
+    for level, option in options:
+        try:
+            sock.setsockopt(level, option, _PMTUDISC_PROBE)
+        except OSError:
+            continue
+        enabled = True
+    return enabled
+
+
 def _enable_recverr(sock: _stdlib_socket.socket) -> bool:
     """Ask the kernel to queue ICMP errors on ``sock``; whether it agreed."""
     options = [(_stdlib_socket.IPPROTO_IP, _IP_RECVERR)]
@@ -199,6 +225,7 @@ class KernelTransport(Transport):
         self.gso_sends = 0  # sendmsg calls that carried several datagrams
         self.unreachable = []
         self.recverr = sys.platform == "linux" and _enable_recverr(self._sock)
+        self.dont_fragment = sys.platform == "linux" and _set_dont_fragment(self._sock)
 
     sends_immediately = True
 

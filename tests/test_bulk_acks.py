@@ -8,8 +8,16 @@ about 1 (``benchmarks/run.py -w W5``: ``sender rx / receiver rx dgrams``).
 A run once turned slow with one loss and five times the ACKs.  These runs
 count both directions of an 8 MiB message on a virtual link (1 ms each way,
 50 MB/s) with no loss, and with one datagram dropped in the middle.
+
+The link carries Ethernet-sized datagrams (1,500 bytes): path MTU discovery
+settles at 1,472 bytes (the largest step of its ladder below), so the data
+datagrams are as many as before discovery existed at 1,200-1,500 bytes.  On a
+link of unlimited MTU they would be 16 KiB (`Config.pmtu_max_datagram_size`)
+and about 12 times fewer; `test_bulk_acks_with_large_datagrams` checks that
+case.
 """
 
+import attrs
 import trio
 
 import qp2p_trio
@@ -17,10 +25,10 @@ from qp2p_trio.testing import LinkConfig, MemoryNetwork
 
 ADDR = ("127.0.0.1", 0)
 SIZE = 8 * 1024 * 1024
-LINK = LinkConfig(delay=0.001, rate=50e6, queue_limit=512 * 1024)
+LINK = LinkConfig(delay=0.001, rate=50e6, queue_limit=512 * 1024, mtu=1500)
 
 
-async def _bulk(drop_at: int | None) -> tuple[int, int, int]:
+async def _bulk(drop_at: int | None, link: LinkConfig = LINK) -> tuple[int, int, int]:
     """Send one SIZE message a -> b; return (datagrams b got, datagrams a got, dropped)."""
     net = MemoryNetwork(seed=5)
     cfg = qp2p_trio.Config(max_message_size=SIZE + 1024)
@@ -30,7 +38,7 @@ async def _bulk(drop_at: int | None) -> tuple[int, int, int]:
             qp2p_trio.open_endpoint(ADDR, config=cfg) as a,
             qp2p_trio.open_endpoint(ADDR, config=cfg) as b,
         ):
-            net.set_link_both(a.local_address[0], b.local_address[0], LINK)
+            net.set_link_both(a.local_address[0], b.local_address[0], link)
             conn = await a.connect(b.local_address, node_id=b.node_id)
             await b.accept()
             seen = 0
@@ -72,3 +80,16 @@ async def test_one_loss_in_a_bulk_transfer_brings_no_ack_storm(autojump_clock):
     assert acks <= max(clean_acks * 2, data * 0.05), (
         f"{acks} ACK datagrams after one loss, {clean_acks} without"
     )
+
+
+async def test_bulk_acks_with_large_datagrams(autojump_clock):
+    """With no MTU limit datagrams grow to 16 KiB: several times fewer, and ACKs as few.
+
+    Not all are full (the congestion window and the link's rate shape the
+    last packet of each flight), so about 1,000-2,000 for 8 MiB; their ACKs
+    stay about as many as at 1,472 bytes (fewer than 200).
+    """
+    data, acks, _ = await _bulk(drop_at=None, link=attrs.evolve(LINK, mtu=None))
+    assert data <= SIZE // 4096
+    assert acks <= 250, f"{acks} ACK datagrams for {data} data datagrams"
+    assert acks <= data * 0.25, f"{acks} ACK datagrams for {data} data datagrams"

@@ -284,3 +284,29 @@ def test_cleanup_leaves_nothing(state: Path) -> None:
     assert made[0].prefix.encode() not in listed
     assert made[0].namespaces == []
     assert all(p.poll() is not None for p in made[0].processes)
+
+
+def test_path_mtu_discovery_in_a_namespace_pair_reaches_ethernet_size() -> None:
+    """Two namespaces, a veth pair of MTU 1500: discovery reaches 1472 (1500 - IPv4 - UDP).
+
+    Runs ``benchmarks/netns_bulk.py`` small (4 MiB, once with discovery on,
+    once off): real UDP through the kernel, with the don't-fragment bit set,
+    so a probe above 1472 bytes fails at the sender (EMSGSIZE) instead of
+    leaving in fragments.  The script removes its namespaces itself.
+    """
+    import pathlib
+
+    script = pathlib.Path(__file__).parent.parent / "benchmarks" / "netns_bulk.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--mib", "4", "--pairs", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["on"]["path_mtu"] == [1472]
+    assert report["off"]["path_mtu"] == [1200]
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, check=True).stdout
+    assert b"qpb" not in listed

@@ -606,3 +606,101 @@ def test_stream_priorities_order_the_queue():
     client.set_priority(sids[2], 0)
     assert [s.stream_id for s in client._quic._streams_queue][-1] == sids[0]
     pump.run()
+
+
+# 18-20. Path MTU discovery (_quicpmtu): size hooks, probes, black-hole hooks
+def _pmtu_pair():
+    """A handshake whose client searches up to 16384 bytes."""
+    cert, key = make_certificate(Identity.generate(), now=time.time())
+    client = QuicCore(
+        build_configuration(Config(), is_client=True, certificate=cert, private_key=key),
+        pmtu_ceiling=16384,
+    )
+    client.connect(SERVER_ADDR, 1000.0)
+    first = client.datagrams(1000.0)
+    from qp2p_trio._quicheader import parse_datagram_header
+
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    pump = Pump(client, server)
+    pump.run()
+    assert client.pmtu is not None
+    return client, server, pump
+
+
+def test_datagram_size_reaches_every_cache():
+    from qp2p_trio._quicpmtu import set_datagram_size
+
+    client, _server, pump = _pmtu_pair()
+    quic = client._quic
+    set_datagram_size(quic, 4000)
+    assert quic._max_datagram_size == 4000
+    assert quic._loss._pacer._max_datagram_size == 4000
+    assert quic._loss._cc._max_datagram_size == 4000
+    assert quic._loss._cc.additive_increase_factor == 4000  # cubic, our default
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"x" * 100_000, end_stream=True)
+    sizes = [len(d) for d, _ in client.datagrams(pump.now)]
+    assert max(sizes) == 4000
+
+
+def test_a_probe_is_exact_not_in_flight_and_raises_the_size_when_acked():
+    client, _server, pump = _pmtu_pair()
+    quic = client._quic
+    loss = quic._loss
+    in_flight = loss.bytes_in_flight
+    probe = client.pmtu._build(3000, pump.now)
+    assert probe is not None
+    assert len(probe) == 3000
+    assert loss.bytes_in_flight == in_flight  # never counted by congestion control
+    assert loss._time_of_last_sent_ack_eliciting_packet == pump.now
+    pump.server.receive(probe, CLIENT_ADDR, pump.now)
+    pump.run()
+    assert client.statistics()["path_mtu"] == 3000
+
+
+def test_black_hole_hooks_fall_back_when_large_packets_vanish():
+    client, server, pump = _pmtu_pair()
+    probe = client.pmtu._build(4096, pump.now)
+    server.receive(probe, CLIENT_ADDR, pump.now)
+    pump.run()
+    assert client.statistics()["path_mtu"] == 4096
+    loss = client._quic._loss
+    assert loss._cc.on_packet_acked.__name__ == "on_acked"
+    assert loss._on_packets_lost.__name__ == "on_lost"
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"y" * 200_000, end_stream=True)
+    now = pump.now
+    got = 0
+    for _ in range(200):  # the path now drops whatever is larger than 1200 bytes
+        for data, _ in client.datagrams(now):
+            if len(data) <= 1200:
+                server.receive(data, CLIENT_ADDR, now)
+        for data, _ in server.datagrams(now):
+            client.receive(data, SERVER_ADDR, now)
+        got += sum(len(e.data) for e in server.events() if isinstance(e, StreamData))
+        client.events()
+        if got == 200_000:
+            break
+        timer = client.timer()
+        now = max(now + 0.001, timer if timer is not None else now)
+        client.on_timer(now)
+    assert client.pmtu.search.black_holes == 1
+    assert got == 200_000
+
+
+def test_a_new_primary_path_starts_over_at_the_floor():
+    from aioquic.quic.connection import QuicNetworkPath
+
+    client, _server, pump = _pmtu_pair()
+    sid = client.next_stream_id(unidirectional=True)
+    client.send(sid, b"z" * 300_000, end_stream=True)  # bulk data: the search runs
+    pump.run()
+    assert client.statistics()["path_mtu"] == 16384
+    quic = client._quic
+    quic._network_paths[0] = QuicNetworkPath(("10.0.0.9", 2222), is_validated=True)
+    client.datagrams(pump.now)
+    assert client.statistics()["path_mtu"] == 1200
+    assert client.pmtu.search.size == 1200

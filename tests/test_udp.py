@@ -3,6 +3,7 @@
 """The UDP transports: batching per wake-up, on real and virtual sockets."""
 
 import socket
+import sys
 
 import trio
 
@@ -123,6 +124,31 @@ async def test_without_offload_every_datagram_is_its_own_call():
             got = []
             with trio.fail_after(5):
                 while len(got) < 5:
+                    await receiver.receive_batch(got)
+            assert [d for d, _ in got] == [d for d, _ in datagrams]
+        finally:
+            sender.close()
+            receiver.close()
+
+
+async def test_large_datagrams_and_a_probe_after_a_run():
+    # Path MTU discovery: 16 KiB datagrams go in runs of their own size, a
+    # larger probe after them leaves alone, and all arrive whole (GRO split
+    # at the sender's segment size).  The socket sets don't-fragment.
+    rx, tx = await _pair_of_sockets()
+    with rx, tx:
+        sender = KernelTransport(tx, tx.fileno())
+        receiver = KernelTransport(rx, rx.fileno())
+        try:
+            if sys.platform == "linux":
+                assert sender.dont_fragment
+                assert tx.getsockopt(socket.IPPROTO_IP, 10) == 3  # IP_MTU_DISCOVER: PROBE
+            dest = rx.getsockname()
+            datagrams = [(bytes([i]) * 16384, dest) for i in range(3)] + [(b"p" * 20000, dest)]
+            assert await sender.send_batch(datagrams) == 4
+            got = []
+            with trio.fail_after(5):
+                while len(got) < 4:
                     await receiver.receive_batch(got)
             assert [d for d, _ in got] == [d for d, _ in datagrams]
         finally:
