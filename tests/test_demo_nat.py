@@ -19,7 +19,11 @@ def test_story_numbers_follow_the_network():
     relayed = 4 * RELAY_DELAY  # alice -> relay -> bob and back
     direct = 2 * DIRECT_DELAY
     assert story.connect_time == pytest.approx(relayed, abs=0.01)  # one round trip through it
-    assert story.relayed_rtt == pytest.approx(relayed, abs=0.01)
+    # The request shares the relayed connection with the messages and the
+    # hole punching sent meanwhile, so it may wait up to a pacing interval of
+    # aioquic's sender (about 16 ms at 160 ms RTT and the initial window)
+    # behind them, depending on the order Trio runs ready tasks in.
+    assert relayed - 0.001 <= story.relayed_rtt <= relayed + 0.02
     assert story.direct_rtt == pytest.approx(direct, abs=0.005)
     assert story.punch_rounds == 1
     assert 0 < story.time_to_direct < 1.0
