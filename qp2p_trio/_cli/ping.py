@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from qp2p_trio import ConnectionClosed
+
 from .client import open_client, parse_peer
 from .errors import CliError, ExitCode
 from .metrics import metrics_address, metrics_option, serving_metrics
@@ -22,7 +24,7 @@ from .protocol import PROBE_TAG, SEQ
 if TYPE_CHECKING:
     import argparse
 
-    from qp2p_trio import Connection, PeerAddress
+    from qp2p_trio import Connection, Endpoint, PeerAddress
 
     from .options import Commands
 
@@ -117,7 +119,7 @@ async def run(args: argparse.Namespace) -> int:
                     )
                 start = trio.current_time()
                 try:
-                    await _ping_rounds(args, conn, peer, probe_size, rounds, human)
+                    await _ping_rounds(ep, args, conn, peer, probe_size, rounds, human)
                 finally:
                     total_time = trio.current_time() - start
             nursery.cancel_scope.cancel()
@@ -185,6 +187,7 @@ def _summary(
 
 
 async def _ping_rounds(
+    ep: Endpoint,
     args: argparse.Namespace,
     conn: Connection,
     peer: PeerAddress,
@@ -203,7 +206,16 @@ async def _ping_rounds(
         sent_at = trio.current_time()
         reply: bytes | None = None
         with trio.move_on_after(args.wait):
-            reply = await conn.request(probe)
+            try:
+                reply = await conn.request(probe)
+            except ConnectionClosed as exc:
+                if not exc.idle_timeout:
+                    raise
+                # The path went silent (a punched direct path that stopped
+                # working): carry on over what the endpoint reaches the peer
+                # by now, the relay it fell back to.
+                conn = await ep.connect(peer)
+                reply = await conn.request(probe)
         rtt = trio.current_time() - sent_at
         if reply is None:
             rounds.append({"seq": seq, "rtt_ms": None})
