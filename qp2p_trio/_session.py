@@ -135,6 +135,9 @@ class Session:
         self.cids: set[bytes] = set()
         self.stall_at: float | None = None  # next check for stalled messages
         self.events: list[SessionEvent] = []
+        #: Streams whose state a waiter reads (data, FIN, reset, STOP_SENDING,
+        #: receipt, refusal, local close) changed since the driver last looked.
+        self.touched: list[int] = []
         self.want_transmit = False
 
     # ------------------------------------------------------------ processing
@@ -298,6 +301,7 @@ class Session:
                     and st.kind in (K.MESSAGE, K.REQUEST)
                 ):
                     st.receipt = ev.code
+                    self.touched.append(ev.stream_id)
                 continue
             if isinstance(ev, Established):
                 self.established = True
@@ -382,8 +386,10 @@ class Session:
     # --------------------------------------------------------- stream events
     def _on_stream_event(self, ev: _quic.CoreEvent, now: float) -> None:
         if isinstance(ev, _quic.StreamData):
+            self.touched.append(ev.stream_id)
             self._on_stream_data(ev.stream_id, ev.data, ev.fin, now)
         elif isinstance(ev, _quic.StreamReset):
+            self.touched.append(ev.stream_id)
             if ev.stream_id == self.control.peer_sid:
                 self._violation("the control stream was reset")
                 return
@@ -398,6 +404,7 @@ class Session:
                     self.table.forget(st)
                 self.table.maybe_forget(st)
         elif isinstance(ev, _quic.StopSending):
+            self.touched.append(ev.stream_id)
             if ev.stream_id == self.control.sid:
                 self._violation("the peer stopped our control stream")
                 return
@@ -494,6 +501,7 @@ class Session:
     def refuse(self, st: StreamState, code: int, exc: BaseException | None) -> None:
         """Stop reading a stream with ``code``; reset our side of a bidi one."""
         self.events.append(StreamRefused(code))
+        self.touched.append(st.sid)
         core = self.core
         our_request = st.ours and st.kind is K.REQUEST
         if (is_uni(st.sid) and st.kind is not K.RAW_UNI) or our_request:
@@ -581,6 +589,7 @@ class Session:
 
     def close_send(self, st: StreamState) -> None:
         """Finish our sending side of a raw stream (FIN), once."""
+        self.touched.append(st.sid)
         if st.send.closed or not st.send.started:
             self.table.maybe_forget(st)
             return
@@ -592,6 +601,7 @@ class Session:
 
     def close_receive(self, st: StreamState) -> None:
         """Stop reading a raw stream: STOP_SENDING unless it already ended."""
+        self.touched.append(st.sid)
         recv = st.recv
         if recv.stopped:
             return
@@ -613,6 +623,7 @@ class Session:
 
     def abandon(self, st: StreamState, code: int) -> None:
         """Reset and stop a stream of ours (a cancelled or failed call), and forget it."""
+        self.touched.append(st.sid)
         core = self.core
         if self.close_exc is None:
             if not st.send.closed or not core.send_progress(st.sid).finished:
@@ -627,6 +638,7 @@ class Session:
         st = self.streams.get(sid)
         if st is None or st.send.closed:
             return
+        self.touched.append(sid)
         st.send.reset()
         if self.close_exc is None and self.core.writable(sid):
             self.core.reset(sid, code or E.NO_REPLY)

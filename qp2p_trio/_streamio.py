@@ -9,9 +9,12 @@ waiting for a RECEIPT, a reply or an acknowledgement, taking a stream slot,
 accepting the peer's raw streams, reading them.  Everything it changes is
 the session's and the core's, synchronously; then it asks its connection to
 transmit (``transmit(lone)``: from this task for a lone exchange, else by the
-driver's send task) or to forward the session's events (``sync``).  Waiters
-park on the connection's parking lot, woken after every change, and
-re-check their own condition.
+driver's send task) or to forward the session's events (``sync``).  A
+waiter whose condition a stream event reports (a reply, a receipt, raw
+data, a reset or STOP_SENDING) parks on its stream (`wait_stream`); one
+waiting for acknowledgements, a stream slot or an accept queue parks on the
+connection's lot (`wait_change`), woken after every change.  Either
+re-checks its own condition when woken; a close wakes both.
 
 `Connection` keeps the public API and delegates here; the raw stream handles
 of `_streams` call the ``raw_*`` methods directly.
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from ._host import ConnectionHost
     from ._session import Session
     from ._streamstate import StreamState
+    from ._wakeups import StreamWaiters
 
 __all__ = ["SendOutcome", "StreamIO", "payload_view"]
 
@@ -69,6 +73,7 @@ class StreamIO:
         session: Session,
         *,
         progress: trio.lowlevel.ParkingLot,
+        waiters: StreamWaiters,
         transmit: Callable[[bool], None],
         sync: Callable[[], None],
     ) -> None:
@@ -76,6 +81,7 @@ class StreamIO:
         self._core = session.core
         self._config = session.config
         self._progress = progress
+        self._waiters = waiters
         self._transmit = transmit
         self._sync = sync
         # Counted once per message (see `_metrics`): sent in full, and replies received.
@@ -87,6 +93,10 @@ class StreamIO:
     async def wait_change(self) -> None:
         """Park until the connection's state changes (then re-check)."""
         await self._progress.park()
+
+    async def wait_stream(self, st: StreamState) -> None:
+        """Park until an event touches ``st`` or the connection closes (then re-check)."""
+        await self._waiters.wait(st.sid)
 
     def sync(self) -> None:
         """Forward the session's events and transmit what it queued."""
@@ -144,7 +154,7 @@ class StreamIO:
             p = self._core.send_progress(st.sid)
             if p.reset_code is not None:
                 raise stream_error(st.send.stop_code or p.reset_code, what)
-            await self._progress.park()
+            await self._waiters.wait(st.sid)
 
     async def wait_reply_acked(self, st: StreamState) -> None:
         """Wait until the requester's QUIC stack acknowledged the whole reply."""
@@ -219,7 +229,7 @@ class StreamIO:
                     if st.recv.reset_code is not None:
                         raise stream_error(st.recv.reset_code, "request")
                     self.raise_if_send_broken(st, "request")
-                    await self._progress.park()
+                    await self._waiters.wait(sid)
             except BaseException:
                 self.abandon(st)
                 raise
@@ -459,6 +469,7 @@ class StreamIO:
             send.reset()
         if not recv.stopped and recv.state is not RecvState.NONE:
             recv.stop()
+        session.touched.append(st.sid)
         session.table.release(st)
         session.table.maybe_forget(st)
         self._sync()
@@ -494,7 +505,7 @@ class StreamIO:
                 raise trio.BrokenResourceError(
                     str(self.session.close_exc)
                 ) from self.session.close_exc
-            await self._progress.park()
+            await self._waiters.wait(st.sid)
 
     def check_peer_limit(self, size: int, what: str) -> None:
         limit = self.session.control.peer_max_message_size
