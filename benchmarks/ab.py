@@ -138,6 +138,9 @@ def _measure(
     m["client cpu us/op"] = c["cpu_s"] * 1e6 / ops
     m["server cpu us/op"] = s["cpu_s"] * 1e6 / ops
     m["dgrams/op"] = (c["datagrams_received"] + s["datagrams_received"]) / ops
+    if os.environ.get("AB_SPLIT"):  # who received them: the client, the server
+        m["client rx/op"] = c["datagrams_received"] / ops
+        m["server rx/op"] = s["datagrams_received"] / ops
     return m
 
 

@@ -142,6 +142,7 @@ class Driver(DriverHost):
         self.family = sock.family
         self._rx_batch = False
         self._sending = False  # the sender task is inside send_batch
+        self._fed = False  # input arrived since the send task last woke
         # (deadline, seq, connection): see _schedule.
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = 0
@@ -442,6 +443,7 @@ class Driver(DriverHost):
                 self._on_datagram(data, addr, path)
         finally:
             self._rx_batch = False
+        self._fed = True
         if self._dirty or self._raw_out:
             self._wake.set()
 
@@ -624,8 +626,9 @@ class Driver(DriverHost):
             self._wake = trio.Event()
             self._fire_timers(trio.current_time())
             passes = 0
+            fed, self._fed = self._fed, False
             while self._dirty or self._raw_out:
-                if passes < _ANSWER_PASSES and self._only_input():
+                if passes < _ANSWER_PASSES and (self._only_input() or (fed and not passes)):
                     # Only input arrived: a task it woke that answers (in this
                     # pass or the next; the run queue cannot tell, as tasks
                     # of our own batch are not in it) transmits, ACK included,

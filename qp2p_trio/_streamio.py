@@ -183,7 +183,7 @@ class StreamIO:
         """Send a message and wait for its receipt (see `Connection.send`)."""
         self.check_usable()
         self.check_peer_limit(len(view), "message")
-        await self.take_slot(uni=True)
+        await self.take_slot(uni=True, parks_later=True)
         try:
             st = self.session.open_stream(K.MESSAGE, slot=False)
             sid = st.sid
@@ -210,7 +210,7 @@ class StreamIO:
         """Send a request and wait for its reply (see `Connection.request`)."""
         self.check_usable()
         self.check_peer_limit(len(view), "request")
-        await self.take_slot(uni=False)
+        await self.take_slot(uni=False, parks_later=True)
         try:
             st = self.session.open_stream(K.REQUEST, slot=False)
             sid = st.sid
@@ -395,15 +395,21 @@ class StreamIO:
             ):
                 await self._progress.park()
 
-    async def take_slot(self, *, uni: bool) -> None:
+    async def take_slot(self, *, uni: bool, parks_later: bool = False) -> None:
         """Wait for one of our stream slots (`Config.max_concurrent_streams`).
 
         Messages and raw streams share them: an opener waits for a free slot
         (the peer's stream credit) instead of piling up streams QUIC cannot
-        open yet.
+        open yet.  ``parks_later``: the caller parks anyway (for a receipt or
+        a reply), so a free slot is taken without a schedule point and the
+        data is queued in the same scheduler pass as the call: the sender
+        task then packs every caller woken by one input together.
         """
         slots = self.session.slots_free
-        await trio.lowlevel.checkpoint()
+        if parks_later and slots[uni] > 0:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            await trio.lowlevel.checkpoint()
         while True:
             self.check_usable()
             if slots[uni] > 0:
