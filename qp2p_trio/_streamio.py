@@ -246,11 +246,15 @@ class StreamIO:
         self, sid: int, payload: bytes | bytearray | memoryview, *, wait_for_ack: bool
     ) -> bool:
         view = payload_view(payload)
-        await trio.lowlevel.checkpoint()
+        # Cancellation is checked first; the schedule point comes after the
+        # reply is queued (and, for a lone exchange, sent): one scheduler
+        # pass less between a request's arrival and its answer.
+        await trio.lowlevel.checkpoint_if_cancelled()
         st = self.session.streams.get(sid)
         problem = self._reply_problem(st, len(view))
         if problem is not None:
             self.reject_request(sid, problem.error_code if isinstance(problem, StreamReset) else 0)
+            await trio.lowlevel.cancel_shielded_checkpoint()
             if wait_for_ack:
                 raise problem
             return False
@@ -275,6 +279,8 @@ class StreamIO:
         self.session.table.forget(st)
         self.messages_sent += 1
         self.message_bytes_sent += len(view)
+        if not wait_for_ack:
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return True
 
     def _reply_problem(self, st: StreamState | None, size: int) -> Exception | None:
