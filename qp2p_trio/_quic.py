@@ -55,7 +55,9 @@ private access is here, listed below, and each has a test in
     builds its own table of frame handlers, with a fresh frozenset of epochs
     per frame type; the sets are swapped for shared equal ones, about 7 KiB
     less per connection.
-14. ``QuicConnection._write_stream_limits`` is overridden, and
+14. ``QuicConnection._write_stream_limits`` is replaced (on the instance,
+    from the first held window on: it runs for every stream in every
+    packet), and
     ``QuicStream.max_stream_data_local`` / ``receiver.highest_offset`` read,
     for streams whose receive window we hold (`QuicCore.hold_window`):
     aioquic doubles a stream's window as bytes arrive, whether anybody read
@@ -371,7 +373,10 @@ class _QuicConnection(QuicConnection):
     def _streams_queue(self, streams: list[Any]) -> None:
         self._qp2p_queue = streams
 
-    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+    def qp2p_held_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        """``_write_stream_limits`` while a window is held (set on the instance then:
+        aioquic calls it for every stream in every packet, so the usual case
+        pays no extra Python frame)."""
         held = self.qp2p_held.get(stream.stream_id)
         if held is None:
             super()._write_stream_limits(builder, space, stream)
@@ -621,11 +626,14 @@ class QuicCore:
         the stream's receive window grows only as the application reads
         (it never shrinks below what was already granted).
         """
-        held = self._quic.qp2p_held
-        streams = self._quic._streams
+        quic = self._quic
+        held = quic.qp2p_held
+        streams = quic._streams
         for gone in [sid for sid in held if sid not in streams]:
             del held[gone]  # ended (aioquic discarded it): forget its window too
         held[stream_id] = [consumed, window]
+        if "_write_stream_limits" not in vars(quic):
+            quic._write_stream_limits = quic.qp2p_held_stream_limits  # type: ignore[method-assign]
 
     def consumed(self, stream_id: int, nbytes: int) -> None:
         """The application took ``nbytes`` more of a held stream: the window may grow."""
