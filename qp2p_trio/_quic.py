@@ -445,6 +445,8 @@ class QuicCore:
         )
         self.is_client: bool = configuration.is_client
         self._pending_close_reported = False
+        #: `unacked_total` until the next input, timer, reset or close (None: unknown).
+        self._unacked: int | None = None
         #: DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
         self.datagrams_in: deque[bytes] = deque()
         self._datagram_queue = datagram_queue
@@ -482,6 +484,7 @@ class QuicCore:
         self._quic.connect(addr, now=now)
 
     def receive(self, data: bytes, addr: Address, now: float) -> None:
+        self._unacked = None  # acknowledgements, STOP_SENDING
         self._quic.receive_datagram(data, addr, now=now)
 
     def datagrams(self, now: float) -> list[tuple[bytes, Address]]:
@@ -494,6 +497,7 @@ class QuicCore:
         return self._quic.get_timer()
 
     def on_timer(self, now: float) -> None:
+        self._unacked = None
         self._quic.handle_timer(now=now)
 
     def events(self) -> list[CoreEvent]:
@@ -617,6 +621,8 @@ class QuicCore:
         self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool = False
     ) -> None:
         self._quic.send_stream_data(stream_id, data, end_stream=end_stream)  # type: ignore[arg-type]  # bytearray += memoryview works
+        if self._unacked is not None:
+            self._unacked += len(data)  # as aioquic counts it (callers pass bytes)
 
     def hold_window(self, stream_id: int, window: int, *, consumed: int) -> None:
         """Let the peer send at most ``window`` bytes past what was consumed.
@@ -653,6 +659,7 @@ class QuicCore:
             table.pop(stream_id, None)
 
     def reset(self, stream_id: int, error_code: int) -> None:
+        self._unacked = None
         if stream_id in self._quic._streams:
             self._quic.reset_stream(stream_id, error_code)
 
@@ -669,12 +676,21 @@ class QuicCore:
         return sender._buffer_fin is None and sender._reset_error_code is None
 
     def unacked_total(self) -> int:
-        """Bytes written on any stream and not yet acknowledged (or not yet sent)."""
-        total = 0
-        for stream in self._quic._streams.values():
-            sender = stream.sender
-            if sender._reset_error_code is None:
-                total += sender._buffer_stop - sender._buffer_start
+        """Bytes written on any stream and not yet acknowledged (or not yet sent).
+
+        Summed over every stream once, then kept up to date by `send` until
+        something else may change it: input (acknowledgements, the peer's
+        STOP_SENDING), a timer, a reset or a close.  Building packets does
+        not (it only discards streams whose every byte was acknowledged).
+        """
+        total = self._unacked
+        if total is None:
+            total = 0
+            for stream in self._quic._streams.values():
+                sender = stream.sender
+                if sender._reset_error_code is None:
+                    total += sender._buffer_stop - sender._buffer_start
+            self._unacked = total
         return total
 
     def ack_pending(self) -> bool:
@@ -711,6 +727,7 @@ class QuicCore:
         self._quic.send_ping(uid)
 
     def close(self, error_code: int, reason: str) -> None:
+        self._unacked = None
         self._quic.close(error_code=error_code, reason_phrase=reason)
 
     # -- statistics

@@ -294,6 +294,34 @@ def test_send_progress():
     assert not p.finished
 
 
+def test_unacked_total_kept_up_to_date_agrees_with_a_fresh_sum():
+    client, _server, pump = handshake()
+
+    def fresh() -> int:
+        client._unacked = None
+        return client.unacked_total()
+
+    checks = []
+    for i in range(6):
+        sid = client.next_stream_id(unidirectional=i % 2 == 0)
+        client.send(sid, b"a" * (1000 * (i + 1)))
+        checks.append((client.unacked_total(), fresh()))
+        client.send(sid, memoryview(b"b" * 600)[100:], end_stream=i == 3)
+        checks.append((client.unacked_total(), fresh()))
+        if i == 2:
+            client.reset(sid, 5)
+            checks.append((client.unacked_total(), fresh()))
+        if i == 4:
+            with pytest.raises(AssertionError):  # not quiet yet: some acknowledged
+                pump.run(rounds=2)
+            checks.append((client.unacked_total(), fresh()))
+    for cached, summed in checks:
+        assert cached == summed
+    assert checks[1][0] == 1000 + 500
+    pump.run()
+    assert client.unacked_total() == fresh() == 0
+
+
 # 5. QuicConnection._loss (_rtt_*, congestion_window, bytes_in_flight, _on_packets_lost)
 def test_statistics():
     client, server, _pump = handshake()
@@ -541,7 +569,11 @@ def test_a_held_window_grows_only_as_the_reader_consumes():
     client.send(sid, b"h")
     pump.run()
     window = 64 * 1024
+    # Replaced on the instance only once a window is held (a frame per
+    # stream per packet saved otherwise).
+    assert "_write_stream_limits" not in vars(server._quic)
     server.hold_window(sid, window, consumed=1)
+    assert "_write_stream_limits" in vars(server._quic)
     stream = server._quic._streams[sid]
     assert hasattr(stream.receiver, "highest_offset"), "aioquic receiver.highest_offset is gone"
 
