@@ -34,7 +34,9 @@ own task (`Driver.flush`) when neither task is mid-batch; otherwise it marks
 the connection dirty.  After input alone (nothing of ours queued yet), the
 send task first leaves up to `_ANSWER_PASSES` scheduler passes to the tasks
 the input woke: an answer then leaves from its own task with the ACK, and
-aioquic is asked for datagrams once, not twice.  All time comes from
+aioquic is asked for datagrams once, not twice.  After any input it leaves
+at least one, so the tasks that input woke (say, 64 requesters each given a
+reply) queue their next data first and leave packed together.  All time comes from
 `trio.current_time()`, so a `trio.testing.MockClock` drives QUIC's timers
 too.
 
