@@ -13,12 +13,9 @@ The driver feeds a connection (`_on_input` after a datagram, a timer or a
 transmit) and transmits for it; everything that changes state is
 synchronous.  After every change the connection forwards the session's
 events to the host (`_sync`: routes, established, closed, messages) and
-wakes the waiters whose condition may have changed: those parked on a
-stream the change touched (`_wakeups.StreamWaiters`: a reply, a receipt, raw
-data, a reset), and those parked on ``_progress``, the connection's own lot,
-for conditions no stream event reports (acknowledgements, stream slots,
-accept queues); after a close, every waiter.  Waiters re-check their own
-condition when woken.  User calls mutate the core and mark the
+wakes the waiters it may concern (`StreamIO.wake`: those parked on a
+stream the change touched, those on the connection's lot; all after a
+close); waiters re-check their own condition when woken.  User calls mutate the core and mark the
 connection dirty (the driver's send task transmits it) or, for a lone
 exchange, transmit from the calling task.  After a close is seen (ours or
 the peer's) every waiter fails promptly.
@@ -41,7 +38,6 @@ from ._peer import PeerAddress
 from ._session import Phase, Session
 from ._streamio import SendOutcome, StreamIO, payload_view
 from ._util import NoPublicConstructor
-from ._wakeups import StreamWaiters
 
 if TYPE_CHECKING:
     from ._host import ConnectionHost
@@ -90,15 +86,7 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
         self.established_event = trio.Event()
         self._closed = trio.Event()
         self.close_sent_event = trio.Event()
-        self._progress = trio.lowlevel.ParkingLot()
-        self._waiters = StreamWaiters()
-        self.io = StreamIO(
-            self.session,
-            progress=self._progress,
-            waiters=self._waiters,
-            transmit=self._transmit,
-            sync=self._sync,
-        )
+        self.io = StreamIO(self.session, transmit=self._transmit, sync=self._sync)
         # Retirement of a duplicate connection (see _pool and _wire GOAWAY).
         self._replaced_by: Connection | None = None
         # Driver bookkeeping (the timer heap, keep-alive, counters).
@@ -232,16 +220,7 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
             host.mark_dirty(self)
         if session.close_sent:
             self.close_sent_event.set()
-        touched = session.touched
-        if session.close_exc is not None or session.closed_locally:
-            self._waiters.wake_all()
-            touched.clear()
-        elif touched:
-            wake = self._waiters.wake
-            for sid in touched:
-                wake(sid)
-            touched.clear()
-        self._progress.unpark_all()
+        self.io.wake()
 
     def _forward(self, ev: _sessionevents.SessionEvent) -> None:
         host = self._host

@@ -33,6 +33,7 @@ from ._errors import ConnectionClosed, MessageRefused, MessageTooLarge, StreamRe
 from ._protoname import name_field
 from ._streams import BidirectionalStream, RawStreamReset, ReceiveStream, SendStream
 from ._streamstate import RecvState
+from ._wakeups import StreamWaiters
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from ._host import ConnectionHost
     from ._session import Session
     from ._streamstate import StreamState
-    from ._wakeups import StreamWaiters
 
 __all__ = ["SendOutcome", "StreamIO", "payload_view"]
 
@@ -72,16 +72,16 @@ class StreamIO:
         self,
         session: Session,
         *,
-        progress: trio.lowlevel.ParkingLot,
-        waiters: StreamWaiters,
         transmit: Callable[[bool], None],
         sync: Callable[[], None],
     ) -> None:
         self.session = session
         self._core = session.core
         self._config = session.config
-        self._progress = progress
-        self._waiters = waiters
+        #: Waiters on conditions no stream event reports (ACKs, slots, accepts).
+        self._progress = trio.lowlevel.ParkingLot()
+        #: Waiters on one stream's events (reply, receipt, raw data, reset).
+        self._waiters = StreamWaiters()
         self._transmit = transmit
         self._sync = sync
         # Counted once per message (see `_metrics`): sent in full, and replies received.
@@ -89,6 +89,20 @@ class StreamIO:
         self.message_bytes_sent = 0
         self.replies_received = 0
         self.reply_bytes_received = 0
+
+    def wake(self) -> None:
+        """Wake the waiters of the streams the session touched, and the lot's (all on a close)."""
+        session = self.session
+        touched = session.touched
+        if session.close_exc is not None or session.closed_locally:
+            self._waiters.wake_all()
+            touched.clear()
+        elif touched:
+            wake = self._waiters.wake
+            for sid in touched:
+                wake(sid)
+            touched.clear()
+        self._progress.unpark_all()
 
     async def wait_change(self) -> None:
         """Park until the connection's state changes (then re-check)."""
