@@ -106,6 +106,8 @@ _TIMER_SLACK = 1e-6
 _DIRECT_MAX = 4
 #: Scheduler passes the send task leaves to tasks woken by input alone.
 _ANSWER_PASSES = 3
+#: At most this many passes while tasks woken by input are still runnable.
+_SETTLE_PASSES = 6
 
 
 @attrs.define
@@ -630,11 +632,17 @@ class Driver(DriverHost):
             passes = 0
             fed, self._fed = self._fed, False
             while self._dirty or self._raw_out:
-                if passes < _ANSWER_PASSES and (self._only_input() or (fed and not passes)):
+                if (passes < _ANSWER_PASSES and (self._only_input() or (fed and not passes))) or (
+                    fed
+                    and passes < _SETTLE_PASSES
+                    and trio.lowlevel.current_statistics().tasks_runnable
+                ):
                     # Only input arrived: a task it woke that answers (in this
                     # pass or the next; the run queue cannot tell, as tasks
                     # of our own batch are not in it) transmits, ACK included,
                     # and we need not ask aioquic first, often for nothing.
+                    # Tasks the input woke still at work: let them queue
+                    # their data first, so it leaves packed together.
                     passes += 1
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     continue
