@@ -35,8 +35,9 @@ the connection dirty.  After input alone (nothing of ours queued yet), the
 send task first leaves up to `_ANSWER_PASSES` scheduler passes to the tasks
 the input woke: an answer then leaves from its own task with the ACK, and
 aioquic is asked for datagrams once, not twice.  After any input it leaves
-at least one, so the tasks that input woke (say, 64 requesters each given a
-reply) queue their next data first and leave packed together.  All time comes from
+at least one, and more while tasks are still runnable (up to
+`_SETTLE_PASSES`), so the tasks that input woke (say, 64 requesters each
+given a reply) queue their next data first and leave packed together.  All time comes from
 `trio.current_time()`, so a `trio.testing.MockClock` drives QUIC's timers
 too.
 
