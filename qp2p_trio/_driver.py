@@ -34,10 +34,7 @@ own task (`Driver.flush`) when neither task is mid-batch; otherwise it marks
 the connection dirty.  After input alone (nothing of ours queued yet), the
 send task first leaves up to `_ANSWER_PASSES` scheduler passes to the tasks
 the input woke: an answer then leaves from its own task with the ACK, and
-aioquic is asked for datagrams once, not twice.  After any input it leaves
-at least one, and more while tasks are still runnable (up to
-`_SETTLE_PASSES`), so the tasks that input woke (say, 64 requesters each
-given a reply) queue their next data first and leave packed together.  All time comes from
+aioquic is asked for datagrams once, not twice.  All time comes from
 `trio.current_time()`, so a `trio.testing.MockClock` drives QUIC's timers
 too.
 
@@ -107,8 +104,6 @@ _TIMER_SLACK = 1e-6
 _DIRECT_MAX = 4
 #: Scheduler passes the send task leaves to tasks woken by input alone.
 _ANSWER_PASSES = 3
-#: At most this many passes while tasks woken by input are still runnable.
-_SETTLE_PASSES = 6
 
 
 @attrs.define
@@ -147,7 +142,6 @@ class Driver(DriverHost):
         self.family = sock.family
         self._rx_batch = False
         self._sending = False  # the sender task is inside send_batch
-        self._fed = False  # input arrived since the send task last woke
         # (deadline, seq, connection): see _schedule.
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = 0
@@ -448,7 +442,6 @@ class Driver(DriverHost):
                 self._on_datagram(data, addr, path)
         finally:
             self._rx_batch = False
-        self._fed = True
         if self._dirty or self._raw_out:
             self._wake.set()
 
@@ -631,19 +624,12 @@ class Driver(DriverHost):
             self._wake = trio.Event()
             self._fire_timers(trio.current_time())
             passes = 0
-            fed, self._fed = self._fed, False
             while self._dirty or self._raw_out:
-                if (passes < _ANSWER_PASSES and (self._only_input() or (fed and not passes))) or (
-                    fed
-                    and passes < _SETTLE_PASSES
-                    and trio.lowlevel.current_statistics().tasks_runnable
-                ):
+                if passes < _ANSWER_PASSES and self._only_input():
                     # Only input arrived: a task it woke that answers (in this
                     # pass or the next; the run queue cannot tell, as tasks
                     # of our own batch are not in it) transmits, ACK included,
                     # and we need not ask aioquic first, often for nothing.
-                    # Tasks the input woke still at work: let them queue
-                    # their data first, so it leaves packed together.
                     passes += 1
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     continue
