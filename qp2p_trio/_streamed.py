@@ -143,7 +143,7 @@ async def _reply(io: StreamIO, st: StreamState) -> bytes:
         if st.recv.reset_code is not None:
             raise stream_error(st.recv.reset_code, "request")
         io.raise_if_send_broken(st, "request")
-        await io.wait_stream(st)
+        await io.wait_change()
     io.replies_received += 1
     io.reply_bytes_received += len(st.reply)
     return st.reply

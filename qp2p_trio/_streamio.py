@@ -10,9 +10,10 @@ accepting the peer's raw streams, reading them.  Everything it changes is
 the session's and the core's, synchronously; then it asks its connection to
 transmit (``transmit(lone)``: from this task for a lone exchange, else by the
 driver's send task) or to forward the session's events (``sync``).  A
-waiter whose condition a stream event reports (a reply, a receipt, raw
-data, a reset or STOP_SENDING) parks on its stream (`wait_stream`); one
-waiting for acknowledgements, a stream slot or an accept queue parks on the
+message waiting for its receipt and a raw read waiting for data park on
+their stream (`wait_stream`), woken by its events (receipt, data, reset,
+STOP_SENDING); a request waiting for its reply, and whoever waits for
+acknowledgements, a stream slot or an accept queue, park on the
 connection's lot (`wait_change`), woken after every change.  Either
 re-checks its own condition when woken; a close wakes both.
 
@@ -80,7 +81,7 @@ class StreamIO:
         self._config = session.config
         #: Waiters on conditions no stream event reports (ACKs, slots, accepts).
         self._progress = trio.lowlevel.ParkingLot()
-        #: Waiters on one stream's events (reply, receipt, raw data, reset).
+        #: Waiters on one stream's events (receipt, raw data, reset).
         self._waiters = StreamWaiters()
         self._transmit = transmit
         self._sync = sync
@@ -243,7 +244,11 @@ class StreamIO:
                     if st.recv.reset_code is not None:
                         raise stream_error(st.recv.reset_code, "request")
                     self.raise_if_send_broken(st, "request")
-                    await self._waiters.wait(sid)
+                    # On the connection's lot, not the stream: woken with
+                    # every change, the requesters of W3 queue their next
+                    # requests together (measured: per stream, 2.3 times
+                    # the datagrams reached the server on a quiet machine).
+                    await self._progress.park()
             except BaseException:
                 self.abandon(st)
                 raise

@@ -7,13 +7,15 @@ Theory of operation
 A connection's waiters used to share one parking lot that every input,
 timer or transmit emptied: with 64 requests in flight, each ACK woke 64
 tasks that re-checked their stream and parked again.  `StreamWaiters`
-parks a task under its stream id instead; the session lists the streams an
-input touched (`_session.Session.touched`) and the connection wakes just
-those (`wake`), or everyone once the connection closed (`wake_all`).
+parks a task under its stream id instead (a message waiting for its
+receipt, a raw read); the session lists the streams an input touched
+(`_session.Session.touched`) and the connection wakes just those (`wake`),
+or everyone once the connection closed (`wake_all`).
 
 Conditions no stream event reports (acknowledgements: send-buffer room, a
 reply acknowledged; stream slots; accept queues) stay on the connection's
-own lot, woken after every change as before.
+own lot, woken after every change as before, and so do requests waiting
+for replies (see `StreamIO.request`).
 
 Cancellation: a cancelled waiter removes itself (its abort callback); a
 woken one was removed by the waker, so no task is ever rescheduled twice.
