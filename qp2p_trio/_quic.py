@@ -487,8 +487,7 @@ class QuicCore:
         )
         self.is_client: bool = configuration.is_client
         self._pending_close_reported = False
-        #: DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
-        self.datagrams_in: deque[bytes] = deque()
+        self._datagrams_in: deque[bytes] | None = None  # see datagrams_in
         self._datagram_queue = datagram_queue
         self._packet_size = configuration.max_datagram_size
         #: DATAGRAM frames sent, received, and dropped (a full queue either way).
@@ -567,6 +566,17 @@ class QuicCore:
         return out
 
     # -- datagrams (RFC 9221)
+    @property
+    def datagrams_in(self) -> deque[bytes]:
+        """DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
+
+        Made on first use: most connections never carry a datagram.
+        """
+        queue = self._datagrams_in
+        if queue is None:
+            queue = self._datagrams_in = deque()
+        return queue
+
     def _datagram_received(self, data: bytes) -> None:
         counts = self.datagram_counts
         if len(self.datagrams_in) < self._datagram_queue:
