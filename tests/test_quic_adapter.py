@@ -788,3 +788,44 @@ def test_key_callbacks_are_dropped_without_qlog_and_kept_with_it():
     sink.end_all()
     names = [event["name"] for trace in traces for event in trace["events"]]
     assert "security:key_updated" in names, names
+
+
+# 29. QuicConnection._discard_epoch, _crypto_streams, _crypto_buffers, _spaces[epoch].discarded
+def test_spent_crypto_streams_are_dropped_and_late_handshake_packets_are_harmless():
+    from aioquic.tls import Epoch
+
+    from qp2p_trio._quicheader import parse_datagram_header
+
+    client = QuicCore(conf(True))
+    client.connect(SERVER_ADDR, 1000.0)
+    first = client.datagrams(1000.0)
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    answer = server.datagrams(1000.0)  # the server's Initial and Handshake flight
+    for data, _ in answer:
+        client.receive(data, SERVER_ADDR, 1000.0)
+    pump = Pump(client, server)
+    pump.run()
+    for core in (client, server):
+        quic = core._quic
+        assert all(quic._spaces[e].discarded for e in (Epoch.INITIAL, Epoch.HANDSHAKE))
+        assert set(quic._crypto_streams) == {Epoch.ONE_RTT}, "aioquic _crypto_streams changed"
+        assert set(quic._crypto_buffers) == {Epoch.ONE_RTT}
+    # Handshake packets arriving late (retransmitted or replayed) are dropped.
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, pump.now)
+    for data, _ in answer:
+        client.receive(data, SERVER_ADDR, pump.now)
+    pump.run()
+    assert client._quic._close_event is None
+    assert server._quic._close_event is None
+    # And the connection carries data as before.
+    sid = client.next_stream_id(unidirectional=False)
+    client.send(sid, b"after" * 1000, end_stream=True)
+    pump.run()
+    got = b"".join(
+        e.data for e in pump.events[id(server)] if isinstance(e, StreamData) and e.stream_id == sid
+    )
+    assert got == b"after" * 1000
