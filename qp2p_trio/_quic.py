@@ -98,8 +98,10 @@ private access is here, listed below, and each has a test in
     Handshake epoch is discarded (its keys torn down, so none of its
     packets decrypts or leaves any more), its ``_crypto_streams`` and
     ``_crypto_buffers`` entries are dropped (``_spaces[epoch].discarded``
-    tells), about 2.6 KiB per connection.  aioquic reads them only for
-    packets of that epoch and while the handshake is unconfirmed.
+    tells), and its ``_cryptos`` / ``_cryptos_initial`` pairs are replaced
+    by one shared pair that never had keys, about 4 KiB per connection.
+    aioquic reads the streams only for packets of that epoch and while the
+    handshake is unconfirmed, and checks ``is_valid()`` before using keys.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic import connection as _aioquic_connection, events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.crypto import NoCallback
+from aioquic.quic.crypto import CryptoPair, NoCallback
 from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
 from aioquic.tls import Epoch, Group
 
@@ -316,6 +318,9 @@ class QlogSink(QuicLogger):
 _X25519: Final = Group.X25519
 #: The epochs whose CRYPTO streams are dropped once discarded (access 29).
 _SPENT_EPOCHS: Final = frozenset({Epoch.INITIAL, Epoch.HANDSHAKE})
+#: Stands in for a discarded epoch's keys: no key was ever set up in it, so it
+#: neither encrypts nor decrypts (``is_valid()`` is False), as torn-down keys.
+_NO_KEYS: Final = CryptoPair()
 #: Capacity of each TLS output buffer once the handshake is over (private
 #: access 12): aioquic's are 16 KiB each, for the handshake's flights.
 SPENT_CRYPTO_BUFFER: Final = 256
@@ -447,6 +452,10 @@ class _QuicConnection(QuicConnection):
         if epoch in _SPENT_EPOCHS and self._spaces[epoch].discarded:
             self._crypto_streams.pop(epoch, None)
             self._crypto_buffers.pop(epoch, None)
+            # Torn-down keys: one shared pair that never had any stands in.
+            self._cryptos[epoch] = _NO_KEYS
+            if epoch == Epoch.INITIAL:
+                self._cryptos_initial = dict.fromkeys(self._cryptos_initial, _NO_KEYS)
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)

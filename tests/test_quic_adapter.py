@@ -813,6 +813,11 @@ def test_spent_crypto_streams_are_dropped_and_late_handshake_packets_are_harmles
         assert all(quic._spaces[e].discarded for e in (Epoch.INITIAL, Epoch.HANDSHAKE))
         assert set(quic._crypto_streams) == {Epoch.ONE_RTT}, "aioquic _crypto_streams changed"
         assert set(quic._crypto_buffers) == {Epoch.ONE_RTT}
+        spent = quic._cryptos[Epoch.INITIAL]
+        assert spent is quic._cryptos[Epoch.HANDSHAKE], "aioquic _cryptos changed"
+        assert all(pair is spent for pair in quic._cryptos_initial.values())
+        assert not spent.send.is_valid()
+        assert not spent.recv.is_valid()
     # Handshake packets arriving late (retransmitted or replayed) are dropped.
     for data, _ in first:
         server.receive(data, CLIENT_ADDR, pump.now)
