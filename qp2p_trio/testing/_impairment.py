@@ -69,10 +69,14 @@ class LinkState:
     random sequence, the burst state and the queue's backlog.
     """
 
-    rng: random.Random
+    # The generator and the queue are made when first used (`rng`, `queue`):
+    # a link without impairments draws nothing and queues nothing, and a
+    # swarm has thousands of links (a seeded Random is 2.5 KiB).
+    _rng: random.Random | None = attrs.field(default=None, alias="rng")
     #: Whether the Gilbert loss model is in its *bad* (dropping) state.
     bursting: bool = False
-    queue: RateQueue = attrs.Factory(RateQueue)
+    _queue: RateQueue | None = attrs.field(default=None, alias="queue")
+    _seed: str | None = attrs.field(default=None, kw_only=True, alias="seed")
 
     @classmethod
     def seeded(cls, seed: int, src: int, dst: int) -> LinkState:
@@ -80,7 +84,23 @@ class LinkState:
 
         Seeding with a str is stable across processes (SHA-512 based).
         """
-        return cls(random.Random(f"{seed}/{src}/{dst}"))
+        return cls(seed=f"{seed}/{src}/{dst}")
+
+    @property
+    def rng(self) -> random.Random:
+        """The link's random sequence (seeded on first use)."""
+        rng = self._rng
+        if rng is None:
+            rng = self._rng = random.Random(self._seed)
+        return rng
+
+    @property
+    def queue(self) -> RateQueue:
+        """The link's serialisation queue."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = RateQueue()
+        return queue
 
 
 @final
