@@ -150,8 +150,7 @@ def impair(link: LinkConfig, state: LinkState, data: bytes, now: float) -> Verdi
         return Verdict(dropped="dropped_mtu")
     if link.loss and _lost(link, state):
         return Verdict(dropped="dropped_loss")
-    rng = state.rng
-    duplicated = bool(link.duplicate) and rng.random() < link.duplicate
+    duplicated = bool(link.duplicate) and state.rng.random() < link.duplicate
     copies = tuple(
         _copy(link, state, data, now, duplicate=n > 0) for n in range(2 if duplicated else 1)
     )
@@ -179,10 +178,10 @@ def _lost(link: LinkConfig, state: LinkState) -> bool:
 
 def _copy(link: LinkConfig, state: LinkState, data: bytes, now: float, *, duplicate: bool) -> Copy:
     """Corrupt, queue and delay one copy."""
-    rng = state.rng
     corrupted = False
-    if link.corrupt and data and rng.random() < link.corrupt:
+    if link.corrupt and data and state.rng.random() < link.corrupt:
         flipped = bytearray(data)
+        rng = state.rng
         flipped[rng.randrange(len(flipped))] ^= rng.randrange(1, 256)
         data = bytes(flipped)
         corrupted = True
@@ -194,9 +193,9 @@ def _copy(link: LinkConfig, state: LinkState, data: bytes, now: float, *, duplic
         arrival = serialised
     arrival += link.delay
     if link.jitter:
-        arrival += rng.uniform(0.0, link.jitter)
+        arrival += state.rng.uniform(0.0, link.jitter)
     reordered = False
-    if link.reorder and rng.random() < link.reorder:
+    if link.reorder and state.rng.random() < link.reorder:
         arrival += link.reorder_delay
         reordered = True
     return Copy(data, arrival, duplicate=duplicate, corrupted=corrupted, reordered=reordered)
