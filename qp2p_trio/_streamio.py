@@ -84,6 +84,11 @@ class StreamIO:
         self.replies_received = 0
         self.reply_bytes_received = 0
 
+    def rebind(self, *, transmit: Callable[[bool], None], sync: Callable[[], None]) -> None:
+        """Call these from now on (see `Connection.release`)."""
+        self._transmit = transmit
+        self._sync = sync
+
     async def wait_change(self) -> None:
         """Park until the connection's state changes (then re-check)."""
         await self._progress.park()

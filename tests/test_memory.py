@@ -108,3 +108,64 @@ def test_a_connection_stays_small_on_both_sides(figures: dict[str, tuple[float, 
     )
     assert nbytes < 75_000, nbytes
     assert objects < 410, objects
+
+
+async def test_a_closed_connection_leaves_only_aioquic_cycles(autojump_clock: object) -> None:
+    # Our side of a closed connection is freed by reference counting (the
+    # driver drops it and `Connection.release` cuts the one cycle through
+    # the stream I/O); aioquic's QuicConnection is a cycle of its own (its
+    # TLS callbacks and loss hooks are bound methods) and waits for the
+    # collector, with the frame table we gave it.  Before: 600 objects of
+    # cyclic garbage per closed connection (both sides), 32 of them ours.
+    closes = 20
+    net = MemoryNetwork(seed=5)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with trio.fail_after(600), net.activate():
+            async with (
+                qp2p_trio.open_endpoint(ADDR) as server,
+                qp2p_trio.open_endpoint(ADDR) as client,
+                trio.open_nursery() as nursery,
+            ):
+
+                async def accept_all() -> None:
+                    while True:
+                        await server.accept()
+
+                async def drain() -> None:
+                    async for _msg in server.messages():
+                        pass
+
+                nursery.start_soon(accept_all)
+                nursery.start_soon(drain)
+
+                async def one() -> None:
+                    conn = await client.connect(server.local_address, node_id=server.node_id)
+                    await conn.send(b"x")
+                    await conn.aclose()
+
+                await one()
+                await trio.sleep(60)  # past the closing periods
+                gc.collect()
+                for _ in range(closes):
+                    await one()
+                await trio.sleep(60)
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                try:
+                    unreachable = gc.collect()
+                    ours = {
+                        type(o).__qualname__
+                        for o in gc.garbage
+                        if type(o).__module__.startswith("qp2p_trio")
+                    }
+                finally:
+                    gc.set_debug(0)
+                    gc.garbage.clear()
+                nursery.cancel_scope.cancel()
+    finally:
+        gc.collect()
+        if was_enabled:
+            gc.enable()
+    assert ours <= {"_QuicConnection", "_FrameTable"}, ours
+    assert unreachable / closes < 310, unreachable / closes  # now about 265
