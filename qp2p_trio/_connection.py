@@ -23,7 +23,6 @@ the peer's) every waiter fails promptly.
 from __future__ import annotations
 
 import math
-import weakref
 from typing import TYPE_CHECKING, final
 
 import trio
@@ -195,31 +194,6 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
         """
         self.session.process(trio.current_time())
         self._sync()
-
-    def release(self) -> None:
-        """The driver forgot this connection: its stream I/O calls back weakly.
-
-        Without the cycle (connection -> StreamIO -> its bound methods) our
-        side of a closed connection is freed by reference counting, not left
-        to the cyclic collector.  Calls through it behave as before while
-        anything holds the connection.
-
-        :meta private:
-        """
-        sync = weakref.WeakMethod(self._sync)
-        transmit = weakref.WeakMethod(self._transmit)
-
-        def weak_sync() -> None:
-            method = sync()
-            if method is not None:
-                method()
-
-        def weak_transmit(lone: bool) -> None:
-            method = transmit()
-            if method is not None:
-                method(lone)
-
-        self.io.rebind(transmit=weak_transmit, sync=weak_sync)
 
     def contain(self, exc: Exception, *, core_broken: bool = False) -> None:
         """Close this connection alone after an unexpected error (see `Session.contain`).

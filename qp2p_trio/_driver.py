@@ -326,7 +326,7 @@ class Driver(DriverHost):
         self._quiet.discard(conn)
         self._path_of.pop(conn, None)
         self._dialing.done(conn)
-        conn.release()  # freed by reference counting once nobody holds it
+        conn.io.release()  # freed by reference counting once nobody holds it
 
     # ---------------------------------------------------------- receiving
     def _on_datagram(self, data: bytes, addr: Address, path: Path | None = None) -> None:

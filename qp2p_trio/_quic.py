@@ -53,7 +53,7 @@ private access is here, listed below, and each has a test in
     TLS KeyUpdate), and they were half the memory of an idle connection.
 13. ``QuicConnection.__frame_handlers`` (name-mangled): each connection
     builds its own table of 33 frame handlers (a bound method and a tuple
-    each); it is swapped for a `_FrameTable` that looks the frame type up in
+    each); it is swapped for a `_quicshare.FrameTable` that looks the frame type up in
     one table shared by every connection and binds the handler to the
     connection on each look-up, about 4.6 KiB and 66 tracked objects less
     per connection.  aioquic only reads it as ``table[frame_type]``.
@@ -127,6 +127,7 @@ from aioquic.tls import Epoch, Group
 
 from ._config import ALPN, Config
 from ._quicpmtu import PmtuProbes
+from ._quicshare import share_frame_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -326,11 +327,6 @@ _NO_KEYS: Final = CryptoPair()
 SPENT_CRYPTO_BUFFER: Final = 256
 
 
-#: The frame handler table every connection of `_QuicConnection` shares
-#: (private access 13): frame type -> (handler function, frozenset of epochs).
-_FRAME_FUNCS: dict[int, tuple[Callable[..., None], frozenset[Any]]] = {}
-
-
 def _memoise_epochs() -> None:
     """Make aioquic's ``EPOCHS(shortcut)`` return one shared frozenset per shortcut (access 17)."""
     epochs = getattr(_aioquic_connection, "EPOCHS", None)
@@ -339,45 +335,6 @@ def _memoise_epochs() -> None:
 
 
 _memoise_epochs()
-
-
-@final
-class _FrameTable:
-    """A connection's frame handler table: the shared one, bound on each look-up.
-
-    aioquic builds a dict of 33 bound methods and tuples per connection and
-    only ever reads it with ``table[frame_type]`` (a missing type raises
-    KeyError, which aioquic turns into FRAME_ENCODING_ERROR).
-    """
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: QuicConnection) -> None:
-        self._conn = conn
-
-    def __getitem__(self, frame_type: int) -> tuple[Callable[..., None], frozenset[Any]]:
-        func, epochs = _FRAME_FUNCS[frame_type]
-        return func.__get__(self._conn), epochs
-
-    def __len__(self) -> int:
-        return len(_FRAME_FUNCS)
-
-
-def _share_frame_table(quic: QuicConnection) -> None:
-    """Swap a new connection's own frame handler table for the shared one."""
-    handlers = getattr(quic, "_QuicConnection__frame_handlers", None)
-    if not isinstance(handlers, dict):
-        return
-    funcs = {}
-    for frame_type, (handler, epochs) in handlers.items():
-        if getattr(handler, "__self__", None) is not quic:  # pragma: no cover - aioquic changed
-            return
-        funcs[frame_type] = (handler.__func__, epochs)
-    if not _FRAME_FUNCS:
-        _FRAME_FUNCS.update(funcs)
-    elif funcs != _FRAME_FUNCS:  # pragma: no cover - handlers differ per connection: keep its own
-        return
-    quic._QuicConnection__frame_handlers = _FrameTable(quic)  # type: ignore[attr-defined]
 
 
 def _release_crypto_buffers(quic: QuicConnection) -> None:
@@ -398,7 +355,7 @@ class _QuicConnection(QuicConnection):
         #: Stream priorities (higher first; 0 for streams not in it).
         self.qp2p_priority: dict[int, int] = {}
         super().__init__(**kwargs)
-        _share_frame_table(self)
+        share_frame_table(self)
         self.qp2p_packets_lost = 0
         lost = self._loss._on_packets_lost
 

@@ -20,6 +20,8 @@ of `_streams` call the ``raw_*`` methods directly.
 from __future__ import annotations
 
 import functools
+import types
+import weakref
 from typing import TYPE_CHECKING
 
 import attrs
@@ -84,10 +86,30 @@ class StreamIO:
         self.replies_received = 0
         self.reply_bytes_received = 0
 
-    def rebind(self, *, transmit: Callable[[bool], None], sync: Callable[[], None]) -> None:
-        """Call these from now on (see `Connection.release`)."""
-        self._transmit = transmit
-        self._sync = sync
+    def release(self) -> None:
+        """The driver forgot the connection: call back into it weakly from now on.
+
+        Without the cycle (connection -> StreamIO -> the connection's bound
+        methods) our side of a closed connection is freed by reference
+        counting, not left to the cyclic collector.  Calls behave as before
+        while anything holds the connection.  Idempotent.
+        """
+        if not isinstance(self._sync, types.MethodType):
+            return
+        sync = weakref.WeakMethod(self._sync)
+        transmit = weakref.WeakMethod(self._transmit)
+
+        def weak_sync() -> None:
+            method = sync()
+            if method is not None:
+                method()
+
+        def weak_transmit(lone: bool) -> None:
+            method = transmit()
+            if method is not None:
+                method(lone)
+
+        self._sync, self._transmit = weak_sync, weak_transmit
 
     async def wait_change(self) -> None:
         """Park until the connection's state changes (then re-check)."""

@@ -22,9 +22,9 @@ from qp2p_trio._quic import (
     QuicCore,
     StreamData,
     Terminated,
-    _FrameTable,
     build_configuration,
 )
+from qp2p_trio._quicshare import FrameTable
 
 CLIENT_ADDR = ("10.0.0.1", 1111)
 SERVER_ADDR = ("10.0.0.2", 2222)
@@ -197,7 +197,7 @@ def test_a_connection_works_after_its_crypto_buffers_shrank():
 def test_frame_handler_table_is_shared_and_binds_to_its_connection():
     a, b = QuicCore(conf(True)), QuicCore(conf(True))
     tables = [getattr(c._quic, "_QuicConnection__frame_handlers", None) for c in (a, b)]
-    assert all(isinstance(t, _FrameTable) for t in tables), (
+    assert all(isinstance(t, FrameTable) for t in tables), (
         "aioquic QuicConnection.__frame_handlers is gone or no longer a dict: "
         "each connection builds its own table again"
     )
