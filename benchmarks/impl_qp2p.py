@@ -182,10 +182,15 @@ async def _w1(
 
 
 async def _hold_endpoint(
-    p: dict[str, Any], done: trio.Event, *, task_status: trio.TaskStatus[qp2p_trio.Endpoint]
+    p: dict[str, Any],
+    done: trio.Event,
+    config: qp2p_trio.Config | None = None,
+    *,
+    task_status: trio.TaskStatus[qp2p_trio.Endpoint],
 ) -> None:
     """Open an endpoint, hand it over, and keep it open until ``done``."""
-    async with qp2p_trio.open_endpoint(("127.0.0.1", 0), config=make_config(p)) as ep:
+    config = make_config(p) if config is None else config
+    async with qp2p_trio.open_endpoint(("127.0.0.1", 0), config=config) as ep:
         task_status.started(ep)
         await done.wait()
 
@@ -279,8 +284,9 @@ async def _w6(
     # connection per peer), all in this process, as the baseline's 1,000
     # connections each have their own socket.
     done = trio.Event()
+    config = make_config(p)  # one for all, as the baseline's one QuicConfiguration
     async with trio.open_nursery() as holders:
-        peers = [await holders.start(_hold_endpoint, p, done) for _ in range(p["conns"])]
+        peers = [await holders.start(_hold_endpoint, p, done, config) for _ in range(p["conns"])]
         conns: list[qp2p_trio.Connection | None] = [None] * len(peers)
         limiter = trio.CapacityLimiter(p["setup_concurrency"])
 

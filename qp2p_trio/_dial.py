@@ -41,7 +41,6 @@ from ._quic import Address
 from ._wire import CloseCode
 
 if TYPE_CHECKING:
-    import random
     from collections.abc import Awaitable, Callable, Iterable
 
     from ._config import Config
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from ._driver import Driver
     from ._pool import Pool
     from ._relaypath import RelayManager
+    from ._retry import RandomSource
 
 __all__ = ["Dialer", "NoRetry", "Peer"]
 
@@ -64,7 +64,7 @@ _log = get_logger("dial")
 class Dialer:
     """Opens connections for an endpoint (see the module docstring)."""
 
-    def __init__(self, driver: Driver, pool: Pool, config: Config, rng: random.Random) -> None:
+    def __init__(self, driver: Driver, pool: Pool, config: Config, rng: RandomSource) -> None:
         self._driver = driver
         self._pool = pool
         self._config = config

@@ -71,6 +71,7 @@ from ._ca import own_chain
 from ._connection import Connection
 from ._driverhost import DriverHost
 from ._errors import EndpointError
+from ._lazy import LazyChannel
 from ._message import Message
 from ._observed import ObservationBook
 from ._path import is_path_address
@@ -165,10 +166,9 @@ class Driver(DriverHost):
         self._dialing = DialWatch[Connection]()
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
-        self.msg_send, self.msg_recv = trio.open_memory_channel[tuple[Message, str, int]](math.inf)
-        self.accept_send, self.accept_recv = trio.open_memory_channel[Connection](
-            config.accept_queue_size
-        )
+        # Opened on first use: a client-only endpoint never needs them.
+        self.inbox = LazyChannel[tuple[Message, str, int]](math.inf)  # messages for `receive`
+        self.accepted = LazyChannel[Connection](config.accept_queue_size)  # for `accept`
         self.budget = ReceiveBudget[str](
             messages=config.receive_queue_messages,
             nbytes=config.receive_queue_bytes,
@@ -326,6 +326,7 @@ class Driver(DriverHost):
         self._quiet.discard(conn)
         self._path_of.pop(conn, None)
         self._dialing.done(conn)
+        conn.io.release()  # freed by reference counting once nobody holds it
 
     # ---------------------------------------------------------- receiving
     def _on_datagram(self, data: bytes, addr: Address, path: Path | None = None) -> None:

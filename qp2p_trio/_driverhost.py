@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._budget import ReceiveBudget
     from ._config import Config
     from ._connection import Connection
+    from ._lazy import LazyChannel
     from ._message import Message
     from ._metrics import Tally
     from ._observed import ObservationBook
@@ -54,8 +55,8 @@ class DriverHost:
     observations: ObservationBook
     budget: ReceiveBudget[str]
     admission: Admission[Connection]
-    msg_send: trio.MemorySendChannel[tuple[Message, str, int]]
-    accept_send: trio.MemorySendChannel[Connection]
+    inbox: LazyChannel[tuple[Message, str, int]]
+    accepted: LazyChannel[Connection]
     _closing: bool
     _pool: Pool
     _path_of: dict[Connection, Path]
@@ -83,7 +84,7 @@ class DriverHost:
         else:
             self.tally.opened_incoming += 1
             try:
-                self.accept_send.send_nowait(conn)
+                self.accepted.send.send_nowait(conn)
             except (trio.WouldBlock, trio.ClosedResourceError):
                 self.counters.connections_unannounced += 1
 
@@ -140,7 +141,7 @@ class DriverHost:
     def deliver(self, msg: Message, peer: str, reserved: int) -> bool:
         """Queue ``msg`` for `receive`; False if the endpoint stopped receiving."""
         try:
-            self.msg_send.send_nowait((msg, peer, reserved))
+            self.inbox.send.send_nowait((msg, peer, reserved))
         except trio.ClosedResourceError:
             self.budget.release(peer, messages=1, nbytes=reserved)
             return False

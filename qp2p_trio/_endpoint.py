@@ -18,7 +18,6 @@ connection, also when the code around `open_endpoint` is cancelled.
 from __future__ import annotations
 
 import ipaddress
-import random
 import socket as _stdlib_socket
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, final
@@ -37,6 +36,7 @@ from ._errors import (
 )
 from ._events import EventHub, PeerEvents
 from ._identity import Identity, NodeId
+from ._lazy import LazyRandom
 from ._metrics import EndpointMetrics, snapshot
 from ._observe import get_logger
 from ._pathkeeper import PathKeeper
@@ -92,7 +92,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         self._driver = Driver(sock, config, identity, self._pool)
         self._local_address: Address = self._driver.present_address(sock.getsockname())
         # Jitter of retries: reproducible per identity.
-        rng = random.Random(bytes(identity.node_id))
+        rng = LazyRandom(bytes(identity.node_id))  # seeded once a dial retries
         self._dialer = Dialer(self._driver, self._pool, config, rng)
         self._relays = RelayManager(
             config, self._connect_relay, self._driver.attach_path, self._driver.protocols.spawn, rng
@@ -429,7 +429,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         Cancellation: nothing is lost.
         """
         try:
-            return await self._driver.accept_recv.receive()
+            return await self._driver.accepted.recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise trio.ClosedResourceError("the endpoint is closed") from None
 
@@ -446,7 +446,7 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         Cancellation: nothing is lost; the message stays queued.
         """
         try:
-            msg, peer, reserved = await self._driver.msg_recv.receive()
+            msg, peer, reserved = await self._driver.inbox.recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise trio.ClosedResourceError("the endpoint is closed") from None
         self._driver.budget_release(peer, 1, reserved)
@@ -587,8 +587,8 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
                 await conn.close_sent_event.wait()
         driver.closed = True
         self._bg_scope.cancel()
-        driver.msg_send.close()
-        driver.accept_send.close()
+        driver.inbox.close()
+        driver.accepted.close()
         self._hub.close()
 
 

@@ -52,9 +52,11 @@ private access is here, listed below, and each has a test in
     there after the handshake (we issue no session tickets, and QUIC has no
     TLS KeyUpdate), and they were half the memory of an idle connection.
 13. ``QuicConnection.__frame_handlers`` (name-mangled): each connection
-    builds its own table of frame handlers, with a fresh frozenset of epochs
-    per frame type; the sets are swapped for shared equal ones, about 7 KiB
-    less per connection.
+    builds its own table of 33 frame handlers (a bound method and a tuple
+    each); it is swapped for a `_quicshare.FrameTable` that looks the frame type up in
+    one table shared by every connection and binds the handler to the
+    connection on each look-up, about 4.6 KiB and 66 tracked objects less
+    per connection.  aioquic only reads it as ``table[frame_type]``.
 14. ``QuicConnection._write_stream_limits`` is replaced (on the instance,
     from the first held window on: it runs for every stream in every
     packet), and
@@ -89,6 +91,19 @@ private access is here, listed below, and each has a test in
 20. ``_loss._cc.on_packet_acked`` and ``_loss._on_packets_lost`` are
     wrapped (once a path MTU above the base was found) to see large packets
     acknowledged and lost: black hole detection.
+28. ``QuicConnection._quic_logger`` and ``CryptoContext._setup_cb`` /
+    ``_teardown_cb``: without a qlog, aioquic's key-update callbacks log
+    nothing, so the 12 ``partial`` objects bound to each connection are
+    swapped for aioquic's ``NoCallback`` in ``_initialize`` (3 KiB per
+    connection); with a qlog they stay.
+29. ``QuicConnection._discard_epoch`` is extended: once the Initial or the
+    Handshake epoch is discarded (its keys torn down, so none of its
+    packets decrypts or leaves any more), its ``_crypto_streams`` and
+    ``_crypto_buffers`` entries are dropped (``_spaces[epoch].discarded``
+    tells), and its ``_cryptos`` / ``_cryptos_initial`` pairs are replaced
+    by one shared pair that never had keys, about 4 KiB per connection.
+    aioquic reads the streams only for packets of that epoch and while the
+    handshake is unconfirmed, and checks ``is_valid()`` before using keys.
 """
 
 from __future__ import annotations
@@ -108,11 +123,13 @@ from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic import connection as _aioquic_connection, events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.crypto import CryptoPair, NoCallback
 from aioquic.quic.logger import QLOG_VERSION, QuicLogger, QuicLoggerTrace
-from aioquic.tls import Group
+from aioquic.tls import Epoch, Group
 
 from ._config import ALPN, Config
 from ._quicpmtu import PmtuProbes
+from ._quicshare import share_frame_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -302,14 +319,14 @@ class QlogSink(QuicLogger):
 
 # ----------------------------------------------------------------- connection
 _X25519: Final = Group.X25519
+#: The epochs whose CRYPTO streams are dropped once discarded (access 29).
+_SPENT_EPOCHS: Final = frozenset({Epoch.INITIAL, Epoch.HANDSHAKE})
+#: Stands in for a discarded epoch's keys: no key was ever set up in it, so it
+#: neither encrypts nor decrypts (``is_valid()`` is False), as torn-down keys.
+_NO_KEYS: Final = CryptoPair()
 #: Capacity of each TLS output buffer once the handshake is over (private
 #: access 12): aioquic's are 16 KiB each, for the handshake's flights.
 SPENT_CRYPTO_BUFFER: Final = 256
-
-
-#: One frozenset of epochs per distinct value, shared by every connection's
-#: frame handler table (private access 13).
-_EPOCH_SETS: dict[frozenset[Any], frozenset[Any]] = {}
 
 
 def _memoise_epochs() -> None:
@@ -322,16 +339,6 @@ def _memoise_epochs() -> None:
 _memoise_epochs()
 
 
-def _share_frame_epochs(quic: QuicConnection) -> None:
-    """Point a new connection's frame handler table at shared epoch sets."""
-    handlers = getattr(quic, "_QuicConnection__frame_handlers", None)
-    if handlers is None:
-        return
-    shared = _EPOCH_SETS
-    for frame_type, (handler, epochs) in handlers.items():
-        handlers[frame_type] = (handler, shared.setdefault(epochs, epochs))
-
-
 def _release_crypto_buffers(quic: QuicConnection) -> None:
     """Swap the handshake's TLS output buffers (already drained) for small ones."""
     buffers = quic._crypto_buffers
@@ -342,11 +349,15 @@ def _release_crypto_buffers(quic: QuicConnection) -> None:
 class _QuicConnection(QuicConnection):
     """aioquic's connection with mutual TLS and a lost-packet counter."""
 
+    # Our attributes live in slots: aioquic's own 84 fill the instance dict
+    # to just below a resize, and three more would double it (1.7 KiB).
+    __slots__ = ("_qp2p_queue", "qp2p_held", "qp2p_packets_lost", "qp2p_priority")
+
     def __init__(self, **kwargs: Any) -> None:
         #: Stream priorities (higher first; 0 for streams not in it).
         self.qp2p_priority: dict[int, int] = {}
         super().__init__(**kwargs)
-        _share_frame_epochs(self)
+        share_frame_table(self)
         self.qp2p_packets_lost = 0
         lost = self._loss._on_packets_lost
 
@@ -396,6 +407,18 @@ class _QuicConnection(QuicConnection):
         finally:
             receiver.highest_offset = highest
 
+    def _discard_epoch(self, epoch: Any) -> None:
+        super()._discard_epoch(epoch)
+        # The epoch's keys are gone (no packet of it decrypts or leaves any
+        # more): its CRYPTO stream and TLS buffer go too (access 29).
+        if epoch in _SPENT_EPOCHS and self._spaces[epoch].discarded:
+            self._crypto_streams.pop(epoch, None)
+            self._crypto_buffers.pop(epoch, None)
+            # Torn-down keys: one shared pair that never had any stands in.
+            self._cryptos[epoch] = _NO_KEYS
+            if epoch == Epoch.INITIAL:
+                self._cryptos_initial = dict.fromkeys(self._cryptos_initial, _NO_KEYS)
+
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
         if not self._is_client:
@@ -405,6 +428,12 @@ class _QuicConnection(QuicConnection):
             # One key share, the one every QUIC stack accepts: generating the
             # other three cost about a tenth of a client handshake's CPU.
             self.tls._supported_groups = [_X25519]
+        if self._quic_logger is None:
+            # Without a qlog the key-update callbacks log nothing: drop the
+            # 12 partials bound to this connection (access 28).
+            for pair in self._cryptos.values():
+                for context in (pair.recv, pair.send):
+                    context._setup_cb = context._teardown_cb = NoCallback
 
 
 @final
@@ -447,8 +476,7 @@ class QuicCore:
         self._pending_close_reported = False
         #: `unacked_total` until the next input, timer, reset or close (None: unknown).
         self._unacked: int | None = None
-        #: DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
-        self.datagrams_in: deque[bytes] = deque()
+        self._datagrams_in: deque[bytes] | None = None  # see datagrams_in
         self._datagram_queue = datagram_queue
         self._packet_size = configuration.max_datagram_size
         #: DATAGRAM frames sent, received, and dropped (a full queue either way).
@@ -529,6 +557,17 @@ class QuicCore:
         return out
 
     # -- datagrams (RFC 9221)
+    @property
+    def datagrams_in(self) -> deque[bytes]:
+        """DATAGRAM frames received and not yet taken, at most ``datagram_queue``.
+
+        Made on first use: most connections never carry a datagram.
+        """
+        queue = self._datagrams_in
+        if queue is None:
+            queue = self._datagrams_in = deque()
+        return queue
+
     def _datagram_received(self, data: bytes) -> None:
         counts = self.datagram_counts
         if len(self.datagrams_in) < self._datagram_queue:

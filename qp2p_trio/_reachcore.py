@@ -389,12 +389,15 @@ class RateLimiter:
         self.total = total
         self.window = window
         self.max_keys = max_keys
-        self._events: collections.deque[tuple[float, Hashable]] = collections.deque()
+        # Created by the first event: most endpoints never serve a check.
+        self._events: collections.deque[tuple[float, Hashable]] | None = None
         self._keys: collections.Counter[Hashable] = collections.Counter()
 
     def allow(self, key: Hashable, now: float) -> bool:
         """Count an event for ``key`` if within the limits; whether it was."""
         events = self._events
+        if events is None:
+            events = self._events = collections.deque()
         while events and now - events[0][0] >= self.window:
             _, old = events.popleft()
             self._keys[old] -= 1

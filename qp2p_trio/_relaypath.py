@@ -39,7 +39,6 @@ from ._relayframe import RELAY_PROTOCOL, FrameParser, FrameType, encode_frame
 from ._udp import BATCH, TransportClosed
 
 if TYPE_CHECKING:
-    import random
     from collections.abc import Awaitable, Callable, Sequence
 
     from ._config import Config
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from ._path import Path
     from ._peer import PeerAddress
     from ._quic import Address
+    from ._retry import RandomSource
     from ._streams import BidirectionalStream
 
 __all__ = ["RelayManager", "RelayPath"]
@@ -269,7 +269,7 @@ class RelayManager:
         connect: Callable[[PeerAddress], Awaitable[Connection]],
         attach: Callable[[Path], None],
         spawn: Callable[[Callable[[], Awaitable[None]], str], None],
-        rng: random.Random,
+        rng: RandomSource,
     ) -> None:
         self._config = config
         self._connect = connect

@@ -4,21 +4,29 @@
 
 `RetryPolicy` only computes delays; the Trio edge (`Endpoint`) sleeps them
 and decides which failures are transient.  Randomness comes from a
-`random.Random` the caller passes in, so runs are reproducible.
+`random.Random` (or anything with its ``random()`` method) the caller passes
+in, so runs are reproducible.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import attrs
 
 if TYPE_CHECKING:
-    import random
     from collections.abc import Iterator
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RandomSource", "RetryPolicy"]
+
+
+class RandomSource(Protocol):
+    """What the policy draws its jitter from: `random.Random` or one seeded lazily."""
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        ...
 
 
 def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -69,7 +77,7 @@ class RetryPolicy:
         if self.max_delay < self.initial_delay:
             raise ValueError("RetryPolicy.max_delay must be >= RetryPolicy.initial_delay")
 
-    def delays(self, rng: random.Random) -> Iterator[float]:
+    def delays(self, rng: RandomSource) -> Iterator[float]:
         """Yield the delay before each retry, forever (the caller stops)."""
         base = self.initial_delay
         while True:
@@ -77,7 +85,7 @@ class RetryPolicy:
             yield max(0.0, min(base, self.max_delay) * (1.0 + spread))
             base = min(base * self.multiplier, self.max_delay)
 
-    def schedule(self, rng: random.Random) -> Iterator[float]:
+    def schedule(self, rng: RandomSource) -> Iterator[float]:
         """Yield the start offsets (seconds after the first attempt) of each retry.
 
         Stops before an offset past ``max_elapsed``; attempt times are not

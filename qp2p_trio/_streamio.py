@@ -24,6 +24,8 @@ of `_streams` call the ``raw_*`` methods directly.
 from __future__ import annotations
 
 import functools
+import types
+import weakref
 from typing import TYPE_CHECKING
 
 import attrs
@@ -104,6 +106,31 @@ class StreamIO:
                 wake(sid)
             touched.clear()
         self._progress.unpark_all()
+
+    def release(self) -> None:
+        """The driver forgot the connection: call back into it weakly from now on.
+
+        Without the cycle (connection -> StreamIO -> the connection's bound
+        methods) our side of a closed connection is freed by reference
+        counting, not left to the cyclic collector.  Calls behave as before
+        while anything holds the connection.  Idempotent.
+        """
+        if not isinstance(self._sync, types.MethodType):
+            return
+        sync = weakref.WeakMethod(self._sync)
+        transmit = weakref.WeakMethod(self._transmit)
+
+        def weak_sync() -> None:
+            method = sync()
+            if method is not None:
+                method()
+
+        def weak_transmit(lone: bool) -> None:
+            method = transmit()
+            if method is not None:
+                method(lone)
+
+        self._sync, self._transmit = weak_sync, weak_transmit
 
     async def wait_change(self) -> None:
         """Park until the connection's state changes (then re-check)."""

@@ -68,11 +68,11 @@ class StreamTable:
             True: config.max_concurrent_streams,
             False: config.max_concurrent_streams,
         }
-        # The peer's raw streams waiting for accept_uni / accept_bi, by uni.
-        self.accept_queue: dict[bool, collections.deque[StreamState]] = {
-            True: collections.deque(),
-            False: collections.deque(),
-        }
+        # The peer's raw streams waiting for accept_uni / accept_bi, by uni;
+        # each deque is made on first use (most connections accept none).
+        self.accept_queue: dict[bool, collections.deque[StreamState]] = collections.defaultdict(
+            collections.deque
+        )
 
     def is_ours(self, sid: int) -> bool:
         """Whether we opened stream ``sid``."""

@@ -225,7 +225,7 @@ async def test_message_to_closing_endpoint_is_refused(autojump_clock):
         async with qp2p_trio.open_endpoint(ADDR) as a:
             async with qp2p_trio.open_endpoint(ADDR) as b:
                 conn = await a.connect(b.local_address)
-                b._driver.msg_send.close()  # the receive queue is gone, as at shutdown
+                b._driver.inbox.close()  # the receive queue is gone, as at shutdown
                 with pytest.raises(qp2p_trio.MessageError) as info:
                     await conn.send(b"too late")
                 assert info.value.error_code == _wire.StreamErrorCode.CLOSED

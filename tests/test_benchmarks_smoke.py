@@ -152,3 +152,20 @@ def test_w8_relayed_vs_direct_in_the_suite(tmp_path):
     for name, ratio in relay["ratio"].items():
         assert math.isfinite(ratio), name
         assert ratio > 0, name
+
+
+def test_memory_benchmark_smoke(tmp_path):
+    """``benchmarks/memory.py``: per added endpoint, both sides, with tracemalloc."""
+    script = RUN.parent / "memory.py"
+    for side in ("client", "server"):
+        proc = subprocess.run(
+            [sys.executable, str(script), side, "-n", "3", "--top", "3", "--trace"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert f"{side}: 3 added; per added: RSS" in proc.stdout
+        assert "tracemalloc:" in proc.stdout

@@ -32,6 +32,17 @@ def test_a_perfect_link_delivers_at_once_and_draws_nothing() -> None:
     assert state.rng.getstate() == before
 
 
+def test_a_perfect_link_makes_no_generator_nor_queue() -> None:
+    # A swarm has thousands of links: a seeded Random (2.5 KiB) and a queue
+    # are only made for a link whose impairments need them.
+    state = LinkState.seeded(3, 0, 1)
+    impair(LinkConfig(), state, PAYLOAD, 1.0)
+    assert state._rng is None
+    assert state._queue is None
+    eager = random.Random("3/0/1")
+    assert [state.rng.random() for _ in range(3)] == [eager.random() for _ in range(3)]
+
+
 def test_seeded_states_are_per_link_direction() -> None:
     draws = [LinkState.seeded(0, *link).rng.random() for link in ((0, 1), (1, 0), (0, 1))]
     assert draws[0] == draws[2] != draws[1]

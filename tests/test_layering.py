@@ -23,6 +23,7 @@ SANS_IO = [
     "_quicheader",
     "_pmtu",
     "_quicpmtu",
+    "_quicshare",
     "_aioquic_pin",
     "_certs",
     "_ca",
@@ -325,10 +326,15 @@ SHARED_PRIVATE = {"_create"}
 
 @pytest.mark.parametrize(
     "path",
-    # _quic is the aioquic adapter (and _quicpmtu its path MTU part): their
+    # _quic is the aioquic adapter (and _quicpmtu its path MTU part,
+    # _quicshare its shared frame handler table): their
     # private accesses are aioquic's, listed in _quic's docstring and each
     # tested in tests/test_quic_adapter.py.
-    [p for p in sorted(PACKAGE.rglob("*.py")) if p.name not in ("_quic.py", "_quicpmtu.py")],
+    [
+        p
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name not in ("_quic.py", "_quicpmtu.py", "_quicshare.py")
+    ],
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_no_module_uses_another_modules_private_names(path: Path) -> None:

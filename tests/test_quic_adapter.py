@@ -24,6 +24,7 @@ from qp2p_trio._quic import (
     Terminated,
     build_configuration,
 )
+from qp2p_trio._quicshare import FrameTable
 
 CLIENT_ADDR = ("10.0.0.1", 1111)
 SERVER_ADDR = ("10.0.0.2", 2222)
@@ -192,19 +193,69 @@ def test_a_connection_works_after_its_crypto_buffers_shrank():
     assert got == b"y" * 5000
 
 
-# 13. __frame_handlers: the epoch sets are shared between connections
-def test_frame_handler_epoch_sets_are_shared():
+# 13. __frame_handlers: one shared table, bound per look-up
+def test_frame_handler_table_is_shared_and_binds_to_its_connection():
     a, b = QuicCore(conf(True)), QuicCore(conf(True))
     tables = [getattr(c._quic, "_QuicConnection__frame_handlers", None) for c in (a, b)]
-    assert all(isinstance(t, dict) and t for t in tables), (
-        "aioquic QuicConnection.__frame_handlers is gone: epoch sets are per connection again"
+    assert all(isinstance(t, FrameTable) for t in tables), (
+        "aioquic QuicConnection.__frame_handlers is gone or no longer a dict: "
+        "each connection builds its own table again"
     )
+    plain = QuicConnection(configuration=conf(True))
+    own = plain._QuicConnection__frame_handlers  # type: ignore[attr-defined]
     first, second = tables
-    assert first.keys() == second.keys()
-    for frame_type in first:
-        assert first[frame_type][1] is second[frame_type][1], hex(frame_type)
-        assert first[frame_type][0].__self__ is a._quic
-        assert second[frame_type][0].__self__ is b._quic
+    assert len(first) == len(own)
+    for frame_type, (handler, epochs) in own.items():
+        for table, core in ((first, a), (second, b)):
+            bound, shared = table[frame_type]
+            assert bound.__self__ is core._quic, hex(frame_type)
+            assert bound.__func__ is getattr(type(core._quic), handler.__name__), hex(frame_type)
+            assert shared == epochs, hex(frame_type)
+        assert first[frame_type][1] is second[frame_type][1]
+    with pytest.raises(KeyError):
+        first[0x7FFF]  # aioquic answers an unknown frame type with FRAME_ENCODING_ERROR
+
+
+def _one_rtt_packet(sender, frame_type, body):
+    """A 1-RTT packet from ``sender`` holding one frame of ``frame_type`` (test only)."""
+    from aioquic.buffer import Buffer
+    from aioquic.quic.packet import QuicPacketType
+    from aioquic.quic.packet_builder import QuicPacketBuilder
+    from aioquic.tls import Epoch
+
+    quic = sender._quic
+    builder = QuicPacketBuilder(
+        host_cid=quic.host_cid,
+        is_client=quic._is_client,
+        max_datagram_size=1200,
+        packet_number=quic._packet_number,
+        peer_cid=quic._peer_cid.cid,
+        version=quic._version,
+    )
+    builder.start_packet(QuicPacketType.ONE_RTT, quic._cryptos[Epoch.ONE_RTT])
+    buf = Buffer(capacity=16)
+    buf.push_uint_var(frame_type)
+    builder.start_frame(0x01, capacity=len(buf.data) + len(body))  # PING's slot, rewritten
+    builder._buffer.seek(builder._buffer.tell() - 1)  # drop the PING type byte
+    builder._buffer.push_bytes(buf.data + body)
+    quic._packet_number += 1
+    datagrams, _packets = builder.flush()
+    return datagrams[0]
+
+
+def test_unknown_and_known_frames_through_the_shared_table():
+    client, server, pump = handshake(Identity.generate(), Identity.generate())
+    # A known frame (PING, 0x01) is handled: the server stays up.
+    server.receive(_one_rtt_packet(client, 0x01, b""), CLIENT_ADDR, pump.now)
+    pump.run()
+    assert server._quic._close_event is None
+    # An unknown frame type ends the connection with FRAME_ENCODING_ERROR (0x7).
+    server.receive(_one_rtt_packet(client, 0x3FFF, b""), CLIENT_ADDR, pump.now)
+    assert server._quic._close_event is not None
+    assert server._quic._close_event.error_code == 0x7  # told to the client too:
+    pump.run()
+    assert client._quic._close_event is not None
+    assert client._quic._close_event.error_code == 0x7
 
 
 # 17. aioquic.quic.connection.EPOCHS is memoised
@@ -736,3 +787,82 @@ def test_a_new_primary_path_starts_over_at_the_floor():
     client.datagrams(pump.now)
     assert client.statistics()["path_mtu"] == 1200
     assert client.pmtu.search.size == 1200
+
+
+# 28. CryptoContext._setup_cb / _teardown_cb, QuicConnection._quic_logger
+def test_key_callbacks_are_dropped_without_qlog_and_kept_with_it():
+    from aioquic.quic.crypto import NoCallback
+
+    from qp2p_trio._quic import QlogSink
+
+    client, server, _ = handshake()
+    for core in (client, server):
+        assert core._quic._quic_logger is None, "aioquic QuicConnection._quic_logger is gone"
+        for pair in core._quic._cryptos.values():
+            for context in (pair.recv, pair.send):
+                assert context._setup_cb is NoCallback, "aioquic CryptoContext._setup_cb is gone"
+                assert context._teardown_cb is NoCallback
+    # With a qlog, aioquic's own callbacks stay and log every key.
+    traces = []
+    sink = QlogSink(lambda odcid, is_client, trace: traces.append(trace))
+    cert, key = make_certificate(Identity.generate(), now=time.time())
+    qc = build_configuration(Config(), is_client=True, certificate=cert, private_key=key, qlog=sink)
+    logged = QuicCore(qc)
+    logged.connect(SERVER_ADDR, 1000.0)
+    first = logged.datagrams(1000.0)
+    from qp2p_trio._quicheader import parse_datagram_header
+
+    odcid = parse_datagram_header(first[0][0]).destination_cid
+    peer = QuicCore(conf(False), original_destination_connection_id=odcid)
+    for data, _ in first:
+        peer.receive(data, CLIENT_ADDR, 1000.0)
+    Pump(logged, peer).run()
+    sink.end_all()
+    names = [event["name"] for trace in traces for event in trace["events"]]
+    assert "security:key_updated" in names, names
+
+
+# 29. QuicConnection._discard_epoch, _crypto_streams, _crypto_buffers, _spaces[epoch].discarded
+def test_spent_crypto_streams_are_dropped_and_late_handshake_packets_are_harmless():
+    from aioquic.tls import Epoch
+
+    from qp2p_trio._quicheader import parse_datagram_header
+
+    client = QuicCore(conf(True))
+    client.connect(SERVER_ADDR, 1000.0)
+    first = client.datagrams(1000.0)
+    header = parse_datagram_header(first[0][0])
+    server = QuicCore(conf(False), original_destination_connection_id=header.destination_cid)
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, 1000.0)
+    answer = server.datagrams(1000.0)  # the server's Initial and Handshake flight
+    for data, _ in answer:
+        client.receive(data, SERVER_ADDR, 1000.0)
+    pump = Pump(client, server)
+    pump.run()
+    for core in (client, server):
+        quic = core._quic
+        assert all(quic._spaces[e].discarded for e in (Epoch.INITIAL, Epoch.HANDSHAKE))
+        assert set(quic._crypto_streams) == {Epoch.ONE_RTT}, "aioquic _crypto_streams changed"
+        assert set(quic._crypto_buffers) == {Epoch.ONE_RTT}
+        spent = quic._cryptos[Epoch.INITIAL]
+        assert spent is quic._cryptos[Epoch.HANDSHAKE], "aioquic _cryptos changed"
+        assert all(pair is spent for pair in quic._cryptos_initial.values())
+        assert not spent.send.is_valid()
+        assert not spent.recv.is_valid()
+    # Handshake packets arriving late (retransmitted or replayed) are dropped.
+    for data, _ in first:
+        server.receive(data, CLIENT_ADDR, pump.now)
+    for data, _ in answer:
+        client.receive(data, SERVER_ADDR, pump.now)
+    pump.run()
+    assert client._quic._close_event is None
+    assert server._quic._close_event is None
+    # And the connection carries data as before.
+    sid = client.next_stream_id(unidirectional=False)
+    client.send(sid, b"after" * 1000, end_stream=True)
+    pump.run()
+    got = b"".join(
+        e.data for e in pump.events[id(server)] if isinstance(e, StreamData) and e.stream_id == sid
+    )
+    assert got == b"after" * 1000

@@ -69,10 +69,14 @@ class LinkState:
     random sequence, the burst state and the queue's backlog.
     """
 
-    rng: random.Random
+    # The generator and the queue are made when first used (`rng`, `queue`):
+    # a link without impairments draws nothing and queues nothing, and a
+    # swarm has thousands of links (a seeded Random is 2.5 KiB).
+    _rng: random.Random | None = attrs.field(default=None, alias="rng")
     #: Whether the Gilbert loss model is in its *bad* (dropping) state.
     bursting: bool = False
-    queue: RateQueue = attrs.Factory(RateQueue)
+    _queue: RateQueue | None = attrs.field(default=None, alias="queue")
+    _seed: str | None = attrs.field(default=None, kw_only=True, alias="seed")
 
     @classmethod
     def seeded(cls, seed: int, src: int, dst: int) -> LinkState:
@@ -80,7 +84,23 @@ class LinkState:
 
         Seeding with a str is stable across processes (SHA-512 based).
         """
-        return cls(random.Random(f"{seed}/{src}/{dst}"))
+        return cls(seed=f"{seed}/{src}/{dst}")
+
+    @property
+    def rng(self) -> random.Random:
+        """The link's random sequence (seeded on first use)."""
+        rng = self._rng
+        if rng is None:
+            rng = self._rng = random.Random(self._seed)
+        return rng
+
+    @property
+    def queue(self) -> RateQueue:
+        """The link's serialisation queue."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = RateQueue()
+        return queue
 
 
 @final
@@ -130,8 +150,7 @@ def impair(link: LinkConfig, state: LinkState, data: bytes, now: float) -> Verdi
         return Verdict(dropped="dropped_mtu")
     if link.loss and _lost(link, state):
         return Verdict(dropped="dropped_loss")
-    rng = state.rng
-    duplicated = bool(link.duplicate) and rng.random() < link.duplicate
+    duplicated = bool(link.duplicate) and state.rng.random() < link.duplicate
     copies = tuple(
         _copy(link, state, data, now, duplicate=n > 0) for n in range(2 if duplicated else 1)
     )
@@ -159,10 +178,10 @@ def _lost(link: LinkConfig, state: LinkState) -> bool:
 
 def _copy(link: LinkConfig, state: LinkState, data: bytes, now: float, *, duplicate: bool) -> Copy:
     """Corrupt, queue and delay one copy."""
-    rng = state.rng
     corrupted = False
-    if link.corrupt and data and rng.random() < link.corrupt:
+    if link.corrupt and data and state.rng.random() < link.corrupt:
         flipped = bytearray(data)
+        rng = state.rng
         flipped[rng.randrange(len(flipped))] ^= rng.randrange(1, 256)
         data = bytes(flipped)
         corrupted = True
@@ -174,9 +193,9 @@ def _copy(link: LinkConfig, state: LinkState, data: bytes, now: float, *, duplic
         arrival = serialised
     arrival += link.delay
     if link.jitter:
-        arrival += rng.uniform(0.0, link.jitter)
+        arrival += state.rng.uniform(0.0, link.jitter)
     reordered = False
-    if link.reorder and rng.random() < link.reorder:
+    if link.reorder and state.rng.random() < link.reorder:
         arrival += link.reorder_delay
         reordered = True
     return Copy(data, arrival, duplicate=duplicate, corrupted=corrupted, reordered=reordered)
