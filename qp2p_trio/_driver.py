@@ -4,7 +4,8 @@
 
 Theory of operation
 -------------------
-`Driver.run` runs two tasks in the endpoint's nursery:
+`Driver.run` runs two tasks in the endpoint's nursery (the receive task is
+the one that runs `Driver.run`, the send task a child of its nursery):
 
 - the **receive task** reads datagrams in batches, routes each by its
   destination connection id (`Driver.routes` holds every local CID of every
@@ -679,25 +680,33 @@ class Driver(DriverHost):
     def _only_input(self) -> bool:
         return not self._raw_out and len(self._quiet) >= len(self._dirty)
 
-    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
-        """Run the receive and send tasks until cancelled (or the socket closes)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self.gate.start(nursery)
-            self.protocols.start(nursery)
-            receive = functools.partial(self._receive_loop, self.transport, None)
-            nursery.start_soon(_guard, receive, "receive")
-            nursery.start_soon(_guard, self._send_loop, "send")
-            task_status.started()
+    async def run(self, scope: trio.CancelScope, *, task_status: trio.TaskStatus[None]) -> None:
+        """Run the send task, and receive in this one, within ``scope`` until it is cancelled.
+
+        The socket's receive loop runs in this task, the body of the nursery
+        that holds the send task (and the admission hooks, protocol handlers
+        and path tasks): one task less per endpoint.  It ends when the socket
+        closes; the nursery then waits for the rest.
+        """
+        with scope:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.gate.start(nursery)
+                self.protocols.start(nursery)
+                nursery.start_soon(_guard, self._send_loop, "send")
+                task_status.started()
+                # It holds the nursery `start` made, for as long as this runs.
+                del task_status
+                await _guard(self._receive_loop, "receive", self.transport, None)
 
 
 def _heard_from(conn: Connection) -> bool:
     return bool(conn.datagrams_received) or conn.established_event.is_set()
 
 
-async def _guard(fn: Any, name: str) -> None:
+async def _guard(fn: Any, name: str, *args: Any) -> None:
     try:
-        await fn()
+        await fn(*args)
     except Exception as exc:
         raise EndpointError(
             f"internal error in the endpoint's {name} task; please report this bug"
