@@ -147,8 +147,9 @@ class Driver(DriverHost):
         "_rx_batch",
         "_sending",
         "_seq",
+        "_sleeper",
         "_timers",
-        "_wake",
+        "_woken",
         "accepted",
         "admission",
         "budget",
@@ -209,7 +210,10 @@ class Driver(DriverHost):
         #: unreachable report may fail.
         self._dialing = DialWatch[Connection]()
         self._nursery: trio.Nursery | None = None
-        self._wake = trio.Event()
+        # The send task's wake-up (an Event's latch, without an Event and its
+        # parking lot per pass): set until its next pass; the task if asleep.
+        self._woken = False
+        self._sleeper: trio.lowlevel.Task | None = None
         # Opened on first use: a client-only endpoint never needs them.
         self.inbox = LazyChannel[tuple[Message, str, int]](math.inf)  # messages for `receive`
         self.accepted = LazyChannel[Connection](config.accept_queue_size)  # for `accept`
@@ -324,7 +328,7 @@ class Driver(DriverHost):
         self._dirty[conn] = None
         self._quiet.discard(conn)
         if not self._rx_batch:  # the receive loop wakes the sender per batch
-            self._wake.set()
+            self._wake_sender()
 
     def _revoke(self) -> None:
         """The trust policy changed: close connections to peers it no longer admits."""
@@ -475,7 +479,7 @@ class Driver(DriverHost):
         if path is None:
             self.recent.note(addr, trio.current_time())
             self._raw_out.append((datagram, addr))
-            self._wake.set()
+            self._wake_sender()
         else:
             self._path_send(path, [(datagram, addr)])
 
@@ -488,7 +492,7 @@ class Driver(DriverHost):
         finally:
             self._rx_batch = False
         if self._dirty or self._raw_out:
-            self._wake.set()
+            self._wake_sender()
 
     async def _receive_loop(self, source: Transport | Path, path: Path | None) -> None:
         """Feed what ``source`` (the socket's transport, or ``path``) receives, until it closes."""
@@ -637,7 +641,7 @@ class Driver(DriverHost):
         elif len(out) > _DIRECT_MAX:
             # Bulk: the sender task sends it in runs (segmentation offload).
             self._raw_out.extend(out)
-            self._wake.set()
+            self._wake_sender()
         elif out:
             sent, rest = transport.send_nowait(out)
             counters = self.counters
@@ -645,7 +649,7 @@ class Driver(DriverHost):
             counters.bytes_sent += sum(len(d) for d, _ in out[:sent])
             if rest:  # the kernel buffer is full: the sender task waits for room
                 self._raw_out.extend(rest)
-                self._wake.set()
+                self._wake_sender()
         conn.after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
@@ -666,7 +670,7 @@ class Driver(DriverHost):
         counters = self.counters
         path_of = self._path_of
         while True:
-            self._wake = trio.Event()
+            self._woken = False
             self._fire_timers(trio.current_time())
             passes = 0
             while self._dirty or self._raw_out:
@@ -718,7 +722,28 @@ class Driver(DriverHost):
                         self._forget(conn)
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):
-                await self._wake.wait()
+                await self._sleep()
+
+    def _wake_sender(self) -> None:
+        """Wake the send task, or have its next wait return at once (until its next pass)."""
+        if not self._woken:
+            self._woken = True
+            task = self._sleeper
+            if task is not None:
+                self._sleeper = None
+                trio.lowlevel.reschedule(task)
+
+    async def _sleep(self) -> None:
+        """Wait for `_wake_sender` (a checkpoint if it was called already), as `trio.Event.wait`."""
+        if self._woken:
+            await trio.lowlevel.checkpoint()
+            return
+        self._sleeper = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_sleep)
+
+    def _abort_sleep(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        self._sleeper = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _only_input(self) -> bool:
         return not self._raw_out and len(self._quiet) >= len(self._dirty)
