@@ -94,6 +94,8 @@ class Connection(ConnectionExtras, metaclass=NoPublicConstructor):
         self.next_ping_at: float | None = None
         self.heap_at = math.inf  # deadline of our live entry in the driver's timer heap
         self.ping_uid = 0
+        #: When the handshake began, until it is established (`_metrics.Tally`).
+        self.handshake_began: float | None = None
         self.wrote = False  # stream data queued since the last transmit (ACKs ride along)
         self.datagrams_sent = 0
         self.datagrams_received = 0

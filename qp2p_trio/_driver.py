@@ -4,7 +4,8 @@
 
 Theory of operation
 -------------------
-`Driver.run` runs two tasks in the endpoint's nursery:
+`Driver.run` runs two tasks in the endpoint's nursery (the receive task is
+the one that runs `Driver.run`, the send task a child of its nursery):
 
 - the **receive task** reads datagrams in batches, routes each by its
   destination connection id (`Driver.routes` holds every local CID of every
@@ -130,6 +131,50 @@ class _Counters:
 class Driver(DriverHost):
     """Runs one UDP socket and its connections (see the module docstring)."""
 
+    # Slots: past 30 attributes an instance dict is no longer key-sharing and
+    # costs 1.6 KB per endpoint.  (``__dict__`` stays, for tests that patch.)
+    __slots__ = (
+        "__dict__",
+        "_closing",
+        "_dialing",
+        "_dirty",
+        "_identity",
+        "_nursery",
+        "_path_of",
+        "_pool",
+        "_quiet",
+        "_raw_out",
+        "_rx_batch",
+        "_sending",
+        "_seq",
+        "_sleeper",
+        "_timers",
+        "_woken",
+        "accepted",
+        "admission",
+        "budget",
+        "closed",
+        "config",
+        "connections",
+        "counters",
+        "family",
+        "gate",
+        "inbox",
+        "incarnation",
+        "live",
+        "observations",
+        "observe",
+        "paths",
+        "probes",
+        "protocols",
+        "recent",
+        "routes",
+        "tally",
+        "tls",
+        "transport",
+        "wall_clock",
+    )
+
     def __init__(
         self, sock: trio.socket.SocketType, config: Config, identity: Identity, pool: Pool
     ) -> None:
@@ -165,7 +210,10 @@ class Driver(DriverHost):
         #: unreachable report may fail.
         self._dialing = DialWatch[Connection]()
         self._nursery: trio.Nursery | None = None
-        self._wake = trio.Event()
+        # The send task's wake-up (an Event's latch, without an Event and its
+        # parking lot per pass): set until its next pass; the task if asleep.
+        self._woken = False
+        self._sleeper: trio.lowlevel.Task | None = None
         # Opened on first use: a client-only endpoint never needs them.
         self.inbox = LazyChannel[tuple[Message, str, int]](math.inf)  # messages for `receive`
         self.accepted = LazyChannel[Connection](config.accept_queue_size)  # for `accept`
@@ -280,7 +328,7 @@ class Driver(DriverHost):
         self._dirty[conn] = None
         self._quiet.discard(conn)
         if not self._rx_batch:  # the receive loop wakes the sender per batch
-            self._wake.set()
+            self._wake_sender()
 
     def _revoke(self) -> None:
         """The trust policy changed: close connections to peers it no longer admits."""
@@ -431,7 +479,7 @@ class Driver(DriverHost):
         if path is None:
             self.recent.note(addr, trio.current_time())
             self._raw_out.append((datagram, addr))
-            self._wake.set()
+            self._wake_sender()
         else:
             self._path_send(path, [(datagram, addr)])
 
@@ -444,7 +492,7 @@ class Driver(DriverHost):
         finally:
             self._rx_batch = False
         if self._dirty or self._raw_out:
-            self._wake.set()
+            self._wake_sender()
 
     async def _receive_loop(self, source: Transport | Path, path: Path | None) -> None:
         """Feed what ``source`` (the socket's transport, or ``path``) receives, until it closes."""
@@ -593,7 +641,7 @@ class Driver(DriverHost):
         elif len(out) > _DIRECT_MAX:
             # Bulk: the sender task sends it in runs (segmentation offload).
             self._raw_out.extend(out)
-            self._wake.set()
+            self._wake_sender()
         elif out:
             sent, rest = transport.send_nowait(out)
             counters = self.counters
@@ -601,7 +649,7 @@ class Driver(DriverHost):
             counters.bytes_sent += sum(len(d) for d, _ in out[:sent])
             if rest:  # the kernel buffer is full: the sender task waits for room
                 self._raw_out.extend(rest)
-                self._wake.set()
+                self._wake_sender()
         conn.after_transmit()
         conn.timer_at = conn.core.timer()
         self._schedule(conn)
@@ -622,7 +670,7 @@ class Driver(DriverHost):
         counters = self.counters
         path_of = self._path_of
         while True:
-            self._wake = trio.Event()
+            self._woken = False
             self._fire_timers(trio.current_time())
             passes = 0
             while self._dirty or self._raw_out:
@@ -674,30 +722,59 @@ class Driver(DriverHost):
                         self._forget(conn)
                 sent.clear()
             with trio.move_on_at(self._next_deadline()):
-                await self._wake.wait()
+                await self._sleep()
+
+    def _wake_sender(self) -> None:
+        """Wake the send task, or have its next wait return at once (until its next pass)."""
+        if not self._woken:
+            self._woken = True
+            task = self._sleeper
+            if task is not None:
+                self._sleeper = None
+                trio.lowlevel.reschedule(task)
+
+    async def _sleep(self) -> None:
+        """Wait for `_wake_sender` (a checkpoint if it was called already), as `trio.Event.wait`."""
+        if self._woken:
+            await trio.lowlevel.checkpoint()
+            return
+        self._sleeper = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_sleep)
+
+    def _abort_sleep(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        self._sleeper = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _only_input(self) -> bool:
         return not self._raw_out and len(self._quiet) >= len(self._dirty)
 
-    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
-        """Run the receive and send tasks until cancelled (or the socket closes)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self.gate.start(nursery)
-            self.protocols.start(nursery)
-            receive = functools.partial(self._receive_loop, self.transport, None)
-            nursery.start_soon(_guard, receive, "receive")
-            nursery.start_soon(_guard, self._send_loop, "send")
-            task_status.started()
+    async def run(self, scope: trio.CancelScope, *, task_status: trio.TaskStatus[None]) -> None:
+        """Run the send task, and receive in this one, within ``scope`` until it is cancelled.
+
+        The socket's receive loop runs in this task, the body of the nursery
+        that holds the send task (and the admission hooks, protocol handlers
+        and path tasks): one task less per endpoint.  It ends when the socket
+        closes; the nursery then waits for the rest.
+        """
+        with scope:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.gate.start(nursery)
+                self.protocols.start(nursery)
+                nursery.start_soon(_guard, self._send_loop, "send")
+                task_status.started()
+                # It holds the nursery `start` made, for as long as this runs.
+                del task_status
+                await _guard(self._receive_loop, "receive", self.transport, None)
 
 
 def _heard_from(conn: Connection) -> bool:
     return bool(conn.datagrams_received) or conn.established_event.is_set()
 
 
-async def _guard(fn: Any, name: str) -> None:
+async def _guard(fn: Any, name: str, *args: Any) -> None:
     try:
-        await fn()
+        await fn(*args)
     except Exception as exc:
         raise EndpointError(
             f"internal error in the endpoint's {name} task; please report this bug"

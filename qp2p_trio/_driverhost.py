@@ -45,6 +45,8 @@ _admission_log = _observe.get_logger("admission")
 class DriverHost:
     """The connection-facing callbacks of `_driver.Driver` (which inherits them)."""
 
+    __slots__ = ()  # the attributes are the driver's slots
+
     # Set by `Driver.__init__`.
     config: Config
     gate: Gatekeeper

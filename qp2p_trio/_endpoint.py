@@ -559,10 +559,6 @@ class Endpoint(EndpointNat, metaclass=NoPublicConstructor):
         if self._driver.closing:
             raise trio.ClosedResourceError("the endpoint is closed")
 
-    async def _run_background(self, *, task_status: trio.TaskStatus[None]) -> None:
-        with self._bg_scope:
-            await self._driver.run(task_status=task_status)
-
     async def _shutdown(self) -> None:
         driver = self._driver
         if driver.closed:
@@ -690,7 +686,7 @@ async def open_endpoint(
         try:
             async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 try:
-                    await nursery.start(endpoint._run_background)
+                    await nursery.start(endpoint._driver.run, endpoint._bg_scope)
                     endpoint._relays.start()
                     nursery.start_soon(endpoint._peer_cache.run, endpoint.events)
                     if config.port_mapping:

@@ -29,7 +29,6 @@ nothing.  `snapshot` costs one pass over the live connections.
 from __future__ import annotations
 
 import bisect
-import weakref
 from typing import TYPE_CHECKING, Final, final
 
 import attrs
@@ -115,18 +114,18 @@ class Tally:
     stream_refusals: dict[int, int] = attrs.Factory(dict)
     handshake_seconds: _Buckets = attrs.Factory(lambda: _Buckets(HANDSHAKE_BUCKETS))
     rtt_seconds: _Buckets = attrs.Factory(lambda: _Buckets(RTT_BUCKETS))
-    # When each connection's handshake began (gone with the connection).
-    _started: weakref.WeakKeyDictionary[Connection, float] = attrs.Factory(
-        weakref.WeakKeyDictionary
-    )
+    # When each connection's handshake began is the connection's own
+    # (`Connection.handshake_began`): nothing per endpoint, gone with it.
 
     def handshake_started(self, conn: Connection, now: float) -> None:
-        self._started.setdefault(conn, now)
+        if conn.handshake_began is None:
+            conn.handshake_began = now
 
     def established(self, conn: Connection, now: float) -> None:
         """Observe the handshake's duration and the connection's RTT now."""
-        started = self._started.pop(conn, None)
+        started = conn.handshake_began
         if started is not None:
+            conn.handshake_began = None
             self.handshake_seconds.observe(now - started)
         rtt = conn.statistics().rtt
         if rtt > 0:

@@ -97,7 +97,7 @@ class PathKeeper:
         self._connect = connect
         self._punching = punching
         self._met: OrderedDict[NodeId, _Met] = OrderedDict()
-        self._falling_back: set[NodeId] = set()
+        self._falling_back: dict[NodeId, None] = {}  # a set, at 64 bytes while empty
         self.counters = FallbackCounters()
         hub.listen(self.on_event)
 
@@ -140,12 +140,12 @@ class PathKeeper:
         self.counters.path_fallbacks += 1
         _log.info("the direct path to %s died: falling back to %s", peer.short(), met.relay)
         if met.dialled and peer not in self._falling_back:
-            self._falling_back.add(peer)
+            self._falling_back[peer] = None
             try:
                 spawn = self._puncher.spawn
                 spawn(functools.partial(self._fall_back, peer, met), "relay fallback")
             except trio.ClosedResourceError:
-                self._falling_back.discard(peer)
+                self._falling_back.pop(peer, None)
 
     async def _fall_back(self, peer: NodeId, met: _Met) -> None:
         try:
@@ -155,6 +155,6 @@ class PathKeeper:
             _log.info("falling back to %s for %s failed: %s", met.relay, peer.short(), exc)
             return
         finally:
-            self._falling_back.discard(peer)
+            self._falling_back.pop(peer, None)
         if conn.path == "relayed":
             self._hub.emit(PathChanged(peer, "relayed", conn, met.direct))

@@ -144,7 +144,7 @@ class Puncher:
         self._dial = dial
         #: Starts a task in the endpoint's nursery (the path keeper's too).
         self.spawn = spawn
-        self._running: set[Connection] = set()
+        self._running: dict[Connection, None] = {}  # a set, at 64 bytes while empty
         self._answered: dict[Connection, int] = {}  # punch requests answered, per connection
         self.counters = PunchCounters()
 
@@ -156,7 +156,7 @@ class Puncher:
         """Punch a hole for the relayed ``conn`` in a task of the endpoint (once)."""
         if conn in self._running or conn.path != "relayed":
             return
-        self._running.add(conn)
+        self._running[conn] = None
         self.spawn(functools.partial(self._initiate, conn), "hole punching")
 
     def _ours(self) -> list[Address]:
@@ -184,7 +184,7 @@ class Puncher:
                     self.counters.punch_failures += 1
                     await trio.sleep(ROUND_TIMEOUT * (round_ + 1))
         finally:
-            self._running.discard(conn)
+            self._running.pop(conn, None)
 
     async def _round(self, conn: Connection) -> bool:
         stream = await conn.open_protocol(PUNCH_PROTOCOL)

@@ -294,7 +294,8 @@ class RecentContacts:
     def __init__(self, limit: int = 512, max_age: float = 300.0) -> None:
         self.limit = limit
         self.max_age = max_age
-        self._ips: collections.OrderedDict[str, float] = collections.OrderedDict()
+        # Made by the first note: most endpoints never answer connectionless.
+        self._ips: collections.OrderedDict[str, float] | None = None
         self._overflow_at: float | None = None
 
     def note(self, address: Sequence[object], now: float) -> None:
@@ -302,10 +303,13 @@ class RecentContacts:
         ip = ip_of(address)
         if ip is None:
             return
-        self._ips[ip] = now
-        self._ips.move_to_end(ip)
-        while len(self._ips) > self.limit:
-            _, when = self._ips.popitem(last=False)
+        ips = self._ips
+        if ips is None:
+            ips = self._ips = collections.OrderedDict()
+        ips[ip] = now
+        ips.move_to_end(ip)
+        while len(ips) > self.limit:
+            _, when = ips.popitem(last=False)
             if now - when < self.max_age:
                 self._overflow_at = now
 
@@ -313,7 +317,7 @@ class RecentContacts:
         """Whether we may have sent to ``address``'s IP within ``max_age`` seconds."""
         if self._overflow_at is not None and now - self._overflow_at < self.max_age:
             return True
-        when = self._ips.get(ip_of(address) or "")
+        when = None if self._ips is None else self._ips.get(ip_of(address) or "")
         return when is not None and now - when < self.max_age
 
 
@@ -350,23 +354,26 @@ class VerdictBook:
     def __init__(self, limit: int = 32, max_age: float = 600.0) -> None:
         self.limit = limit
         self.max_age = max_age
-        self._book: collections.OrderedDict[tuple[str, int], tuple[Reachability, float]] = (
-            collections.OrderedDict()
-        )
+        # Made by the first verdict: most endpoints never check reachability.
+        self._book: collections.OrderedDict[tuple[str, int], tuple[Reachability, float]] | None
+        self._book = None
 
     def record(self, address: tuple[str, int], result: Reachability, now: float) -> None:
         """Remember ``result`` for ``address`` (an unknown never replaces a fresh answer)."""
         old = self.get(address, now)
         if result is Reachability.UNKNOWN and old is not None:
             return
-        self._book[address] = (result, now)
-        self._book.move_to_end(address)
-        while len(self._book) > self.limit:
-            self._book.popitem(last=False)
+        book = self._book
+        if book is None:
+            book = self._book = collections.OrderedDict()
+        book[address] = (result, now)
+        book.move_to_end(address)
+        while len(book) > self.limit:
+            book.popitem(last=False)
 
     def get(self, address: tuple[str, int], now: float) -> Reachability | None:
         """The verdict on ``address`` if fresh, else None."""
-        entry = self._book.get(address)
+        entry = None if self._book is None else self._book.get(address)
         if entry is None or now - entry[1] >= self.max_age:
             return None
         return entry[0]
@@ -391,23 +398,23 @@ class RateLimiter:
         self.max_keys = max_keys
         # Created by the first event: most endpoints never serve a check.
         self._events: collections.deque[tuple[float, Hashable]] | None = None
-        self._keys: collections.Counter[Hashable] = collections.Counter()
+        self._keys: collections.Counter[Hashable] | None = None
 
     def allow(self, key: Hashable, now: float) -> bool:
         """Count an event for ``key`` if within the limits; whether it was."""
-        events = self._events
-        if events is None:
-            events = self._events = collections.deque()
+        events, keys = self._events, self._keys
+        if events is None or keys is None:
+            events, keys = self._events, self._keys = collections.deque(), collections.Counter()
         while events and now - events[0][0] >= self.window:
             _, old = events.popleft()
-            self._keys[old] -= 1
-            if not self._keys[old]:
-                del self._keys[old]
-        count = self._keys.get(key, 0)
+            keys[old] -= 1
+            if not keys[old]:
+                del keys[old]
+        count = keys.get(key, 0)
         if len(events) >= self.total or count >= self.per_key:
             return False
-        if not count and len(self._keys) >= self.max_keys:
+        if not count and len(keys) >= self.max_keys:
             return False
         events.append((now, key))
-        self._keys[key] += 1
+        keys[key] += 1
         return True

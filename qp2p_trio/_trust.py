@@ -39,7 +39,7 @@ runs before admission of an Initial does any work (see `_driver`).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 import trio
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -59,6 +59,23 @@ if TYPE_CHECKING:
 __all__ = ["Gatekeeper", "Trust"]
 
 _log = logging.getLogger("qp2p_trio")
+
+T = TypeVar("T")
+#: The deny-list and revocations of most endpoints: empty, shared, never changed.
+_NONE: Final[frozenset[Any]] = frozenset()
+
+
+def _own(found: set[T] | frozenset[T]) -> set[T] | frozenset[T]:
+    """``found``, or the shared empty set when it is empty (a set is 216 bytes)."""
+    return found if found else _NONE
+
+
+def _add(found: set[T] | frozenset[T], more: set[T]) -> set[T]:
+    """``found`` with ``more`` added: in place, unless ``found`` is the shared empty set."""
+    if isinstance(found, set):
+        found |= more
+        return found
+    return set(found) | more
 
 
 def _ids(node_ids: Iterable[NodeId]) -> set[NodeId]:
@@ -123,9 +140,9 @@ class Trust(metaclass=NoPublicConstructor):
         revoked: Iterable[NodeId | int] = (),
     ) -> None:
         self._allowed = None if allowed is None else _ids(allowed)
-        self._denied = _ids(denied)
+        self._denied: set[NodeId] | frozenset[NodeId] = _own(_ids(denied))
         self._roots = _roots(roots)
-        self._revoked = _revocations(revoked)
+        self._revoked: set[NodeId | int] | frozenset[NodeId | int] = _own(_revocations(revoked))
         #: Called after every change (the driver closes what is no longer admitted).
         self.changed: Callable[[], None] = lambda: None
 
@@ -167,7 +184,7 @@ class Trust(metaclass=NoPublicConstructor):
         Only matters with trusted CAs (a node id to refuse whatever its
         certificate is better put on the deny-list).
         """
-        self._revoked |= _revocations(entries)
+        self._revoked = _add(self._revoked, _revocations(entries))
         self.changed()
 
     def unrevoke(self, *entries: NodeId | int) -> None:
@@ -201,7 +218,7 @@ class Trust(metaclass=NoPublicConstructor):
     def deny(self, *node_ids: NodeId) -> None:
         """Refuse these peers from now on, and close their live connections."""
         ids = _ids(node_ids)
-        self._denied |= ids
+        self._denied = _add(self._denied, ids)
         if self._allowed is not None:
             self._allowed -= ids
         self.changed()
@@ -250,7 +267,7 @@ class Gatekeeper:
             config.trusted_cas,
             config.revoked_certificates,
         )
-        self._limiter = trio.CapacityLimiter(config.admit_peer_concurrency)
+        self._limiter: trio.CapacityLimiter | None = None  # made for the first hook call
         self._nursery: trio.Nursery | None = None
         self._pending: dict[Connection, trio.CancelScope] = {}
         self.refused = 0  # connections refused, both directions
@@ -294,10 +311,13 @@ class Gatekeeper:
         peer = conn.peer_id
         leaf = conn.core.peer_certificates()[0].public_bytes(Encoding.DER)
         admitted = False
+        limiter = self._limiter
+        if limiter is None:
+            limiter = self._limiter = trio.CapacityLimiter(self._config.admit_peer_concurrency)
         with scope:
             try:
                 with trio.fail_after(self._config.admit_peer_timeout):
-                    async with self._limiter:
+                    async with limiter:
                         admitted = bool(await hook(peer, conn.peer_address, leaf))
             except trio.TooSlowError:
                 self.hook_failures += 1

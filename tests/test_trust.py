@@ -282,3 +282,52 @@ async def test_denied_after_connect_is_not_retried_by_send(autojump_clock: Any) 
             await trio.sleep(0.1)
             with pytest.raises((AdmissionRefused, ConnectionClosed)):
                 await client.send(server.peer_address, b"again")
+
+
+def test_empty_lists_of_two_endpoints_stay_apart() -> None:
+    # Empty deny-lists and revocations start out as one shared empty set
+    # (issue 15: memory per endpoint); changing one Trust changes no other.
+    a, b = Identity.generate().node_id, Identity.generate().node_id
+    first, second = Trust._create(None, []), Trust._create(None, [])
+    first.deny(a)
+    first.revoke(b, 7)
+    second.allow(a)
+    second.unrevoke(b)
+    assert first.denied == {a}
+    assert first.revoked == {b, 7}
+    assert second.denied == frozenset()
+    assert second.revoked == frozenset()
+    assert second.admits(a)
+    assert not first.admits(a)
+    first.deny(b)  # grows the set it now owns
+    first.unrevoke(7)
+    assert first.denied == {a, b}
+    assert first.revoked == {b}
+
+
+async def test_the_admission_hook_runs_at_most_concurrency_calls_at_once(
+    autojump_clock: Any,
+) -> None:
+    net = MemoryNetwork(seed=12)
+    running, most = 0, 0
+
+    async def hook(node_id: NodeId, address: Any, certificate: bytes) -> bool:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await trio.sleep(1)
+        running -= 1
+        return True
+
+    config = attrs.evolve(
+        NO_RETRY, admit_peer=hook, admit_peer_concurrency=2, admit_peer_timeout=30.0
+    )
+    with net.activate():
+        async with open_endpoint_factory(net, config=NO_RETRY) as factory:
+            server = await factory(config=config)
+            clients = [await factory() for _ in range(5)]
+            async with trio.open_nursery() as nursery:
+                for client in clients:
+                    nursery.start_soon(client.connect, server.peer_address)
+            assert most == 2
+            assert server.statistics().connections == 5
